@@ -1,0 +1,530 @@
+/*
+** logio.c - the block log (FORMAT.md, layer 1): encoding entries into
+** records, reading them forward, and rewinding to the last entry.
+**
+** The reader is modelled on LevelDB's log_reader: one loop over records,
+** with damaged regions reported (offset, length) instead of dropped
+** silently. It is stricter than the reference about what a valid record is
+** (every rule below holds for every file the reference writes), which is
+** what lets it re-synchronise inside a damaged block without mistaking
+** payload bytes for records.
+*/
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL   /* the library's inlined fast path (header from libxxhash-dev) */
+#include <xxhash.h>
+
+#include "logio.h"
+#include "sio_int.h"
+
+#define BLOCK  ((uint64_t)LOGIO_BLOCK)
+#define HEADER LOGIO_HEADER
+
+/* Reads are made in chunks of whole blocks; a record never crosses a block. */
+#define CHUNK_BLOCKS 32
+
+const char *sio_strstatus(int rc){
+  switch( rc ){
+    case SIO_OK:            return "ok";
+    case SIO_DONE:          return "end of log";
+    case SIO_CORRUPT_LOG:   return "corrupt log";
+    case SIO_CORRUPT_ENTRY: return "corrupt state entry";
+    case SIO_TORN:          return "torn tail";
+    case SIO_NOTLOG:        return "not a stateio log";
+    case SIO_IOERR:         return "i/o error";
+    case SIO_NOMEM:         return "out of memory";
+    case SIO_BUSY:          return "log is locked by another writer";
+    case SIO_MISUSE:        return "library misuse";
+    case SIO_NOTFOUND:      return "not found";
+    case SIO_TOOBIG:        return "entry too big";
+  }
+  return "unknown status";
+}
+
+/* ------------------------------------------------------------ images */
+
+uint64_t logio_image_size(const logio_image *img){
+  return img->file_size + img->tail_len;
+}
+
+int logio_image_from_fd(logio_image *img, int fd){
+  struct stat st;
+  if( fstat(fd, &st) != 0 ) return SIO_IOERR;
+  if( S_ISDIR(st.st_mode) ){ errno = EISDIR; return SIO_IOERR; }
+  img->fd = fd;
+  img->file_size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+  img->tail = NULL;
+  img->tail_len = 0;
+  return SIO_OK;
+}
+
+/* Copy bytes [off, off+n) of the image to dst: file first, then the tail. */
+static int image_read(const logio_image *img, uint64_t off, size_t n,
+                      unsigned char *dst){
+  if( off < img->file_size ){
+    uint64_t avail = img->file_size - off;
+    size_t k = n < avail ? n : (size_t)avail;
+    int rc = sio_pread_full(img->fd, dst, k, off);
+    if( rc ) return rc;
+    dst += k; off += k; n -= k;
+  }
+  if( n > 0 ) memcpy(dst, img->tail + (off - img->file_size), n);
+  return SIO_OK;
+}
+
+/* ------------------------------------------------------------ encoding */
+
+uint64_t logio_aligned(uint64_t off){
+  uint64_t room = BLOCK - off % BLOCK;
+  return room <= HEADER ? off + room : off;
+}
+
+/*
+** Padding written before an entry appended at off: to the next block when
+** the block's rest cannot hold a header and a byte, and also when the file
+** ends 1..14 bytes into a block (garbage the reference steps over).
+*/
+static uint64_t padding_before(uint64_t off){
+  uint64_t r = off % BLOCK;
+  if( r > 0 && r < HEADER ) return BLOCK - r;
+  if( BLOCK - r <= HEADER ) return BLOCK - r;
+  return 0;
+}
+
+uint64_t logio_encoded_size(uint64_t off, uint64_t len){
+  uint64_t pad = padding_before(off);
+  uint64_t pos = off + pad;
+  uint64_t first_room = BLOCK - pos % BLOCK - HEADER;
+  uint64_t records = 1;
+  if( len > first_room ){
+    uint64_t rest = len - first_room;
+    records += (rest + (BLOCK - HEADER) - 1) / (BLOCK - HEADER);
+  }
+  return pad + records * HEADER + len;
+}
+
+static uint32_t record_checksum(const unsigned char *rec, size_t payload_len){
+  /* Over type, length, offset and payload: everything after the field. */
+  return (uint32_t)XXH64(rec + 4, 11 + payload_len, 0);
+}
+
+void logio_encode(uint64_t off, const void *head, size_t head_len,
+                  const void *data, size_t data_len,
+                  unsigned char *out, uint64_t *start){
+  const unsigned char *h = head, *d = data;
+  size_t total = head_len + data_len, done = 0;
+  uint64_t pad = padding_before(off);
+  memset(out, 0, (size_t)pad);
+  out += pad;
+  uint64_t pos = off + pad;
+  *start = pos;
+  do{
+    size_t room = (size_t)(BLOCK - pos % BLOCK) - HEADER;
+    size_t take = total - done < room ? total - done : room;
+    int type;
+    if( done == 0 ) type = take == total ? LOGIO_FULL : LOGIO_FIRST;
+    else type = done + take == total ? LOGIO_LAST : LOGIO_MIDDLE;
+    out[4] = (unsigned char)type;
+    out[5] = (unsigned char)(take & 0xff);
+    out[6] = (unsigned char)(take >> 8);
+    sio_put64(out + 7, pos - *start);
+    /* The payload is head then data; a record may take from both. */
+    unsigned char *p = out + HEADER;
+    size_t from = done, left = take;
+    if( from < head_len ){
+      size_t k = head_len - from < left ? head_len - from : left;
+      memcpy(p, h + from, k);
+      p += k; from += k; left -= k;
+    }
+    if( left > 0 ) memcpy(p, d + (from - head_len), left);
+    uint32_t sum = record_checksum(out, take);
+    out[0] = (unsigned char)sum;
+    out[1] = (unsigned char)(sum >> 8);
+    out[2] = (unsigned char)(sum >> 16);
+    out[3] = (unsigned char)(sum >> 24);
+    out += HEADER + take;
+    pos += HEADER + take;
+    done += take;
+  }while( done < total );
+}
+
+/* ------------------------------------------------------------ records */
+
+struct logio_reader {
+  logio_image img;
+  uint64_t total;          /* image size when opened */
+  uint64_t pos;            /* next byte to parse */
+  unsigned char *buf;      /* cached bytes [buf_off, buf_off + buf_len) */
+  uint64_t buf_off;
+  size_t buf_len;
+  unsigned char *ent;      /* payload of the multi-record entry being assembled */
+  size_t ent_len, ent_cap;
+  int assembling;
+  uint64_t ent_start;
+  int skip_continuations;  /* opened on a block boundary: MIDDLE/LAST of an earlier entry */
+  int have_bad;            /* a damaged region begins at bad_start, end not yet known */
+  uint64_t bad_start;
+  const char *bad_why;     /* why that region is damaged */
+  const char *why;         /* why the last record parsed was invalid */
+  int have_stash;          /* a complete entry found after a damaged region */
+  logio_entry stash;
+  int done;
+};
+
+typedef struct record {
+  uint64_t pos;
+  int type;
+  size_t len;
+  uint64_t off;
+  const unsigned char *payload;
+} record;
+
+static uint64_t block_end(uint64_t pos){ return pos - pos % BLOCK + BLOCK; }
+
+/* Make bytes [off, off+n) available in r->buf; they lie in one block. */
+static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p){
+  if( off < r->buf_off || off + n > r->buf_off + r->buf_len ){
+    uint64_t from = off - off % BLOCK;
+    uint64_t want = CHUNK_BLOCKS * BLOCK;
+    if( want > r->total - from ) want = r->total - from;
+    if( !r->buf ){
+      r->buf = sio_malloc(CHUNK_BLOCKS * LOGIO_BLOCK);
+      if( !r->buf ) return SIO_NOMEM;
+    }
+    r->buf_len = 0;
+    int rc = image_read(&r->img, from, (size_t)want, r->buf);
+    if( rc ) return rc;
+    r->buf_off = from;
+    r->buf_len = (size_t)want;
+  }
+  *p = r->buf + (off - r->buf_off);
+  return SIO_OK;
+}
+
+/*
+** Parse the record at pos, which must end at or before lim. Returns 1 for
+** a valid record (filled in *rec), 0 for none, or a negative status.
+** Valid means: type 1..4, 0 < length, fits before lim and in its block,
+** checksum matches, offset 0 exactly for FULL/FIRST; and, as every writer
+** of the format does it, FIRST/MIDDLE fill their block to the end and
+** MIDDLE/LAST start at a block boundary with an offset that reaches back
+** no further than the start of the file.
+*/
+static int parse_record(logio_reader *r, uint64_t pos, uint64_t lim, record *rec){
+  uint64_t bend = block_end(pos);
+  uint64_t end = bend < lim ? bend : lim;
+  if( end - pos < HEADER + 1 ) return 0;
+  const unsigned char *p;
+  int rc = load(r, pos, (size_t)(end - pos), &p);
+  if( rc ) return -rc;
+  int type = p[4];
+  size_t len = (size_t)p[5] | ((size_t)p[6] << 8);
+  uint64_t off = sio_get64(p + 7);
+  r->why = "bad record header";
+  if( type < LOGIO_FULL || type > LOGIO_LAST || len == 0 ) return 0;
+  if( HEADER + len > end - pos ){
+    if( pos + HEADER + len <= bend && end == r->total ) r->why = "truncated record";
+    return 0;
+  }
+  if( type == LOGIO_FULL || type == LOGIO_FIRST ){
+    if( off != 0 ) return 0;
+  }else{
+    if( off == 0 || off > pos || pos % BLOCK != 0 ) return 0;
+  }
+  if( (type == LOGIO_FIRST || type == LOGIO_MIDDLE) && pos + HEADER + len != bend ) return 0;
+  uint32_t want = (uint32_t)p[0] | ((uint32_t)p[1] << 8)
+                | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+  if( record_checksum(p, len) != want ){ r->why = "checksum mismatch"; return 0; }
+  rec->pos = pos;
+  rec->type = type;
+  rec->len = len;
+  rec->off = off;
+  rec->payload = p + HEADER;
+  return 1;
+}
+
+/*
+** After a damaged record: the next position in pos's block, at or after
+** `from` and before lim, where a valid FULL or FIRST record starts, or the
+** end of the block (or lim) when there is none. MIDDLE/LAST records only
+** ever start at a block boundary, so they are never searched for here.
+*/
+static int resync(logio_reader *r, uint64_t from, uint64_t lim, uint64_t *next){
+  uint64_t bend = block_end(from - 1);
+  uint64_t end = bend < lim ? bend : lim;
+  for(uint64_t q = from; q + HEADER + 1 <= end; q++){
+    const unsigned char *p;
+    int rc = load(r, q, (size_t)(end - q), &p);
+    if( rc ) return rc;
+    /* Cheap filters first: the type byte and the zero offset of FULL/FIRST. */
+    if( p[4] != LOGIO_FULL && p[4] != LOGIO_FIRST ) continue;
+    static const unsigned char zero8[8];
+    if( memcmp(p + 7, zero8, 8) != 0 ) continue;
+    record rec;
+    int v = parse_record(r, q, lim, &rec);
+    if( v < 0 ) return -v;
+    if( v ){ *next = q; return SIO_OK; }
+  }
+  *next = end;
+  return SIO_OK;
+}
+
+/* ------------------------------------------------------------ reader */
+
+int logio_reader_open(logio_reader **pp, const logio_image *img, uint64_t start){
+  *pp = NULL;
+  logio_reader *r = sio_malloc(sizeof(*r));
+  if( !r ) return SIO_NOMEM;
+  memset(r, 0, sizeof(*r));
+  r->img = *img;
+  r->total = logio_image_size(img);
+  r->pos = start;
+  r->skip_continuations = (start % BLOCK == 0);
+  *pp = r;
+  return SIO_OK;
+}
+
+void logio_reader_close(logio_reader *r){
+  if( !r ) return;
+  sio_free(r->buf);
+  sio_free(r->ent);
+  sio_free(r);
+}
+
+uint64_t logio_reader_tell(const logio_reader *r){ return r->pos; }
+
+static void mark_bad(logio_reader *r, uint64_t off, const char *why){
+  if( !r->have_bad ){
+    r->have_bad = 1;
+    r->bad_start = off;
+    r->bad_why = why;
+  }
+}
+
+const char *logio_reader_problem(const logio_reader *r){
+  return r->bad_why ? r->bad_why : "damaged region";
+}
+
+/* A damaged region is reported only once we know what ends it. */
+static int deliver(logio_reader *r, const logio_entry *ent, logio_entry *e){
+  r->skip_continuations = 0;
+  if( r->have_bad ){
+    e->offset = r->bad_start;
+    e->end = ent->offset;
+    e->len = (size_t)(ent->offset - r->bad_start);
+    e->data = NULL;
+    r->have_bad = 0;
+    r->stash = *ent;
+    r->have_stash = 1;
+    return SIO_CORRUPT_LOG;
+  }
+  *e = *ent;
+  return SIO_OK;
+}
+
+static int append_payload(logio_reader *r, const record *rec){
+  if( r->ent_len + rec->len > r->ent_cap ){
+    size_t cap = r->ent_cap ? r->ent_cap : LOGIO_BLOCK;
+    while( cap < r->ent_len + rec->len ){
+      if( cap > ((size_t)-1) / 2 ) return SIO_TOOBIG;
+      cap *= 2;
+    }
+    unsigned char *p = sio_realloc(r->ent, cap);
+    if( !p ) return SIO_NOMEM;
+    r->ent = p;
+    r->ent_cap = cap;
+  }
+  memcpy(r->ent + r->ent_len, rec->payload, rec->len);
+  r->ent_len += rec->len;
+  return SIO_OK;
+}
+
+int logio_reader_next(logio_reader *r, logio_entry *e){
+  if( r->have_stash ){
+    r->have_stash = 0;
+    *e = r->stash;
+    return SIO_OK;
+  }
+  if( r->done ) return SIO_DONE;
+  for(;;){
+    if( r->pos >= r->total ){
+      if( r->assembling ){ mark_bad(r, r->ent_start, "incomplete entry at end of log"); r->assembling = 0; }
+      r->done = 1;
+      if( r->have_bad ){
+        r->have_bad = 0;
+        e->offset = r->bad_start;
+        e->end = r->total;
+        e->len = (size_t)(r->total - r->bad_start);
+        e->data = NULL;
+        return SIO_TORN;
+      }
+      return SIO_DONE;
+    }
+    uint64_t bend = block_end(r->pos);
+    if( r->total - r->pos < HEADER + 1 && r->total < bend ){
+      /* The image ends a few bytes into a record header: a torn write. */
+      mark_bad(r, r->assembling ? r->ent_start : r->pos, "truncated record");
+      r->assembling = 0;
+      r->pos = r->total;
+      continue;
+    }
+    if( bend - r->pos < HEADER + 1 ){
+      r->pos = bend;          /* padding at the end of a block */
+      continue;
+    }
+    record rec;
+    int v = parse_record(r, r->pos, r->total, &rec);
+    if( v < 0 ) return -v;
+    if( v == 0 ){
+      mark_bad(r, r->assembling ? r->ent_start : r->pos, r->why);
+      r->assembling = 0;
+      r->skip_continuations = 0;
+      int rc = resync(r, r->pos + 1, r->total, &r->pos);
+      if( rc ) return rc;
+      continue;
+    }
+    uint64_t rec_end = rec.pos + HEADER + rec.len;
+    if( rec.type == LOGIO_FULL || rec.type == LOGIO_FIRST ){
+      if( r->assembling ) mark_bad(r, r->ent_start, "broken entry sequence");
+      r->assembling = 0;
+      r->pos = rec_end;
+      if( rec.type == LOGIO_FULL ){
+        logio_entry ent = { rec.pos, rec_end, rec.payload, rec.len };
+        return deliver(r, &ent, e);
+      }
+      r->assembling = 1;
+      r->ent_start = rec.pos;
+      r->ent_len = 0;
+      int rc = append_payload(r, &rec);
+      if( rc ) return rc;
+      continue;
+    }
+    /* MIDDLE or LAST */
+    r->pos = rec_end;
+    if( !r->assembling || rec.off != rec.pos - r->ent_start ){
+      if( r->assembling ) mark_bad(r, r->ent_start, "broken entry sequence");
+      else if( !r->skip_continuations ) mark_bad(r, rec.pos, "broken entry sequence");
+      r->assembling = 0;
+      continue;
+    }
+    int rc = append_payload(r, &rec);
+    if( rc ) return rc;
+    if( rec.type == LOGIO_LAST ){
+      r->assembling = 0;
+      logio_entry ent = { r->ent_start, rec_end, r->ent, r->ent_len };
+      return deliver(r, &ent, e);
+    }
+  }
+}
+
+/* ------------------------------------------------------------ entries at an offset */
+
+int logio_read_entry_at(const logio_image *img, uint64_t off, logio_entry *e){
+  memset(e, 0, sizeof(*e));
+  if( off >= logio_image_size(img) ) return SIO_NOTFOUND;
+  logio_reader *r;
+  int rc = logio_reader_open(&r, img, off);
+  if( rc ) return rc;
+  logio_entry got;
+  rc = logio_reader_next(r, &got);
+  if( rc == SIO_OK && got.offset != off ) rc = SIO_CORRUPT_LOG;
+  if( rc == SIO_DONE ) rc = SIO_CORRUPT_LOG;
+  if( rc == SIO_OK ){
+    unsigned char *copy = sio_malloc(got.len);
+    if( !copy ){
+      rc = SIO_NOMEM;
+    }else{
+      memcpy(copy, got.data, got.len);
+      *e = got;
+      e->data = copy;
+    }
+  }
+  logio_reader_close(r);
+  return rc;
+}
+
+int logio_starts_with_record(const logio_image *img){
+  if( logio_image_size(img) == 0 ) return 0;
+  logio_reader *r;
+  if( logio_reader_open(&r, img, 0) ) return 0;
+  record rec;
+  int v = parse_record(r, 0, r->total, &rec);
+  int ok = v == 1 && (rec.type == LOGIO_FULL || rec.type == LOGIO_FIRST);
+  logio_reader_close(r);
+  return ok;
+}
+
+/* ------------------------------------------------------------ rewind */
+
+/* Whether a complete, valid entry starts at start and ends at end. */
+static int entry_spans(const logio_image *img, uint64_t start, uint64_t end, int *ok){
+  logio_reader *r;
+  int rc = logio_reader_open(&r, img, start);
+  if( rc ) return rc;
+  r->total = end;             /* nothing past the candidate's last record */
+  logio_entry e;
+  rc = logio_reader_next(r, &e);
+  *ok = (rc == SIO_OK && e.offset == start && e.end == end);
+  if( rc == SIO_OK || rc == SIO_DONE || rc == SIO_CORRUPT_LOG || rc == SIO_TORN ) rc = SIO_OK;
+  logio_reader_close(r);
+  return rc;
+}
+
+int logio_rewind(const logio_image *img, uint64_t limit,
+                 uint64_t *start, uint64_t *end){
+  uint64_t total = logio_image_size(img);
+  if( limit > total ) limit = total;
+  if( limit == 0 ) return SIO_DONE;
+  logio_reader *r;
+  int rc = logio_reader_open(&r, img, 0);
+  if( rc ) return rc;
+  /* Record ends (FULL or LAST) of the block being looked at. */
+  enum { MAX_RECORDS = LOGIO_BLOCK / (HEADER + 1) + 1 };
+  uint64_t *ends_pos = sio_malloc(sizeof(uint64_t) * 2 * MAX_RECORDS);
+  if( !ends_pos ){ logio_reader_close(r); return SIO_NOMEM; }
+  uint64_t *ends_start = ends_pos + MAX_RECORDS;
+  rc = SIO_DONE;
+  for(uint64_t b = (limit - 1) / BLOCK; ; b--){
+    uint64_t q = b * BLOCK;
+    uint64_t bend = q + BLOCK < limit ? q + BLOCK : limit;
+    int n = 0;
+    while( bend - q >= HEADER + 1 ){
+      record rec;
+      int v = parse_record(r, q, limit, &rec);
+      if( v < 0 ){ rc = -v; goto done; }
+      if( v == 0 ){
+        int rc2 = resync(r, q + 1, limit, &q);
+        if( rc2 ){ rc = rc2; goto done; }
+        continue;
+      }
+      if( rec.type == LOGIO_FULL || rec.type == LOGIO_LAST ){
+        ends_pos[n] = rec.pos + HEADER + rec.len;
+        ends_start[n] = rec.pos - rec.off;
+        n++;
+      }
+      q = rec.pos + HEADER + rec.len;
+    }
+    while( n-- > 0 ){
+      int ok = 1;
+      if( ends_start[n] < b * BLOCK ){
+        /* A LAST record: the whole entry must be valid, not just its end. */
+        int rc2 = entry_spans(img, ends_start[n], ends_pos[n], &ok);
+        if( rc2 ){ rc = rc2; goto done; }
+      }
+      if( ok ){
+        *start = ends_start[n];
+        *end = ends_pos[n];
+        rc = SIO_OK;
+        goto done;
+      }
+    }
+    if( b == 0 ) break;
+  }
+done:
+  sio_free(ends_pos);
+  logio_reader_close(r);
+  return rc;
+}

@@ -1,0 +1,175 @@
+/*
+** logio.h - the block log: layer 1 of the stateio format (../shared/FORMAT.md).
+**
+** A log is a sequence of 32 KiB blocks holding records (15-byte header,
+** then payload). An entry is one FULL record, or FIRST, MIDDLE*, LAST.
+** This layer knows nothing of snapshots and updates; see stateio.h.
+**
+** Every function that can fail returns a status code (SIO_OK on success,
+** see the enum below); nothing here prints, exits or calls SQLite.
+*/
+#ifndef STATEIO_LOGIO_H
+#define STATEIO_LOGIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LOGIO_BLOCK  32768   /* bytes in a block */
+#define LOGIO_HEADER 15      /* bytes in a record header */
+
+/* Record types (the header's type byte). */
+#define LOGIO_FULL   1
+#define LOGIO_FIRST  2
+#define LOGIO_MIDDLE 3
+#define LOGIO_LAST   4
+
+/* Status codes shared by logio.h and stateio.h. */
+enum {
+  SIO_OK = 0,
+  SIO_DONE,           /* clean end: no more entries */
+  SIO_CORRUPT_LOG,    /* a damaged region of the block log (bad record, broken sequence) */
+  SIO_CORRUPT_ENTRY,  /* a complete block-log entry that is not a valid state entry */
+  SIO_TORN,           /* incomplete or invalid bytes after the last complete entry */
+  SIO_NOTLOG,         /* the file does not start with a valid record: not a stateio log */
+  SIO_IOERR,          /* a system call failed; see errno / stateio_errno() */
+  SIO_NOMEM,          /* out of memory */
+  SIO_BUSY,           /* another open file description holds the log's write lock */
+  SIO_MISUSE,         /* bad argument or call out of order */
+  SIO_NOTFOUND,       /* no epoch / entry at the given offset */
+  SIO_TOOBIG          /* an entry larger than the format or memory allows */
+};
+
+/* A short, lowercase, static description of a status code. */
+const char *sio_strstatus(int rc);
+
+/* Free memory that this library handed to the caller (NULL is a no-op). */
+void sio_free(void *p);
+
+/*
+** A log image: the first file_size bytes of file descriptor fd, followed
+** by tail_len bytes held in memory at tail. The tail lets a reader see a
+** writer's pending (uncommitted) entries as if they were already in the file.
+** fd may be -1 when file_size is 0. Readers never read past
+** file_size + tail_len, so a file that grows while it is read is seen at
+** the size the image was made with.
+*/
+typedef struct logio_image {
+  int fd;
+  uint64_t file_size;
+  const unsigned char *tail;
+  size_t tail_len;
+} logio_image;
+
+/* Total size of the image in bytes. */
+uint64_t logio_image_size(const logio_image *img);
+
+/* Fill *img for fd with its current size (fstat) and no tail. */
+int logio_image_from_fd(logio_image *img, int fd);
+
+/*
+** Where an entry appended to a log of `off` bytes starts, as the reference
+** computes it: off rounded up to the next block when the rest of the block
+** is too small for a header and one byte (BLOCK - off%BLOCK <= HEADER).
+*/
+uint64_t logio_aligned(uint64_t off);
+
+/*
+** Bytes that appending an entry of `len` payload bytes to a log of `off`
+** bytes adds to the file: padding, record headers and payload.
+** len must be > 0 (an empty entry is never written).
+*/
+uint64_t logio_encoded_size(uint64_t off, uint64_t len);
+
+/*
+** Encode the entry whose payload is head[0..head_len) followed by
+** data[0..data_len), as appended to a log of `off` bytes, into out (which
+** must hold logio_encoded_size(off, head_len + data_len) bytes). Writes the
+** padding (zeros), then FULL or FIRST, MIDDLE..., LAST records. Sets *start to
+** the file offset where the entry's first record begins. head_len+data_len
+** must be > 0. Byte-identical to the reference writer.
+*/
+void logio_encode(uint64_t off, const void *head, size_t head_len,
+                  const void *data, size_t data_len,
+                  unsigned char *out, uint64_t *start);
+
+/* One entry returned by a reader. */
+typedef struct logio_entry {
+  uint64_t offset;             /* where the entry's first record starts */
+  uint64_t end;                /* one past the entry's last record */
+  const unsigned char *data;   /* payload; valid until the next call on the reader */
+  size_t len;                  /* payload length */
+} logio_entry;
+
+/* A forward reader over a log image. */
+typedef struct logio_reader logio_reader;
+
+/*
+** Open a reader at `start`. If start is a block boundary, records that
+** continue an entry begun in an earlier block (MIDDLE/LAST) are skipped
+** silently; otherwise start must be where an entry begins. The image is
+** copied (its tail buffer is not) and must stay valid while the reader lives.
+*/
+int logio_reader_open(logio_reader **pp, const logio_image *img, uint64_t start);
+
+/*
+** Read the next entry.
+**   SIO_OK           *e holds an entry.
+**   SIO_CORRUPT_LOG  *e->offset, e->len: a damaged region (bytes that hold
+**                    no complete entry) followed by at least one complete
+**                    entry; e->data is NULL. The next call goes on past it.
+**   SIO_TORN         like SIO_CORRUPT_LOG, but nothing complete follows:
+**                    the region runs to the end of the image (a crash during
+**                    the last append). The next call returns SIO_DONE.
+**   SIO_DONE         clean end.
+**   SIO_IOERR / SIO_NOMEM / SIO_TOOBIG  the reader cannot go on.
+** Damaged bytes are re-synchronised on the next valid record in the same
+** block, else at the next block, so no complete entry after damage is lost.
+*/
+int logio_reader_next(logio_reader *r, logio_entry *e);
+
+/*
+** Why the region last reported by logio_reader_next() (SIO_CORRUPT_LOG or
+** SIO_TORN) is damaged, as a short phrase: "checksum mismatch", "bad record
+** header", "truncated record", "broken entry sequence", ...
+*/
+const char *logio_reader_problem(const logio_reader *r);
+
+/* Offset of the next byte the reader will parse. */
+uint64_t logio_reader_tell(const logio_reader *r);
+
+/* Close a reader (NULL is a no-op). */
+void logio_reader_close(logio_reader *r);
+
+/*
+** Read the one complete entry that starts exactly at `off`. On SIO_OK,
+** e->data is a malloc'd copy the caller frees with sio_free(). Returns
+** SIO_CORRUPT_LOG (or SIO_TORN at the image's end) when no complete, valid
+** entry starts at off.
+*/
+int logio_read_entry_at(const logio_image *img, uint64_t off, logio_entry *e);
+
+/*
+** Rewind: find the last complete entry that ends at or before `limit`.
+** Unlike the reference, a damaged record does not stop the search: valid
+** records after it in the same block are found too, and an entry counts
+** only if every record of it is valid (so a torn final entry is passed
+** over). SIO_OK with *start, *end; SIO_DONE when there is none.
+** Costs O(block + size of the entry found) on an undamaged log.
+*/
+int logio_rewind(const logio_image *img, uint64_t limit,
+                 uint64_t *start, uint64_t *end);
+
+/*
+** Whether a valid record (any type) starts at offset 0 of the image; used
+** to tell a damaged log from a file that is not a log at all.
+*/
+int logio_starts_with_record(const logio_image *img);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STATEIO_LOGIO_H */

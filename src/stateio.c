@@ -1,0 +1,251 @@
+/*
+** stateio.c - the state log (FORMAT.md, layer 2): decoding state entries,
+** restore, reading any epoch, the update reader, and the log check.
+** The writer is in writer.c.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stateio.h"
+#include "sio_int.h"
+
+int stateio_parse_entry(const unsigned char *p, size_t n, stateio_entry *out){
+  if( n < STATEIO_ENTRY_HEADER ) return SIO_CORRUPT_ENTRY;
+  if( p[0] != STATEIO_UPDATE && p[0] != STATEIO_SNAPSHOT ) return SIO_CORRUPT_ENTRY;
+  out->kind = p[0];
+  out->epoch = sio_get64(p + 1);
+  out->data = p + STATEIO_ENTRY_HEADER;
+  out->len = n - STATEIO_ENTRY_HEADER;
+  return SIO_OK;
+}
+
+void stateio_epoch_clear(stateio_epoch *st){
+  sio_free(st->snapshot);
+  memset(st, 0, sizeof(*st));
+}
+
+int stateio_open_image(const char *path, logio_image *img){
+  memset(img, 0, sizeof(*img));
+  img->fd = -1;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if( fd < 0 ) return SIO_IOERR;
+  int rc = logio_image_from_fd(img, fd);
+  if( rc ){
+    int e = errno;
+    close(fd);
+    errno = e;
+    img->fd = -1;
+    return rc;
+  }
+  return SIO_OK;
+}
+
+void stateio_close_image(logio_image *img){
+  if( img->fd >= 0 ) close(img->fd);
+  img->fd = -1;
+}
+
+/*
+** Fill the epoch fields of *st for the epoch named `epoch`: the snapshot
+** that starts there, or (epoch 0 only) no snapshot when the log begins with
+** an update. Leaves log_end and torn_len alone.
+*/
+static int read_epoch(const logio_image *img, uint64_t epoch, stateio_epoch *st){
+  sio_free(st->snapshot);
+  st->snapshot = NULL;
+  st->snapshot_len = 0;
+  st->has_snapshot = 0;
+  st->prev_epoch = 0;
+  st->snapshot_end = 0;
+  st->updates_start = 0;
+  st->epoch = epoch;
+  if( epoch == 0 && logio_image_size(img) == 0 ) return SIO_OK;
+
+  logio_entry e;
+  int rc = logio_read_entry_at(img, epoch, &e);
+  if( rc == SIO_CORRUPT_LOG || rc == SIO_TORN ) rc = SIO_NOTFOUND;
+  if( rc ){
+    st->bad_offset = epoch;
+    return rc;
+  }
+  stateio_entry se;
+  rc = stateio_parse_entry(e.data, e.len, &se);
+  if( rc == SIO_OK && se.kind == STATEIO_SNAPSHOT ){
+    /* The epoch before a snapshot lies before it (or is 0 for one at 0). */
+    if( se.epoch > epoch || (se.epoch == epoch && epoch != 0) ) rc = SIO_CORRUPT_ENTRY;
+  }else if( rc == SIO_OK ){
+    if( epoch != 0 ) rc = SIO_NOTFOUND;   /* an update, not the start of an epoch */
+  }
+  if( rc ){
+    sio_free((void*)e.data);
+    st->bad_offset = epoch;
+    return rc;
+  }
+  if( se.kind == STATEIO_SNAPSHOT ){
+    /* Keep the application's bytes only: move them to the buffer's front. */
+    unsigned char *buf = (unsigned char*)e.data;
+    memmove(buf, se.data, se.len);
+    st->has_snapshot = 1;
+    st->prev_epoch = se.epoch;
+    st->snapshot = buf;
+    st->snapshot_len = se.len;
+    st->snapshot_end = e.end;
+    st->updates_start = e.end;
+  }else{
+    sio_free((void*)e.data);
+    st->updates_start = 0;
+  }
+  return SIO_OK;
+}
+
+int stateio_read_epoch(const logio_image *img, uint64_t epoch, stateio_epoch *st){
+  memset(st, 0, sizeof(*st));
+  return read_epoch(img, epoch, st);
+}
+
+int stateio_restore(const logio_image *img, stateio_epoch *st){
+  memset(st, 0, sizeof(*st));
+  uint64_t total = logio_image_size(img);
+  if( total == 0 ) return SIO_OK;
+
+  uint64_t start, end;
+  int rc = logio_rewind(img, total, &start, &end);
+  if( rc == SIO_DONE ){
+    /*
+    ** No complete entry at all. A log whose first append was torn still
+    ** begins with a valid record; anything else is not ours to truncate.
+    */
+    if( !logio_starts_with_record(img) ) return SIO_NOTLOG;
+    st->torn_len = total;
+    return SIO_OK;
+  }
+  if( rc ) return rc;
+  st->log_end = end;
+  st->torn_len = total - end;
+
+  logio_entry e;
+  rc = logio_read_entry_at(img, start, &e);
+  if( rc ){
+    st->bad_offset = start;
+    return rc == SIO_NOTFOUND ? SIO_CORRUPT_LOG : rc;
+  }
+  stateio_entry se;
+  rc = stateio_parse_entry(e.data, e.len, &se);
+  uint64_t epoch = se.epoch;
+  int kind = se.kind;
+  sio_free((void*)e.data);
+  if( rc == SIO_OK && kind == STATEIO_UPDATE && epoch > start ) rc = SIO_CORRUPT_ENTRY;
+  if( rc ){
+    st->bad_offset = start;
+    return rc;
+  }
+  /*
+  ** The last entry is a snapshot (its own offset is the epoch) or an update
+  ** naming its epoch. Either way the epoch's snapshot is read at its
+  ** offset; if it is damaged that is an error, never an older epoch.
+  */
+  if( kind == STATEIO_SNAPSHOT ) epoch = start;
+  rc = read_epoch(img, epoch, st);
+  if( rc == SIO_NOTFOUND ) rc = SIO_CORRUPT_LOG;
+  if( rc ) st->bad_offset = epoch;
+  return rc;
+}
+
+/* ------------------------------------------------------------ update reader */
+
+struct stateio_updates {
+  logio_reader *r;
+  uint64_t epoch;
+  int64_t seq;
+  int done;
+};
+
+int stateio_updates_open(stateio_updates **pp, const logio_image *img,
+                         const stateio_epoch *st){
+  *pp = NULL;
+  stateio_updates *u = sio_malloc(sizeof(*u));
+  if( !u ) return SIO_NOMEM;
+  memset(u, 0, sizeof(*u));
+  u->epoch = st->epoch;
+  u->seq = -1;
+  int rc = logio_reader_open(&u->r, img, st->updates_start);
+  if( rc ){
+    sio_free(u);
+    return rc;
+  }
+  *pp = u;
+  return SIO_OK;
+}
+
+int stateio_updates_next(stateio_updates *u, logio_entry *e){
+  if( u->done ) return SIO_DONE;
+  int rc = logio_reader_next(u->r, e);
+  if( rc == SIO_TORN || rc == SIO_DONE ){
+    u->done = 1;
+    return SIO_DONE;
+  }
+  if( rc != SIO_OK ) return rc;
+  stateio_entry se;
+  if( stateio_parse_entry(e->data, e->len, &se) ) return SIO_CORRUPT_ENTRY;
+  if( se.kind == STATEIO_SNAPSHOT ){
+    u->done = 1;              /* the next epoch begins */
+    return SIO_DONE;
+  }
+  if( se.epoch != u->epoch ) return SIO_CORRUPT_ENTRY;
+  u->seq++;
+  e->data = se.data;
+  e->len = se.len;
+  return SIO_OK;
+}
+
+int64_t stateio_updates_seq(const stateio_updates *u){ return u->seq; }
+
+void stateio_updates_close(stateio_updates *u){
+  if( !u ) return;
+  logio_reader_close(u->r);
+  sio_free(u);
+}
+
+/* ------------------------------------------------------------ check */
+
+int stateio_check(const logio_image *img, stateio_check_fn cb, void *arg){
+  logio_reader *r;
+  int rc = logio_reader_open(&r, img, 0);
+  if( rc ) return rc;
+  uint64_t epoch = 0;
+  int epoch_known = 1;     /* after damage, the next entry tells the epoch */
+  int stop = 0;
+  for(;;){
+    logio_entry e;
+    rc = logio_reader_next(r, &e);
+    if( rc == SIO_DONE ){ rc = SIO_OK; break; }
+    if( rc == SIO_CORRUPT_LOG || rc == SIO_TORN ){
+      const char *why = rc == SIO_TORN ? "torn tail" : logio_reader_problem(r);
+      epoch_known = 0;
+      if( (stop = cb(arg, e.offset, e.len, why)) != 0 ) break;
+      continue;
+    }
+    if( rc ) break;
+    stateio_entry se;
+    const char *why = NULL;
+    if( e.len < STATEIO_ENTRY_HEADER ){
+      why = "state entry shorter than 9 bytes";
+    }else if( stateio_parse_entry(e.data, e.len, &se) ){
+      why = "bad entry kind";
+    }else if( se.kind == STATEIO_SNAPSHOT ){
+      if( epoch_known && se.epoch != epoch ) why = "snapshot names the wrong previous epoch";
+      epoch = e.offset;
+      epoch_known = 1;
+    }else if( !epoch_known ){
+      epoch = se.epoch;
+      epoch_known = 1;
+    }else if( se.epoch != epoch ){
+      why = "update of the wrong epoch";
+    }
+    if( why && (stop = cb(arg, e.offset, e.end - e.offset, why)) != 0 ) break;
+  }
+  logio_reader_close(r);
+  return stop ? stop : rc;
+}

@@ -1,0 +1,223 @@
+/*
+** stateio.h - the state log: layer 2 of the stateio format (../shared/FORMAT.md).
+**
+** Every block-log entry is a state entry: kind (1 update, 2 snapshot),
+** an 8-byte epoch field, then the application's data. An epoch is named by
+** the file offset of its snapshot; epoch 0 is the first and need not have
+** a snapshot. Restore gives the last epoch's snapshot and a reader of its
+** updates; a writer appends updates and snapshots, in batches, under an
+** advisory lock, with one write() and one fdatasync() per commit.
+**
+** All functions return SIO_* status codes from logio.h. After SIO_IOERR,
+** errno holds the failing system call's error. Nothing here prints.
+**
+** Damage, and what the library does with it:
+**  - A torn tail (bytes after the last complete entry with no complete entry
+**    after them: a crash during the last append) is not an error. Restore
+**    ignores it; a writer truncates it before it appends.
+**  - Damage in the middle of the log is never truncated. Readers report it
+**    (offset and length) and can go on past it.
+**  - A non-empty file with no complete entry and no valid record at offset 0
+**    is SIO_NOTLOG: never truncated, never written to.
+*/
+#ifndef STATEIO_STATEIO_H
+#define STATEIO_STATEIO_H
+
+#include "logio.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define STATEIO_UPDATE   1
+#define STATEIO_SNAPSHOT 2
+#define STATEIO_ENTRY_HEADER 9   /* kind u8 + epoch u64 */
+
+/* A state entry decoded from a block-log entry's payload. */
+typedef struct stateio_entry {
+  int kind;                  /* STATEIO_UPDATE or STATEIO_SNAPSHOT */
+  uint64_t epoch;            /* update: its epoch; snapshot: the epoch before it */
+  const unsigned char *data; /* the application's bytes (points into the payload) */
+  size_t len;
+} stateio_entry;
+
+/*
+** Decode payload p[0..n) as a state entry. SIO_CORRUPT_ENTRY when it is
+** shorter than 9 bytes or its kind is neither 1 nor 2.
+*/
+int stateio_parse_entry(const unsigned char *p, size_t n, stateio_entry *out);
+
+/* One epoch of a log, as restore or stateio_read_epoch() finds it. */
+typedef struct stateio_epoch {
+  uint64_t epoch;          /* its number: the offset of its snapshot, 0 for the first */
+  int has_snapshot;        /* 0: the first epoch, begun without a snapshot */
+  uint64_t prev_epoch;     /* the snapshot's epoch field; 0 when there is no snapshot */
+  unsigned char *snapshot; /* the snapshot's data (malloc'd; may be NULL when len is 0) */
+  size_t snapshot_len;
+  uint64_t snapshot_end;   /* end of the snapshot entry (0 without snapshot) */
+  uint64_t updates_start;  /* where the reader of its updates starts */
+  uint64_t log_end;        /* end of the log's last complete entry (restore only) */
+  uint64_t torn_len;       /* bytes of torn tail after log_end (restore only) */
+  uint64_t bad_offset;     /* on a corruption error: where the damage is */
+} stateio_epoch;
+
+/*
+** Restore the current state of a log image: the last epoch, its snapshot,
+** and where its updates start (read them with stateio_updates_open()).
+** An empty image is epoch 0 with no snapshot. Errors:
+**   SIO_CORRUPT_ENTRY  the last entry, or the entry its epoch names, is not
+**                      a valid state entry (st->bad_offset says where)
+**   SIO_CORRUPT_LOG    the current epoch's snapshot is damaged: restore never
+**                      falls back to an older epoch (st->bad_offset)
+**   SIO_NOTLOG         not a stateio log at all
+** On success the caller owns st->snapshot: free it with stateio_epoch_clear().
+*/
+int stateio_restore(const logio_image *img, stateio_epoch *st);
+
+/*
+** Read any epoch given its number (from restore, a snapshot's prev_epoch,
+** or the epochs of a scan). SIO_NOTFOUND when no snapshot starts at
+** `epoch` (and epoch is not 0). Walk the chain of epochs backwards with
+** st->prev_epoch until an epoch without snapshot or epoch 0.
+*/
+int stateio_read_epoch(const logio_image *img, uint64_t epoch, stateio_epoch *st);
+
+/* Free what an epoch holds and zero it. */
+void stateio_epoch_clear(stateio_epoch *st);
+
+/*
+** Open `path` read-only and make an image of it at its current size.
+** SIO_IOERR with errno (ENOENT, EACCES, EISDIR for a directory ...).
+*/
+int stateio_open_image(const char *path, logio_image *img);
+
+/* Close the file of an image made by stateio_open_image(). */
+void stateio_close_image(logio_image *img);
+
+/* Reader of one epoch's updates, in order. */
+typedef struct stateio_updates stateio_updates;
+
+/* Open a reader of the updates of epoch st (restored or read). */
+int stateio_updates_open(stateio_updates **pp, const logio_image *img,
+                         const stateio_epoch *st);
+
+/*
+** Next update of the epoch:
+**   SIO_OK            e->offset (where the entry starts), e->data/e->len
+**                     (the application's bytes, valid until the next call)
+**   SIO_DONE          the epoch ends (next snapshot, or end of the log;
+**                     a torn tail is the end of the log)
+**   SIO_CORRUPT_LOG   damaged region e->offset, e->len; calling again goes on
+**   SIO_CORRUPT_ENTRY an entry at e->offset that is not a valid update of
+**                     this epoch; calling again goes on
+** The sequence number of the last update returned is stateio_updates_seq().
+*/
+int stateio_updates_next(stateio_updates *u, logio_entry *e);
+
+/* 0 for the epoch's first update, 1 for the next ... (-1 before the first). */
+int64_t stateio_updates_seq(const stateio_updates *u);
+
+/* Close an update reader (NULL is a no-op). */
+void stateio_updates_close(stateio_updates *u);
+
+/*
+** Check a whole log and call cb once per problem, in file order, with its
+** offset, length and a short phrase ("checksum mismatch", "broken entry
+** sequence", "torn tail", "bad entry kind", "update of the wrong epoch",
+** ...). A callback that returns non-zero stops the check, and that value is
+** returned. SIO_OK when the whole log was checked (problems or not).
+*/
+typedef int (*stateio_check_fn)(void *arg, uint64_t offset, uint64_t length,
+                                const char *problem);
+int stateio_check(const logio_image *img, stateio_check_fn cb, void *arg);
+
+/* ---------------------------------------------------------------- writer */
+
+#define STATEIO_SYNC   0x01  /* fdatasync after every commit */
+#define STATEIO_CREATE 0x02  /* stateio_writer_open: create the file if missing */
+
+typedef struct stateio_writer stateio_writer;
+
+/*
+** Open a writer on `path` (like the reference's NewFileWriter): the epoch
+** and the end of the log are restored from the file's contents when the
+** write lock is first taken. Nothing is locked or written until then.
+** SIO_IOERR with errno for an unopenable path; SIO_NOTLOG / SIO_CORRUPT_*
+** are reported by the first append if the file is not a healthy log.
+*/
+int stateio_writer_open(stateio_writer **pp, const char *path, int flags);
+
+/*
+** Open a writer on the caller's descriptor (like NewWriter): the log is
+** `offset` bytes long and its current epoch is `epoch`. The descriptor is
+** not closed by stateio_writer_close(). If, when the lock is taken, the
+** file's size is not `offset`, the writer restores from the file instead.
+*/
+int stateio_writer_open_fd(stateio_writer **pp, int fd, uint64_t offset,
+                           uint64_t epoch, int flags);
+
+/*
+** Start a batch: the entries appended until stateio_writer_commit() are
+** kept in memory and written with one write() and one fdatasync(). Outside
+** a batch every append is its own commit.
+*/
+int stateio_writer_begin(stateio_writer *w);
+
+/*
+** Append an update / a snapshot to the current epoch. The first append of
+** a batch takes the write lock (SIO_BUSY if another open file description
+** holds it) and re-reads the end of the file. A snapshot starts a new
+** epoch at aligned(end).
+*/
+int stateio_update(stateio_writer *w, const void *data, size_t len);
+int stateio_snapshot(stateio_writer *w, const void *data, size_t len);
+
+/* Write the batch (truncating a torn tail first), sync it, release the lock. */
+int stateio_writer_commit(stateio_writer *w);
+
+/* Discard the batch and release the lock. */
+void stateio_writer_rollback(stateio_writer *w);
+
+/* A point in a batch to roll back to (a savepoint). */
+typedef struct stateio_mark {
+  uint64_t pending_len;
+  uint64_t epoch;
+  uint64_t count;
+} stateio_mark;
+stateio_mark stateio_writer_mark(const stateio_writer *w);
+void stateio_writer_rollback_to(stateio_writer *w, stateio_mark m);
+
+/* Current epoch (including pending snapshots) and the number of pending entries. */
+uint64_t stateio_writer_epoch(const stateio_writer *w);
+uint64_t stateio_writer_pending_count(const stateio_writer *w);
+
+/* Whether the writer holds the lock (inside a batch, after its first append). */
+int stateio_writer_locked(const stateio_writer *w);
+
+/*
+** An image of the log as the writer sees it: the committed file (without
+** its torn tail) followed by the pending entries. Valid until the next
+** call on the writer. Only meaningful while locked; otherwise it is the
+** file as it is now.
+*/
+int stateio_writer_image(stateio_writer *w, logio_image *img);
+
+/* Roll back any open batch, release the lock, close the file (if owned). */
+int stateio_writer_close(stateio_writer *w);
+
+/* --------------------------------------------------------- testing hook */
+
+/*
+** Fault injection for tests. Before each write, fdatasync, fsync and
+** ftruncate the library calls fn(arg, op, &n) with op "write", "fdatasync",
+** "fsync" or "ftruncate" and n the byte count (write) or length
+** (ftruncate). A non-zero return is the errno the call fails with; fn may
+** instead lower n for a write to make it short. NULL removes the hook.
+*/
+typedef int (*stateio_fault_fn)(void *arg, const char *op, size_t *n);
+void stateio_set_fault_hook(stateio_fault_fn fn, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STATEIO_STATEIO_H */

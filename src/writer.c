@@ -1,0 +1,344 @@
+/*
+** writer.c - appending updates and snapshots (FORMAT.md, "Writing").
+**
+** Entries are encoded into a pending buffer as they are appended and
+** written at commit with one pwrite() and one fdatasync(). The first append
+** of a batch takes an flock() on the file (flock, not fcntl: fcntl locks
+** belong to the process and vanish when any descriptor of the file is
+** closed, so two connections in one process would not exclude each other)
+** and re-reads the end of the log, since another process may have
+** appended, or replaced the file, since we last looked.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stateio.h"
+#include "sio_int.h"
+
+struct stateio_writer {
+  int fd;
+  int own_fd;              /* opened by us: closed (and reopened) by us */
+  int flags;
+  char *path;              /* NULL for a caller's descriptor */
+  dev_t dev;               /* identity of the open file, to notice replacement */
+  ino_t ino;
+  int given;               /* end/epoch given by the caller, not yet checked */
+  int known;               /* end/epoch/file_size below are valid */
+  uint64_t end;            /* end of the log's last complete entry */
+  uint64_t file_size;      /* file size when last looked at; past end is torn */
+  uint64_t epoch;          /* committed current epoch */
+  int in_batch;
+  int locked;
+  unsigned char *pend;     /* encoded pending entries, to be written at end */
+  size_t pend_len, pend_cap;
+  uint64_t pend_epoch;     /* current epoch including pending snapshots */
+  uint64_t pend_count;
+};
+
+static int open_path(stateio_writer *w){
+  int oflags = O_RDWR | O_CLOEXEC;
+  int created = 0;
+  int fd = -1;
+  if( w->flags & STATEIO_CREATE ){
+    fd = open(w->path, oflags | O_CREAT | O_EXCL, 0644);
+    if( fd >= 0 ) created = 1;
+    else if( errno != EEXIST ) return SIO_IOERR;
+  }
+  if( fd < 0 ){
+    fd = open(w->path, oflags);
+    if( fd < 0 ) return SIO_IOERR;
+  }
+  struct stat st;
+  if( fstat(fd, &st) != 0 ){
+    int e = errno;
+    close(fd);
+    errno = e;
+    return SIO_IOERR;
+  }
+  if( !S_ISREG(st.st_mode) ){
+    close(fd);
+    return SIO_NOTLOG;
+  }
+  if( created && (w->flags & STATEIO_SYNC) ){
+    /* Make the new file's directory entry durable too. */
+    char *copy = sio_strdup(w->path);
+    if( copy ){
+      int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if( dfd >= 0 ){
+        sio_fsync(dfd);
+        close(dfd);
+      }
+      sio_free(copy);
+    }
+  }
+  w->fd = fd;
+  w->dev = st.st_dev;
+  w->ino = st.st_ino;
+  w->known = 0;
+  return SIO_OK;
+}
+
+static stateio_writer *writer_new(int flags){
+  stateio_writer *w = sio_malloc(sizeof(*w));
+  if( w ){
+    memset(w, 0, sizeof(*w));
+    w->fd = -1;
+    w->flags = flags;
+  }
+  return w;
+}
+
+int stateio_writer_open(stateio_writer **pp, const char *path, int flags){
+  *pp = NULL;
+  stateio_writer *w = writer_new(flags);
+  if( !w ) return SIO_NOMEM;
+  w->path = sio_strdup(path);
+  if( !w->path ){
+    sio_free(w);
+    return SIO_NOMEM;
+  }
+  w->own_fd = 1;
+  int rc = open_path(w);
+  if( rc ){
+    int e = errno;
+    sio_free(w->path);
+    sio_free(w);
+    errno = e;
+    return rc;
+  }
+  *pp = w;
+  return SIO_OK;
+}
+
+int stateio_writer_open_fd(stateio_writer **pp, int fd, uint64_t offset,
+                           uint64_t epoch, int flags){
+  *pp = NULL;
+  if( fd < 0 || epoch > offset ) return SIO_MISUSE;
+  stateio_writer *w = writer_new(flags & ~STATEIO_CREATE);
+  if( !w ) return SIO_NOMEM;
+  w->fd = fd;
+  w->given = 1;
+  w->end = offset;
+  w->file_size = offset;
+  w->epoch = epoch;
+  *pp = w;
+  return SIO_OK;
+}
+
+/*
+** Find the end of the log and its current epoch from the file. Light:
+** the last complete entry says both; its epoch's snapshot is not read.
+*/
+static int find_end(stateio_writer *w){
+  logio_image img;
+  int rc = logio_image_from_fd(&img, w->fd);
+  if( rc ) return rc;
+  uint64_t start, end;
+  rc = logio_rewind(&img, img.file_size, &start, &end);
+  if( rc == SIO_DONE ){
+    if( img.file_size > 0 && !logio_starts_with_record(&img) ) return SIO_NOTLOG;
+    w->end = 0;
+    w->epoch = 0;
+  }else if( rc ){
+    return rc;
+  }else{
+    logio_entry e;
+    rc = logio_read_entry_at(&img, start, &e);
+    if( rc ) return rc == SIO_NOTFOUND ? SIO_CORRUPT_LOG : rc;
+    stateio_entry se;
+    rc = stateio_parse_entry(e.data, e.len, &se);
+    uint64_t epoch = se.kind == STATEIO_SNAPSHOT ? start : se.epoch;
+    sio_free((void*)e.data);
+    if( rc ) return rc;
+    if( epoch > start ) return SIO_CORRUPT_ENTRY;
+    w->end = end;
+    w->epoch = epoch;
+  }
+  w->file_size = img.file_size;
+  w->known = 1;
+  return SIO_OK;
+}
+
+/* Take the lock, then make sure end/epoch describe the file as it is now. */
+static int lock_and_refresh(stateio_writer *w){
+  for(;;){
+    if( flock(w->fd, LOCK_EX | LOCK_NB) != 0 ){
+      if( errno == EINTR ) continue;
+      return (errno == EWOULDBLOCK) ? SIO_BUSY : SIO_IOERR;
+    }
+    if( !w->path ) break;
+    /* The file may have been replaced (compacted) since we opened it. */
+    struct stat st;
+    if( stat(w->path, &st) == 0 && st.st_dev == w->dev && st.st_ino == w->ino ) break;
+    flock(w->fd, LOCK_UN);
+    close(w->fd);
+    w->fd = -1;
+    int rc = open_path(w);
+    if( rc ) return rc;
+  }
+  w->locked = 1;
+  struct stat st;
+  if( fstat(w->fd, &st) != 0 ) return SIO_IOERR;
+  uint64_t size = (uint64_t)st.st_size;
+  if( w->given ){
+    w->given = 0;
+    w->known = (size == w->end);
+    w->file_size = size;
+  }
+  if( !w->known || size != w->file_size ){
+    int rc = find_end(w);
+    if( rc ) return rc;
+  }
+  w->pend_epoch = w->epoch;
+  w->pend_len = 0;
+  w->pend_count = 0;
+  return SIO_OK;
+}
+
+static void unlock(stateio_writer *w){
+  if( w->locked ){
+    flock(w->fd, LOCK_UN);
+    w->locked = 0;
+  }
+}
+
+int stateio_writer_begin(stateio_writer *w){
+  if( w->in_batch ) return SIO_MISUSE;
+  w->in_batch = 1;
+  return SIO_OK;
+}
+
+static int append(stateio_writer *w, int kind, const void *data, size_t len){
+  if( !data && len > 0 ) return SIO_MISUSE;
+  if( !w->locked ){
+    int rc = lock_and_refresh(w);
+    if( rc ){
+      unlock(w);
+      return rc;
+    }
+  }
+  uint64_t off = w->end + w->pend_len;
+  uint64_t need = logio_encoded_size(off, STATEIO_ENTRY_HEADER + (uint64_t)len);
+  if( need > ((size_t)-1) / 2 - w->pend_len ) return SIO_TOOBIG;
+  if( w->pend_len + need > w->pend_cap ){
+    size_t cap = w->pend_cap ? w->pend_cap : 64 * 1024;
+    while( cap < w->pend_len + need ) cap *= 2;
+    unsigned char *p = sio_realloc(w->pend, cap);
+    if( !p ) return SIO_NOMEM;
+    w->pend = p;
+    w->pend_cap = cap;
+  }
+  unsigned char head[STATEIO_ENTRY_HEADER];
+  head[0] = (unsigned char)kind;
+  sio_put64(head + 1, w->pend_epoch);
+  uint64_t start;
+  logio_encode(off, head, sizeof(head), data, len, w->pend + w->pend_len, &start);
+  w->pend_len += (size_t)need;
+  w->pend_count++;
+  if( kind == STATEIO_SNAPSHOT ) w->pend_epoch = start;
+  if( !w->in_batch ){
+    int rc = stateio_writer_commit(w);
+    return rc;
+  }
+  return SIO_OK;
+}
+
+int stateio_update(stateio_writer *w, const void *data, size_t len){
+  return append(w, STATEIO_UPDATE, data, len);
+}
+
+int stateio_snapshot(stateio_writer *w, const void *data, size_t len){
+  return append(w, STATEIO_SNAPSHOT, data, len);
+}
+
+int stateio_writer_commit(stateio_writer *w){
+  int rc = SIO_OK;
+  w->in_batch = 0;
+  if( !w->locked ) return SIO_OK;
+  if( w->pend_len > 0 ){
+    if( w->file_size > w->end ){
+      /* A torn tail: new entries must never sit behind garbage. */
+      rc = sio_ftruncate(w->fd, w->end);
+      if( rc == SIO_OK ) w->file_size = w->end;
+    }
+    if( rc == SIO_OK ) rc = sio_pwrite_full(w->fd, w->pend, w->pend_len, w->end);
+    if( rc == SIO_OK && (w->flags & STATEIO_SYNC) ) rc = sio_fdatasync(w->fd);
+    if( rc == SIO_OK ){
+      w->end += w->pend_len;
+      w->file_size = w->end;
+      w->epoch = w->pend_epoch;
+    }else{
+      /*
+      ** Put the file back as it was. If even that fails, what is left is a
+      ** torn tail (or whole entries) that the next writer looks at afresh.
+      */
+      int e = errno;
+      if( sio_ftruncate(w->fd, w->end) == SIO_OK ) w->file_size = w->end;
+      else w->known = 0;
+      errno = e;
+    }
+  }
+  w->pend_len = 0;
+  w->pend_count = 0;
+  w->pend_epoch = w->epoch;
+  unlock(w);
+  return rc;
+}
+
+void stateio_writer_rollback(stateio_writer *w){
+  w->in_batch = 0;
+  w->pend_len = 0;
+  w->pend_count = 0;
+  w->pend_epoch = w->epoch;
+  unlock(w);
+}
+
+stateio_mark stateio_writer_mark(const stateio_writer *w){
+  stateio_mark m;
+  m.pending_len = w->pend_len;
+  m.epoch = w->locked ? w->pend_epoch : w->epoch;
+  m.count = w->pend_count;
+  return m;
+}
+
+void stateio_writer_rollback_to(stateio_writer *w, stateio_mark m){
+  if( !w->locked || m.pending_len > w->pend_len ) return;
+  w->pend_len = (size_t)m.pending_len;
+  w->pend_epoch = m.epoch;
+  w->pend_count = m.count;
+}
+
+uint64_t stateio_writer_epoch(const stateio_writer *w){
+  return w->locked ? w->pend_epoch : w->epoch;
+}
+
+uint64_t stateio_writer_pending_count(const stateio_writer *w){
+  return w->pend_count;
+}
+
+int stateio_writer_locked(const stateio_writer *w){ return w->locked; }
+
+int stateio_writer_image(stateio_writer *w, logio_image *img){
+  if( !w->locked ) return logio_image_from_fd(img, w->fd);
+  img->fd = w->fd;
+  img->file_size = w->end;     /* without the torn tail, if any */
+  img->tail = w->pend;
+  img->tail_len = w->pend_len;
+  return SIO_OK;
+}
+
+int stateio_writer_close(stateio_writer *w){
+  if( !w ) return SIO_OK;
+  stateio_writer_rollback(w);
+  int rc = SIO_OK;
+  if( w->own_fd && w->fd >= 0 && close(w->fd) != 0 ) rc = SIO_IOERR;
+  sio_free(w->pend);
+  sio_free(w->path);
+  sio_free(w);
+  return rc;
+}
