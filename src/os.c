@@ -17,7 +17,7 @@ void stateio_set_fault_hook(stateio_fault_fn fn, void *arg){
 }
 
 /* Ask the hook about op; returns the errno to fail with, or 0. */
-static int fault(const char *op, size_t *n){
+int sio_fault(const char *op, size_t *n){
   return fault_fn ? fault_fn(fault_arg, op, n) : 0;
 }
 
@@ -39,7 +39,7 @@ int sio_pwrite_full(int fd, const void *buf, size_t n, uint64_t off){
   const unsigned char *p = buf;
   while( n > 0 ){
     size_t want = n;
-    int e = fault("write", &want);
+    int e = sio_fault("write", &want);
     if( e ){ errno = e; return SIO_IOERR; }
     if( want == 0 || want > n ) want = n;
     ssize_t put = pwrite(fd, p, want, (off_t)off);
@@ -59,21 +59,21 @@ int sio_pwrite_full(int fd, const void *buf, size_t n, uint64_t off){
 
 int sio_fdatasync(int fd){
   size_t n = 0;
-  int e = fault("fdatasync", &n);
+  int e = sio_fault("fdatasync", &n);
   if( e ){ errno = e; return SIO_IOERR; }
   return fdatasync(fd) == 0 ? SIO_OK : SIO_IOERR;
 }
 
 int sio_fsync(int fd){
   size_t n = 0;
-  int e = fault("fsync", &n);
+  int e = sio_fault("fsync", &n);
   if( e ){ errno = e; return SIO_IOERR; }
   return fsync(fd) == 0 ? SIO_OK : SIO_IOERR;
 }
 
 int sio_ftruncate(int fd, uint64_t len){
   size_t n = (size_t)len;
-  int e = fault("ftruncate", &n);
+  int e = sio_fault("ftruncate", &n);
   if( e ){ errno = e; return SIO_IOERR; }
   while( ftruncate(fd, (off_t)len) != 0 ){
     if( errno != EINTR ) return SIO_IOERR;

@@ -20,6 +20,8 @@ int sio_pread_full(int fd, void *buf, size_t n, uint64_t off);
 /* Write exactly n bytes at off (loops); SIO_OK or SIO_IOERR (errno set). */
 int sio_pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
 int sio_fdatasync(int fd);
+/* The test hook (stateio_set_fault_hook): errno to fail op with, or 0. */
+int sio_fault(const char *op, size_t *n);
 int sio_fsync(int fd);
 int sio_ftruncate(int fd, uint64_t len);
 

@@ -205,6 +205,35 @@ int stateio_writer_image(stateio_writer *w, logio_image *img);
 /* Roll back any open batch, release the lock, close the file (if owned). */
 int stateio_writer_close(stateio_writer *w);
 
+/* ---------------------------------------------------------- compaction */
+
+typedef struct stateio_compact_info {
+  int compacted;           /* 0: nothing before the kept epochs, file untouched */
+  uint64_t old_size;       /* file size before */
+  uint64_t new_size;       /* file size after */
+  uint64_t dropped_bytes;  /* bytes of the old file before the first kept snapshot */
+  uint64_t new_epoch;      /* the current epoch's number in the new file */
+  uint64_t bad_offset;     /* on a corruption error: where */
+} stateio_compact_info;
+
+/*
+** Compact the log at path, keeping its last `keep` epochs (keep >= 1; 1
+** keeps the current epoch only: its snapshot and the updates after it).
+** The new log restores to exactly the same state and updates. Epoch
+** numbers change (they are offsets): the oldest kept snapshot moves to
+** offset 0 and becomes epoch 0. A torn tail is dropped.
+**
+** Crash-safe: the new log is written to PATH.compact, synced, renamed over
+** path, and the directory is synced. The log's write lock is held
+** meanwhile: SIO_BUSY if a writer holds it. Writers and readers that have
+** the old file open notice the new one (inode change) when they next lock
+** or take an image. Damage in the kept epochs: SIO_CORRUPT_* and nothing
+** changes (info->bad_offset says where). The test hook is also called with
+** op "compact:written", "compact:synced" and "compact:renamed" between the
+** steps.
+*/
+int stateio_compact(const char *path, unsigned keep, stateio_compact_info *info);
+
 /* --------------------------------------------------------- testing hook */
 
 /*

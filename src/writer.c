@@ -323,8 +323,27 @@ uint64_t stateio_writer_pending_count(const stateio_writer *w){
 
 int stateio_writer_locked(const stateio_writer *w){ return w->locked; }
 
+/* Reopen path if the file there is no longer the one we have open. */
+static int follow_replacement(stateio_writer *w){
+  struct stat st;
+  if( !w->path || stat(w->path, &st) != 0 ) return SIO_OK;
+  if( st.st_dev == w->dev && st.st_ino == w->ino ) return SIO_OK;
+  int old = w->fd;
+  int rc = open_path(w);
+  if( rc ){
+    w->fd = old;
+    return rc;
+  }
+  close(old);
+  return SIO_OK;
+}
+
 int stateio_writer_image(stateio_writer *w, logio_image *img){
-  if( !w->locked ) return logio_image_from_fd(img, w->fd);
+  if( !w->locked ){
+    int rc = follow_replacement(w);
+    if( rc ) return rc;
+    return logio_image_from_fd(img, w->fd);
+  }
   img->fd = w->fd;
   img->file_size = w->end;     /* without the torn tail, if any */
   img->tail = w->pend;
