@@ -23,8 +23,13 @@
 #define BLOCK  ((uint64_t)LOGIO_BLOCK)
 #define HEADER LOGIO_HEADER
 
-/* Reads are made in chunks of whole blocks; a record never crosses a block. */
-#define CHUNK_BLOCKS 32
+/*
+** Reads are made in chunks of whole blocks (a record never crosses a
+** block). A reader starts with one block, for random access (rewind, the
+** entry at an offset), and doubles its chunk on each sequential refill up to
+** MAX_CHUNK_BLOCKS, so a scan reads large sequential pieces.
+*/
+#define MAX_CHUNK_BLOCKS 32
 
 const char *sio_strstatus(int rc){
   switch( rc ){
@@ -160,6 +165,8 @@ struct logio_reader {
   unsigned char *buf;      /* cached bytes [buf_off, buf_off + buf_len) */
   uint64_t buf_off;
   size_t buf_len;
+  size_t chunk_blocks;     /* blocks read at the last refill */
+  size_t cap_blocks;       /* blocks buf can hold */
   unsigned char *ent;      /* payload of the multi-record entry being assembled */
   size_t ent_len, ent_cap;
   int assembling;
@@ -188,12 +195,20 @@ static uint64_t block_end(uint64_t pos){ return pos - pos % BLOCK + BLOCK; }
 static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p){
   if( off < r->buf_off || off + n > r->buf_off + r->buf_len ){
     uint64_t from = off - off % BLOCK;
-    uint64_t want = CHUNK_BLOCKS * BLOCK;
-    if( want > r->total - from ) want = r->total - from;
-    if( !r->buf ){
-      r->buf = sio_malloc(CHUNK_BLOCKS * LOGIO_BLOCK);
-      if( !r->buf ) return SIO_NOMEM;
+    size_t blocks = 1;                        /* a jump: start small */
+    if( r->buf_len > 0 && from == r->buf_off + r->buf_len ){
+      blocks = r->chunk_blocks * 2;           /* sequential: read more */
+      if( blocks > MAX_CHUNK_BLOCKS ) blocks = MAX_CHUNK_BLOCKS;
     }
+    if( blocks > r->cap_blocks ){
+      unsigned char *p = sio_realloc(r->buf, blocks * LOGIO_BLOCK);
+      if( !p ) return SIO_NOMEM;
+      r->buf = p;
+      r->cap_blocks = blocks;
+    }
+    r->chunk_blocks = blocks;
+    uint64_t want = blocks * BLOCK;
+    if( want > r->total - from ) want = r->total - from;
     r->buf_len = 0;
     int rc = image_read(&r->img, from, (size_t)want, r->buf);
     if( rc ) return rc;
