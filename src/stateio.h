@@ -140,8 +140,9 @@ typedef struct stateio_writer stateio_writer;
 
 /*
 ** Open a writer on `path` (like the reference's NewFileWriter): the epoch
-** and the end of the log are restored from the file's contents when the
-** write lock is first taken. Nothing is locked or written until then.
+** and the end of the log are read from the file's contents now, and again
+** under the write lock when it is first taken (another process may have
+** appended meanwhile). Nothing is locked or written until then.
 ** SIO_IOERR with errno for an unopenable path; SIO_NOTLOG / SIO_CORRUPT_*
 ** are reported by the first append if the file is not a healthy log.
 */

@@ -83,6 +83,8 @@ static int open_path(stateio_writer *w){
   return SIO_OK;
 }
 
+static int find_end(stateio_writer *w);
+
 static stateio_writer *writer_new(int flags){
   stateio_writer *w = sio_malloc(sizeof(*w));
   if( w ){
@@ -111,6 +113,12 @@ int stateio_writer_open(stateio_writer **pp, const char *path, int flags){
     errno = e;
     return rc;
   }
+  /*
+  ** Learn the epoch now, without the lock, so stateio_writer_epoch() means
+  ** something before the first append. The first append checks it again
+  ** under the lock and reports a file that is not a healthy log.
+  */
+  if( find_end(w) != SIO_OK ) w->known = 0;
   *pp = w;
   return SIO_OK;
 }
