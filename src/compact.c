@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "stateio.h"
 #include "sio_int.h"
 
@@ -200,4 +202,22 @@ done:
     errno = e;
   }
   return rc;
+}
+
+/*
+** The identity of the open file: device, inode and birth time. Compaction
+** replaces the file, so the identity changes even when the filesystem hands
+** the new file a recycled inode number (ext4 does), because the birth time
+** differs. Filesystems without birth times fall back to device and inode.
+*/
+int stateio_log_id(int fd, int64_t *id){
+  struct statx sx;
+  if( statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &sx) != 0 ) return SIO_IOERR;
+  uint64_t parts[5] = { sx.stx_dev_major, sx.stx_dev_minor, sx.stx_ino, 0, 0 };
+  if( sx.stx_mask & STATX_BTIME ){
+    parts[3] = (uint64_t)sx.stx_btime.tv_sec;
+    parts[4] = sx.stx_btime.tv_nsec;
+  }
+  *id = (int64_t)(XXH64(parts, sizeof(parts), 0) & INT64_MAX);
+  return SIO_OK;
 }

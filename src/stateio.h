@@ -235,6 +235,14 @@ typedef struct stateio_compact_info {
 */
 int stateio_compact(const char *path, unsigned keep, stateio_compact_info *info);
 
+/*
+** A positive 63-bit identity of the log file open on fd, for followers: a
+** reader that keeps (log_id, offset) knows its offset is stale when the
+** log_id of the file at the path changes (the log was compacted: offsets
+** of the new file mean other entries).
+*/
+int stateio_log_id(int fd, int64_t *id);
+
 /* --------------------------------------------------------- testing hook */
 
 /*
