@@ -165,6 +165,15 @@ int stateio_writer_open_fd(stateio_writer **pp, int fd, uint64_t offset,
 int stateio_writer_begin(stateio_writer *w);
 
 /*
+** Start a bulk batch, for loading many entries fast: like a batch, but the
+** pending entries are written out in chunks of a few MiB as they come (no
+** write per entry, little memory), and synced once at commit. It is not
+** atomic across a crash: after one, any prefix of its entries may be in the
+** log. stateio_writer_rollback() truncates what it wrote.
+*/
+int stateio_writer_begin_bulk(stateio_writer *w);
+
+/*
 ** Append an update / a snapshot to the current epoch. The first append of
 ** a batch takes the write lock (SIO_BUSY if another open file description
 ** holds it) and re-reads the end of the file. A snapshot starts a new
@@ -179,9 +188,9 @@ int stateio_writer_commit(stateio_writer *w);
 /* Discard the batch and release the lock. */
 void stateio_writer_rollback(stateio_writer *w);
 
-/* A point in a batch to roll back to (a savepoint). */
+/* A point in a batch to roll back to (a savepoint). Treat it as opaque. */
 typedef struct stateio_mark {
-  uint64_t pending_len;
+  uint64_t offset;         /* end of the log, pending entries included */
   uint64_t epoch;
   uint64_t count;
 } stateio_mark;

@@ -20,6 +20,9 @@
 #include "stateio.h"
 #include "sio_int.h"
 
+/* A bulk batch writes its pending entries out whenever this many are pending. */
+#define SIO_BULK_CHUNK ((size_t)4 << 20)
+
 struct stateio_writer {
   int fd;
   int own_fd;              /* opened by us: closed (and reopened) by us */
@@ -33,6 +36,9 @@ struct stateio_writer {
   uint64_t file_size;      /* file size when last looked at; past end is torn */
   uint64_t epoch;          /* committed current epoch */
   int in_batch;
+  int bulk;                /* in a bulk batch: pending bytes go out in chunks */
+  uint64_t batch_start;    /* end of the log when the batch began (bulk rollback) */
+  uint64_t batch_epoch;    /* epoch when the batch began */
   int locked;
   unsigned char *pend;     /* encoded pending entries, to be written at end */
   size_t pend_len, pend_cap;
@@ -218,7 +224,43 @@ static void unlock(stateio_writer *w){
 int stateio_writer_begin(stateio_writer *w){
   if( w->in_batch ) return SIO_MISUSE;
   w->in_batch = 1;
+  w->bulk = 0;
   return SIO_OK;
+}
+
+int stateio_writer_begin_bulk(stateio_writer *w){
+  int rc = stateio_writer_begin(w);
+  if( rc == SIO_OK ) w->bulk = 1;
+  return rc;
+}
+
+/* Write the pending bytes at the end of the log (not synced). */
+static int flush_pending(stateio_writer *w){
+  int rc = SIO_OK;
+  if( w->file_size > w->end ){
+    /* A torn tail: new entries must never sit behind garbage. */
+    rc = sio_ftruncate(w->fd, w->end);
+    if( rc ) return rc;
+    w->file_size = w->end;
+  }
+  rc = sio_pwrite_full(w->fd, w->pend, w->pend_len, w->end);
+  if( rc ) return rc;
+  w->end += w->pend_len;
+  w->file_size = w->end;
+  w->pend_len = 0;
+  return SIO_OK;
+}
+
+/* Put the file back to `end` bytes after a failed or rolled-back write. */
+static void truncate_back(stateio_writer *w, uint64_t end){
+  int e = errno;
+  if( sio_ftruncate(w->fd, end) == SIO_OK ){
+    w->end = end;
+    w->file_size = end;
+  }else{
+    w->known = 0;     /* look at the file afresh next time */
+  }
+  errno = e;
 }
 
 static int append(stateio_writer *w, int kind, const void *data, size_t len){
@@ -229,6 +271,8 @@ static int append(stateio_writer *w, int kind, const void *data, size_t len){
       unlock(w);
       return rc;
     }
+    w->batch_start = w->end;
+    w->batch_epoch = w->epoch;
   }
   uint64_t off = w->end + w->pend_len;
   uint64_t need = logio_encoded_size(off, STATEIO_ENTRY_HEADER + (uint64_t)len);
@@ -249,8 +293,10 @@ static int append(stateio_writer *w, int kind, const void *data, size_t len){
   w->pend_len += (size_t)need;
   w->pend_count++;
   if( kind == STATEIO_SNAPSHOT ) w->pend_epoch = start;
-  if( !w->in_batch ){
-    int rc = stateio_writer_commit(w);
+  if( !w->in_batch ) return stateio_writer_commit(w);
+  if( w->bulk && w->pend_len >= SIO_BULK_CHUNK ){
+    int rc = flush_pending(w);
+    if( rc ) truncate_back(w, w->batch_start);
     return rc;
   }
   return SIO_OK;
@@ -267,28 +313,19 @@ int stateio_snapshot(stateio_writer *w, const void *data, size_t len){
 int stateio_writer_commit(stateio_writer *w){
   int rc = SIO_OK;
   w->in_batch = 0;
+  w->bulk = 0;
   if( !w->locked ) return SIO_OK;
-  if( w->pend_len > 0 ){
-    if( w->file_size > w->end ){
-      /* A torn tail: new entries must never sit behind garbage. */
-      rc = sio_ftruncate(w->fd, w->end);
-      if( rc == SIO_OK ) w->file_size = w->end;
-    }
-    if( rc == SIO_OK ) rc = sio_pwrite_full(w->fd, w->pend, w->pend_len, w->end);
+  if( w->pend_len > 0 || w->end > w->batch_start ){
+    if( w->pend_len > 0 ) rc = flush_pending(w);
     if( rc == SIO_OK && (w->flags & STATEIO_SYNC) ) rc = sio_fdatasync(w->fd);
     if( rc == SIO_OK ){
-      w->end += w->pend_len;
-      w->file_size = w->end;
       w->epoch = w->pend_epoch;
     }else{
       /*
       ** Put the file back as it was. If even that fails, what is left is a
       ** torn tail (or whole entries) that the next writer looks at afresh.
       */
-      int e = errno;
-      if( sio_ftruncate(w->fd, w->end) == SIO_OK ) w->file_size = w->end;
-      else w->known = 0;
-      errno = e;
+      truncate_back(w, w->batch_start);
     }
   }
   w->pend_len = 0;
@@ -299,7 +336,9 @@ int stateio_writer_commit(stateio_writer *w){
 }
 
 void stateio_writer_rollback(stateio_writer *w){
+  if( w->locked && w->end > w->batch_start ) truncate_back(w, w->batch_start);
   w->in_batch = 0;
+  w->bulk = 0;
   w->pend_len = 0;
   w->pend_count = 0;
   w->pend_epoch = w->epoch;
@@ -308,15 +347,20 @@ void stateio_writer_rollback(stateio_writer *w){
 
 stateio_mark stateio_writer_mark(const stateio_writer *w){
   stateio_mark m;
-  m.pending_len = w->pend_len;
+  m.offset = w->end + w->pend_len;
   m.epoch = w->locked ? w->pend_epoch : w->epoch;
   m.count = w->pend_count;
   return m;
 }
 
 void stateio_writer_rollback_to(stateio_writer *w, stateio_mark m){
-  if( !w->locked || m.pending_len > w->pend_len ) return;
-  w->pend_len = (size_t)m.pending_len;
+  if( !w->locked || m.offset > w->end + w->pend_len || m.offset < w->batch_start ) return;
+  if( m.offset >= w->end ){
+    w->pend_len = (size_t)(m.offset - w->end);
+  }else{
+    truncate_back(w, m.offset);   /* a bulk batch already wrote past the mark */
+    w->pend_len = 0;
+  }
   w->pend_epoch = m.epoch;
   w->pend_count = m.count;
 }
