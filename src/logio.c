@@ -170,6 +170,7 @@ struct logio_reader {
   unsigned char *ent;      /* payload of the multi-record entry being assembled */
   size_t ent_len, ent_cap;
   int assembling;
+  int verify_only;         /* rewind: check records, do not keep payloads */
   uint64_t ent_start;
   int skip_continuations;  /* opened on a block boundary: MIDDLE/LAST of an earlier entry */
   int have_bad;            /* a damaged region begins at bad_start, end not yet known */
@@ -341,6 +342,10 @@ static int deliver(logio_reader *r, const logio_entry *ent, logio_entry *e){
 }
 
 static int append_payload(logio_reader *r, const record *rec){
+  if( r->verify_only ){
+    r->ent_len += rec->len;
+    return SIO_OK;
+  }
   if( r->ent_len + rec->len > r->ent_cap ){
     size_t cap = r->ent_cap ? r->ent_cap : LOGIO_BLOCK;
     while( cap < r->ent_len + rec->len ){
@@ -448,13 +453,18 @@ int logio_read_entry_at(const logio_image *img, uint64_t off, logio_entry *e){
   if( rc == SIO_OK && got.offset != off ) rc = SIO_CORRUPT_LOG;
   if( rc == SIO_DONE ) rc = SIO_CORRUPT_LOG;
   if( rc == SIO_OK ){
-    unsigned char *copy = sio_malloc(got.len);
-    if( !copy ){
-      rc = SIO_NOMEM;
-    }else{
-      memcpy(copy, got.data, got.len);
+    if( got.data == r->ent ){
+      r->ent = NULL;            /* a multi-record entry: take the buffer */
       *e = got;
-      e->data = copy;
+    }else{
+      unsigned char *copy = sio_malloc(got.len);
+      if( !copy ){
+        rc = SIO_NOMEM;
+      }else{
+        memcpy(copy, got.data, got.len);
+        *e = got;
+        e->data = copy;
+      }
     }
   }
   logio_reader_close(r);
@@ -480,6 +490,7 @@ static int entry_spans(const logio_image *img, uint64_t start, uint64_t end, int
   int rc = logio_reader_open(&r, img, start);
   if( rc ) return rc;
   r->total = end;             /* nothing past the candidate's last record */
+  r->verify_only = 1;
   logio_entry e;
   rc = logio_reader_next(r, &e);
   *ok = (rc == SIO_OK && e.offset == start && e.end == end);
