@@ -1,0 +1,401 @@
+/*
+** compact_test.c - compaction (stateio_compact): every golden log shape,
+** keep-N, a crash at each step, and compaction while another process
+** appends and another reader restores.
+**
+** Usage: compact_test [GOLDEN_DIR]
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stateio.h"
+#include "testhelp.h"
+
+static char tmpdir[256];
+
+/* The state a restore gives, as text: snapshot bytes and updates in order. */
+typedef struct state_text { char *s; size_t len, cap; int rc; } state_text;
+
+static void st_add(state_text *t, const void *p, size_t n){
+  if( t->len + n + 1 > t->cap ){
+    t->cap = (t->len + n + 1) * 2;
+    t->s = realloc(t->s, t->cap);
+  }
+  memcpy(t->s + t->len, p, n);
+  t->len += n;
+  t->s[t->len] = 0;
+}
+
+static void st_addf(state_text *t, const char *fmt, unsigned long long a){
+  char buf[64];
+  int n = snprintf(buf, sizeof(buf), fmt, a);
+  st_add(t, buf, (size_t)n);
+}
+
+/* Restore path and render the state; rc is the restore's status. */
+static state_text restore_text(const char *path){
+  state_text t = {0};
+  logio_image img;
+  stateio_epoch st;
+  t.rc = stateio_open_image(path, &img);
+  if( t.rc ) return t;
+  t.rc = stateio_restore(&img, &st);
+  if( t.rc == SIO_OK ){
+    st_addf(&t, "snapshot %llu:", (unsigned long long)st.has_snapshot);
+    st_add(&t, st.snapshot ? (const char*)st.snapshot : "", st.snapshot_len);
+    stateio_updates *u;
+    if( stateio_updates_open(&u, &img, &st) == SIO_OK ){
+      logio_entry e;
+      int rc;
+      while( (rc = stateio_updates_next(u, &e)) != SIO_DONE ){
+        if( rc != SIO_OK ){ st_addf(&t, "|error %llu", (unsigned long long)rc); break; }
+        st_addf(&t, "|update %llu:", (unsigned long long)e.len);
+        st_add(&t, e.data, e.len);
+      }
+      stateio_updates_close(u);
+    }
+    stateio_epoch_clear(&st);
+  }
+  stateio_close_image(&img);
+  return t;
+}
+
+static int same_state(const state_text *a, const state_text *b){
+  return a->rc == b->rc && a->len == b->len && (a->len == 0 || memcmp(a->s, b->s, a->len) == 0);
+}
+
+static int copy_file(const char *from, const char *to){
+  FILE *f = fopen(from, "rb"), *g = fopen(to, "wb");
+  if( !f || !g ){ if( f ) fclose(f); if( g ) fclose(g); return -1; }
+  char buf[65536];
+  size_t n;
+  while( (n = fread(buf, 1, sizeof(buf), f)) > 0 ) fwrite(buf, 1, n, g);
+  fclose(f);
+  return fclose(g);
+}
+
+static uint64_t file_size(const char *path){
+  struct stat st;
+  return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* The number of epochs, counted by walking the chain back from restore. */
+static int epoch_count(const char *path){
+  logio_image img;
+  stateio_epoch st;
+  if( stateio_open_image(path, &img) ) return -1;
+  int n = 0;
+  if( stateio_restore(&img, &st) == SIO_OK ){
+    n = 1;
+    while( st.has_snapshot && st.epoch != 0 ){
+      uint64_t prev = st.prev_epoch;
+      stateio_epoch_clear(&st);
+      if( stateio_read_epoch(&img, prev, &st) != SIO_OK ){ n = -1; break; }
+      n++;
+    }
+    stateio_epoch_clear(&st);
+  }
+  stateio_close_image(&img);
+  return n;
+}
+
+/* ------------------------------------------------------------ golden shapes */
+
+static void test_golden_shapes(const char *golden){
+  DIR *d = opendir(golden);
+  CHECK(d != NULL);
+  if( !d ) return;
+  struct dirent *de;
+  int cases = 0;
+  char log[512], src[1024];
+  snprintf(log, sizeof(log), "%s/golden.log", tmpdir);
+  while( (de = readdir(d)) != NULL ){
+    if( de->d_name[0] == '.' ) continue;
+    snprintf(src, sizeof(src), "%s/%s/log.bin", golden, de->d_name);
+    if( access(src, R_OK) != 0 ) continue;
+    cases++;
+    copy_file(src, log);
+    state_text before = restore_text(log);
+    stateio_compact_info info;
+    int rc = stateio_compact(log, 1, &info);
+    state_text after = restore_text(log);
+    if( before.rc != SIO_OK ){
+      /* A log whose current state cannot be restored is left alone. */
+      CHECK_MSG(rc != SIO_OK && !info.compacted, "%s: compaction of an unrestorable log must fail", de->d_name);
+      CHECK_MSG(file_size(log) == file_size(src), "%s: file untouched", de->d_name);
+    }else{
+      CHECK_MSG(rc == SIO_OK, "%s: compact rc %s", de->d_name, sio_strstatus(rc));
+      CHECK_MSG(same_state(&before, &after), "%s: same state after compaction", de->d_name);
+      CHECK_MSG(epoch_count(log) == 1, "%s: one epoch left (got %d)", de->d_name, epoch_count(log));
+      if( info.compacted ){
+        CHECK_MSG(info.new_size == file_size(log) && info.new_size <= info.old_size,
+                  "%s: sizes %llu -> %llu", de->d_name,
+                  (unsigned long long)info.old_size, (unsigned long long)info.new_size);
+      }
+      /* The compacted log is appendable, and check finds nothing wrong in it. */
+      stateio_writer *w;
+      CHECK(stateio_writer_open(&w, log, 0) == SIO_OK);
+      CHECK(stateio_update(w, "after", 5) == SIO_OK);
+      stateio_writer_close(w);
+      state_text more = restore_text(log);
+      CHECK_MSG(more.rc == SIO_OK && more.len == after.len + strlen("|update 5:after")
+                && memcmp(more.s, after.s, after.len) == 0, "%s: append after compaction", de->d_name);
+      free(more.s);
+    }
+    free(before.s);
+    free(after.s);
+  }
+  closedir(d);
+  CHECK_MSG(cases >= 18, "golden cases found: %d", cases);
+  printf("compaction: %d golden shapes\n", cases);
+}
+
+/* ------------------------------------------------------------ keep N */
+
+static void write_epochs(const char *path, int epochs, int updates){
+  unlink(path);
+  stateio_writer *w;
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
+  char buf[64];
+  for(int e = 0; e < epochs; e++){
+    if( e > 0 ){
+      int n = snprintf(buf, sizeof(buf), "snapshot %d", e);
+      CHECK(stateio_snapshot(w, buf, (size_t)n) == SIO_OK);
+    }
+    for(int u = 0; u < updates; u++){
+      int n = snprintf(buf, sizeof(buf), "update %d.%d", e, u);
+      CHECK(stateio_update(w, buf, (size_t)n) == SIO_OK);
+    }
+  }
+  stateio_writer_close(w);
+}
+
+static void test_keep_n(void){
+  char log[512];
+  snprintf(log, sizeof(log), "%s/keep.log", tmpdir);
+  for(int keep = 1; keep <= 6; keep++){
+    write_epochs(log, 5, 3);
+    state_text before = restore_text(log);
+    stateio_compact_info info;
+    CHECK(stateio_compact(log, (unsigned)keep, &info) == SIO_OK);
+    state_text after = restore_text(log);
+    int want = keep < 5 ? keep : 5;   /* 5 epochs: 0 (no snapshot) and 4 snapshots */
+    CHECK_MSG(same_state(&before, &after), "keep %d: same state", keep);
+    CHECK_MSG(epoch_count(log) == want, "keep %d: %d epochs left (want %d)", keep, epoch_count(log), want);
+    CHECK_MSG(info.compacted == (keep < 5), "keep %d: compacted=%d", keep, info.compacted);
+    free(before.s);
+    free(after.s);
+  }
+  CHECK(stateio_compact(log, 0, &(stateio_compact_info){0}) == SIO_MISUSE);
+  char missing[600];
+  snprintf(missing, sizeof(missing), "%s/no-such.log", tmpdir);
+  stateio_compact_info info;
+  errno = 0;
+  CHECK(stateio_compact(missing, 1, &info) == SIO_IOERR && errno == ENOENT);
+}
+
+/* ------------------------------------------------------------ crash at each step */
+
+static const char *crash_step;
+static int crash_hook(void *arg, const char *op, size_t *n){
+  (void)arg; (void)n;
+  if( crash_step && strcmp(op, crash_step) == 0 ) _exit(9);   /* as if killed here */
+  return 0;
+}
+
+static void test_crash_steps(void){
+  static const char *steps[] = { "compact:written", "compact:synced", "compact:renamed", NULL };
+  char log[512];
+  snprintf(log, sizeof(log), "%s/crash.log", tmpdir);
+  int tried = 0;
+  for(int i = 0; steps[i] || i == 3; i++){
+    write_epochs(log, 4, 50);
+    state_text before = restore_text(log);
+    uint64_t size_before = file_size(log);
+    pid_t pid = fork();
+    if( pid == 0 ){
+      crash_step = steps[i];
+      stateio_set_fault_hook(crash_hook, NULL);
+      stateio_compact_info info;
+      _exit(stateio_compact(log, 1, &info) == SIO_OK ? 0 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    tried++;
+    int crashed = WIFEXITED(status) && WEXITSTATUS(status) == 9;
+    CHECK_MSG(steps[i] ? crashed : WEXITSTATUS(status) == 0, "step %s: child status %d", steps[i] ? steps[i] : "none", status);
+    state_text after = restore_text(log);
+    CHECK_MSG(same_state(&before, &after), "crash at %s: same state", steps[i] ? steps[i] : "end");
+    uint64_t size_after = file_size(log);
+    /* Either the old log, whole, or the new one, whole. */
+    int old_log = size_after == size_before;
+    int new_log = epoch_count(log) == 1;
+    CHECK_MSG(old_log || new_log, "crash at %s: old or new log", steps[i] ? steps[i] : "end");
+    /* Before the rename the old log is there; from the rename on, the new. */
+    if( steps[i] && strcmp(steps[i], "compact:renamed") != 0 ) CHECK(old_log);
+    else CHECK(new_log);
+    /* The next compaction, or writer, goes on. */
+    stateio_writer *w;
+    CHECK(stateio_writer_open(&w, log, 0) == SIO_OK);
+    CHECK(stateio_update(w, "next", 4) == SIO_OK);
+    stateio_writer_close(w);
+    stateio_compact_info info;
+    CHECK(stateio_compact(log, 1, &info) == SIO_OK);
+    free(before.s);
+    free(after.s);
+    if( !steps[i] ) break;
+  }
+  printf("compaction: crashed at %d points\n", tried - 1);
+}
+
+/* ------------------------------------------------------------ busy */
+
+static void test_busy(void){
+  char log[512];
+  snprintf(log, sizeof(log), "%s/busy.log", tmpdir);
+  write_epochs(log, 3, 2);
+  stateio_writer *w;
+  CHECK(stateio_writer_open(&w, log, 0) == SIO_OK);
+  CHECK(stateio_writer_begin(w) == SIO_OK);
+  CHECK(stateio_update(w, "x", 1) == SIO_OK);     /* holds the lock */
+  stateio_compact_info info;
+  CHECK(stateio_compact(log, 1, &info) == SIO_BUSY);
+  CHECK(stateio_writer_commit(w) == SIO_OK);
+  CHECK(stateio_compact(log, 1, &info) == SIO_OK && info.compacted);
+  /* The writer opened on the old file notices the new one and appends there. */
+  CHECK(stateio_update(w, "y", 1) == SIO_OK);
+  stateio_writer_close(w);
+  state_text t = restore_text(log);
+  CHECK_MSG(t.rc == SIO_OK && strstr(t.s, "|update 1:x|update 1:y") != NULL,
+            "writer followed the new file: %s", t.s ? t.s : "");
+  CHECK(epoch_count(log) == 1);
+  free(t.s);
+}
+
+/* ------------------------------------------------------------ log_id */
+
+static int64_t id_of(const char *path){
+  int fd = open(path, O_RDONLY);
+  int64_t id = -1;
+  if( fd >= 0 ){
+    if( stateio_log_id(fd, &id) != SIO_OK ) id = -1;
+    close(fd);
+  }
+  return id;
+}
+
+/* A follower's (log_id, offset) stays valid across appends, not compaction. */
+static void test_log_id(void){
+  char log[512];
+  snprintf(log, sizeof(log), "%s/id.log", tmpdir);
+  write_epochs(log, 3, 2);
+  int64_t id = id_of(log);
+  CHECK(id > 0);
+  stateio_writer *w;
+  CHECK(stateio_writer_open(&w, log, 0) == SIO_OK);
+  CHECK(stateio_update(w, "more", 4) == SIO_OK);
+  CHECK(id_of(log) == id);
+  int changed = 0;
+  for(int i = 0; i < 5; i++){          /* inode numbers get recycled: ids must not */
+    CHECK(stateio_snapshot(w, "s", 1) == SIO_OK);
+    int64_t before = id_of(log);
+    stateio_compact_info info;
+    CHECK(stateio_compact(log, 1, &info) == SIO_OK && info.compacted);
+    int64_t after = id_of(log);
+    changed += (after != before && after != id);
+    CHECK(after > 0);
+  }
+  stateio_writer_close(w);
+  CHECK_MSG(changed == 5, "log_id changed at %d of 5 compactions", changed);
+}
+
+/* ------------------------------------------------------------ live compaction */
+
+/*
+** A child appends numbered updates (and a snapshot every 50) while the
+** parent compacts and restores over and over. In the end every update the
+** child committed is in the log exactly once, in order.
+*/
+static void test_live(void){
+  char log[512];
+  snprintf(log, sizeof(log), "%s/live.log", tmpdir);
+  unlink(log);
+  enum { N = 3000 };
+  pid_t pid = fork();
+  if( pid == 0 ){
+    stateio_writer *w;
+    if( stateio_writer_open(&w, log, STATEIO_CREATE) ) _exit(2);
+    char buf[32];
+    for(int i = 0; i < N; i++){
+      int n, rc;
+      if( i % 50 == 0 ){
+        n = snprintf(buf, sizeof(buf), "s%d", i);
+        while( (rc = stateio_snapshot(w, buf, (size_t)n)) == SIO_BUSY ) usleep(100);
+        if( rc ) _exit(3);
+      }
+      n = snprintf(buf, sizeof(buf), "u%d", i);
+      while( (rc = stateio_update(w, buf, (size_t)n)) == SIO_BUSY ) usleep(100);
+      if( rc ) _exit(4);
+      if( i % 10 == 0 ) usleep(1000);   /* keep appending while the parent compacts */
+    }
+    stateio_writer_close(w);
+    _exit(0);
+  }
+  int compactions = 0, busy = 0, restores = 0, bad_restores = 0, status = 0;
+  for(;;){
+    pid_t done = waitpid(pid, &status, WNOHANG);
+    stateio_compact_info info;
+    int rc = stateio_compact(log, 1, &info);
+    if( rc == SIO_OK && info.compacted ) compactions++;
+    else if( rc == SIO_BUSY ) busy++;
+    else if( rc != SIO_OK && !(rc == SIO_IOERR && errno == ENOENT) ) bad_restores++;
+    state_text t = restore_text(log);
+    if( t.rc == SIO_OK ) restores++;
+    else if( !(t.rc == SIO_IOERR) ) bad_restores++;
+    free(t.s);
+    if( done == pid ) break;
+    usleep(2000);
+  }
+  CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "appender exit status %d", status);
+  CHECK_MSG(bad_restores == 0, "restores/compactions that failed: %d", bad_restores);
+  CHECK_MSG(compactions > 0, "compactions done while appending: %d", compactions);
+  /* The current epoch began at update 2950: s2950, then u2950..u2999. */
+  state_text t = restore_text(log);
+  state_text want = {0};
+  st_add(&want, "snapshot 1:s2950", 16);
+  for(int i = 2950; i < N; i++){
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "|update 5:u%d", i);
+    st_add(&want, buf, (size_t)n);
+  }
+  want.rc = SIO_OK;
+  CHECK_MSG(same_state(&t, &want), "final state after live compaction");
+  printf("compaction: %d compactions while appending (%d busy), %d restores\n", compactions, busy, restores);
+  free(t.s);
+  free(want.s);
+}
+
+int main(int argc, char **argv){
+  const char *golden = argc > 1 ? argv[1] : "../shared/golden";
+  snprintf(tmpdir, sizeof(tmpdir), "/tmp/stateio-compact-%d", (int)getpid());
+  mkdir(tmpdir, 0700);
+  test_golden_shapes(golden);
+  test_keep_n();
+  test_crash_steps();
+  test_busy();
+  test_log_id();
+  test_live();
+  char cmd[300];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+  if( system(cmd) != 0 ) fprintf(stderr, "could not remove %s\n", tmpdir);
+  return test_report();
+}

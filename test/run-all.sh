@@ -1,0 +1,131 @@
+#!/bin/sh
+# run-all.sh - run every test and add up the results (`make test` runs it).
+#
+#   sh test/run-all.sh
+#
+# From the project root, in this order:
+#   1. build/X_test for every test/X_test.c (golden_test gets the golden
+#      directory as its argument: GOLDEN_DIR, default ../shared/golden);
+#   2. build/san/X_test, the same tests built with ASan+UBSan, with
+#      ASAN_OPTIONS=detect_leaks=1 and
+#      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1;
+#   3. tclsh test/X.test for every Tcl test;
+#   4. test/fuzz-short.sh for 20 s (FUZZ_SHORT_SECONDS), when it exists:
+#      the fuzz target on the regression inputs, then fuzzing.
+# Each program's output is captured, then printed. Its last line of the form
+# "N passed, N failed" is its count. A program that prints no such line
+# (it crashed, or died before its report), exits with a non-zero status
+# while reporting no failure (e.g. a leak found at exit), is missing, or
+# runs longer than STATEIO_TEST_TIMEOUT seconds (default 900) counts as one
+# failure, named. The last line is the totals, "N passed, N failed"; the
+# exit status is 1 if anything failed.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+golden=${GOLDEN_DIR:-../shared/golden}
+limit=${STATEIO_TEST_TIMEOUT:-900}
+export GOLDEN_DIR="$golden"
+
+total_pass=0
+total_fail=0
+failed=""
+out=$(mktemp "${TMPDIR:-/tmp}/run-all.XXXXXX") || exit 1
+trap 'rm -f "$out"' EXIT INT TERM
+
+if command -v timeout >/dev/null 2>&1; then
+  with_timeout="timeout -k 10 $limit"
+else
+  with_timeout=""
+fi
+
+# run NAME COMMAND...: run one program, print its output, add up its counts.
+run() {
+  name=$1
+  shift
+  echo "== $name"
+  start=$(date +%s)
+  $with_timeout "$@" >"$out" 2>&1 </dev/null
+  rc=$?
+  secs=$(( $(date +%s) - start ))
+  cat "$out"
+  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+  if [ -n "$summary" ]; then
+    p=${summary%% passed*}
+    f=${summary#*passed, }
+    f=${f%% failed*}
+  else
+    p=0
+    f=0
+  fi
+  why=""
+  if [ "$rc" -eq 124 ] && [ -n "$with_timeout" ]; then
+    why="timed out after $limit s"
+  elif [ -z "$summary" ]; then
+    if [ "$rc" -gt 128 ]; then
+      why="killed by signal $((rc - 128)), no summary line"
+    else
+      why="no summary line (exit status $rc)"
+    fi
+  elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    why="exit status $rc after reporting no failure"
+  fi
+  if [ -n "$why" ]; then
+    f=$((f + 1))
+    echo "run-all: FAILED $name: $why"
+  fi
+  total_pass=$((total_pass + p))
+  total_fail=$((total_fail + f))
+  if [ "$f" -gt 0 ]; then
+    failed="$failed $name"
+    echo "-- $name: $p passed, $f FAILED (${secs} s)"
+  else
+    echo "-- $name: $p passed (${secs} s)"
+  fi
+}
+
+# A test program that should exist but does not: one failure.
+missing() {
+  echo "== $1"
+  echo "run-all: FAILED $1: not built (run make)"
+  total_fail=$((total_fail + 1))
+  failed="$failed $1"
+}
+
+# 1 and 2: the C tests, plain then sanitized.
+for dir in build build/san; do
+  for src in test/*_test.c; do
+    [ -f "$src" ] || continue
+    t=$(basename "$src" .c)
+    bin="$dir/$t"
+    if [ ! -x "$bin" ]; then
+      missing "$bin"
+      continue
+    fi
+    set -- "./$bin"
+    [ "$t" = golden_test ] && set -- "./$bin" "$golden"
+    if [ "$dir" = build/san ]; then
+      run "$bin" env ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" "$@"
+    else
+      run "$bin" "$@"
+    fi
+  done
+done
+
+# 3: the Tcl tests.
+for t in test/*.test; do
+  [ -f "$t" ] || continue
+  run "$t" tclsh "$t"
+done
+
+# 4: a short fuzzing run (it builds its own target).
+if [ -f test/fuzz-short.sh ]; then
+  run test/fuzz-short.sh sh test/fuzz-short.sh "${FUZZ_SHORT_SECONDS:-20}"
+fi
+
+echo
+if [ -n "$failed" ]; then
+  echo "run-all: failed:$failed"
+fi
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

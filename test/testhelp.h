@@ -1,0 +1,86 @@
+/*
+** testhelp.h - a tiny test harness for the C tests, after sds's testhelp.h.
+**
+**   CHECK(cond)                  count a pass, or a failure printed as
+**                                "FAILED file:line: cond"
+**   CHECK_MSG(cond, fmt, ...)    the same, and the printf-style message
+**   test_cond(descr, cond)       sds's spelling: descr names the check
+**   test_report()                print "N passed, N failed" as the last
+**                                line; returns the exit status (1 if any
+**                                check failed, else 0)
+**
+** Each macro evaluates cond exactly once (it may have side effects, e.g.
+** CHECK(stateio_update(w, p, n) == SIO_OK)) and is an expression whose
+** value is 1 when the check passed, 0 when it failed, so a test can write
+** `if( !CHECK(p != NULL) ) return;`.
+**
+** Passing checks print nothing unless TESTHELP_VERBOSE is set in the
+** environment (then they print like failures, with "ok"); failures always print, on stdout, so that they interleave
+** with the test's own output. The counters live in this header (one test
+** program, one set of counters); a forked child's checks are not seen by
+** the parent, so a child must report its results some other way.
+*/
+#ifndef STATEIO_TESTHELP_H
+#define STATEIO_TESTHELP_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int test_passed_count;
+static int test_failed_count;
+
+__attribute__((unused))
+static int test_verbose_(void){
+  static int v = -1;
+  if( v < 0 ) v = getenv("TESTHELP_VERBOSE") != NULL;
+  return v;
+}
+
+__attribute__((unused))
+static int test_check_(int ok, const char *cond, const char *file, int line){
+  if( ok ){
+    test_passed_count++;
+    if( test_verbose_() ) printf("ok %s:%d: %s\n", file, line, cond);
+  }else{
+    test_failed_count++;
+    printf("FAILED %s:%d: %s\n", file, line, cond);
+    fflush(stdout);
+  }
+  return ok;
+}
+
+__attribute__((unused, format(printf, 5, 6)))
+static int test_check_msg_(int ok, const char *cond, const char *file, int line,
+                           const char *fmt, ...){
+  if( ok ) test_passed_count++;
+  else test_failed_count++;
+  if( !ok || test_verbose_() ){
+    va_list ap;
+    printf("%s %s:%d: %s: ", ok ? "ok" : "FAILED", file, line, cond);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+  }
+  return ok;
+}
+
+#define CHECK(cond) test_check_((cond) ? 1 : 0, #cond, __FILE__, __LINE__)
+#define CHECK_MSG(cond, ...) \
+  test_check_msg_((cond) ? 1 : 0, #cond, __FILE__, __LINE__, __VA_ARGS__)
+#define test_cond(descr, cond) \
+  test_check_msg_((cond) ? 1 : 0, #cond, __FILE__, __LINE__, "%s", (descr))
+
+/* Number of failures so far (a test may use it to skip dependent checks). */
+#define test_failures() (test_failed_count)
+
+__attribute__((unused))
+static int test_report(void){
+  printf("%d passed, %d failed\n", test_passed_count, test_failed_count);
+  fflush(stdout);
+  return test_failed_count ? 1 : 0;
+}
+
+#endif /* STATEIO_TESTHELP_H */
