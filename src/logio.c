@@ -177,6 +177,8 @@ struct logio_reader {
   uint64_t bad_start;
   const char *bad_why;     /* why that region is damaged */
   const char *why;         /* why the last record parsed was invalid */
+  size_t claimed;          /* its header's length, when the header itself is plausible; else 0 */
+  int truncated;           /* it is cut short by the end of the image (a torn write) */
   int have_stash;          /* a complete entry found after a damaged region */
   logio_entry stash;
   int done;
@@ -221,43 +223,64 @@ static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p
 }
 
 /*
-** Parse the record at pos, which must end at or before lim. Returns 1 for
-** a valid record (filled in *rec), 0 for none, or a negative status.
-** Valid means: type 1..4, 0 < length, fits before lim and in its block,
-** checksum matches, offset 0 exactly for FULL/FIRST; and, as every writer
-** of the format does it, FIRST/MIDDLE fill their block to the end and
-** MIDDLE/LAST start at a block boundary with an offset that reaches back
-** no further than the start of the file.
+** Whether the header at p (a record at pos) could be a record written by a
+** writer of the format, judged without its checksum: type 1..4, a length
+** > 0 that fits in the block, a zero offset for FULL/FIRST, and for
+** MIDDLE/LAST a block boundary and an offset reaching back no further than
+** the start of the file; FIRST/MIDDLE fill their block to the end.
 */
-static int parse_record(logio_reader *r, uint64_t pos, uint64_t lim, record *rec){
-  uint64_t bend = block_end(pos);
-  uint64_t end = bend < lim ? bend : lim;
-  if( end - pos < HEADER + 1 ) return 0;
-  const unsigned char *p;
-  int rc = load(r, pos, (size_t)(end - pos), &p);
-  if( rc ) return -rc;
+static int header_plausible(const unsigned char *p, uint64_t pos){
   int type = p[4];
   size_t len = (size_t)p[5] | ((size_t)p[6] << 8);
   uint64_t off = sio_get64(p + 7);
-  r->why = "bad record header";
+  uint64_t bend = block_end(pos);
   if( type < LOGIO_FULL || type > LOGIO_LAST || len == 0 ) return 0;
-  if( HEADER + len > end - pos ){
-    if( pos + HEADER + len <= bend && end == r->total ) r->why = "truncated record";
-    return 0;
-  }
+  if( pos + HEADER + len > bend ) return 0;
   if( type == LOGIO_FULL || type == LOGIO_FIRST ){
     if( off != 0 ) return 0;
   }else{
     if( off == 0 || off > pos || pos % BLOCK != 0 ) return 0;
   }
   if( (type == LOGIO_FIRST || type == LOGIO_MIDDLE) && pos + HEADER + len != bend ) return 0;
+  return 1;
+}
+
+/*
+** Parse the record at pos, which must end at or before lim. Returns 1 for
+** a valid record (filled in *rec), 0 for none, or a negative status.
+** Valid means a plausible header (above) whose record ends before lim and
+** whose checksum matches. For an invalid record, r->why says why,
+** r->claimed is its header's length if the header is plausible, and
+** r->truncated is set when a plausible record runs past the end of the
+** image: the signature of an append cut short by a crash.
+*/
+static int parse_record(logio_reader *r, uint64_t pos, uint64_t lim, record *rec){
+  uint64_t bend = block_end(pos);
+  uint64_t end = bend < lim ? bend : lim;
+  r->claimed = 0;
+  r->truncated = 0;
+  r->why = "bad record header";
+  if( end - pos < HEADER + 1 ) return 0;
+  const unsigned char *p;
+  int rc = load(r, pos, (size_t)(end - pos), &p);
+  if( rc ) return -rc;
+  if( !header_plausible(p, pos) ) return 0;
+  size_t len = (size_t)p[5] | ((size_t)p[6] << 8);
+  r->claimed = len;
+  if( HEADER + len > end - pos ){
+    if( end == r->total ){
+      r->why = "truncated record";
+      r->truncated = 1;
+    }
+    return 0;
+  }
   uint32_t want = (uint32_t)p[0] | ((uint32_t)p[1] << 8)
                 | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
   if( record_checksum(p, len) != want ){ r->why = "checksum mismatch"; return 0; }
   rec->pos = pos;
-  rec->type = type;
+  rec->type = p[4];
   rec->len = len;
-  rec->off = off;
+  rec->off = sio_get64(p + 7);
   rec->payload = p + HEADER;
   return 1;
 }
@@ -268,23 +291,95 @@ static int parse_record(logio_reader *r, uint64_t pos, uint64_t lim, record *rec
 ** end of the block (or lim) when there is none. MIDDLE/LAST records only
 ** ever start at a block boundary, so they are never searched for here.
 */
-static int resync(logio_reader *r, uint64_t from, uint64_t lim, uint64_t *next){
+static int scan_for_record(logio_reader *r, uint64_t from, uint64_t lim, uint64_t *next){
   uint64_t bend = block_end(from - 1);
   uint64_t end = bend < lim ? bend : lim;
-  for(uint64_t q = from; q + HEADER + 1 <= end; q++){
-    const unsigned char *p;
-    int rc = load(r, q, (size_t)(end - q), &p);
-    if( rc ) return rc;
+  *next = end;
+  if( from + HEADER + 1 > end ) return SIO_OK;
+  const unsigned char *base;
+  int rc = load(r, from, (size_t)(end - from), &base);
+  if( rc ) return rc;
+  static const unsigned char zero8[8];
+  size_t n = (size_t)(end - from) - HEADER;
+  for(size_t i = 0; i < n; i++){
+    const unsigned char *p = base + i;
     /* Cheap filters first: the type byte and the zero offset of FULL/FIRST. */
     if( p[4] != LOGIO_FULL && p[4] != LOGIO_FIRST ) continue;
-    static const unsigned char zero8[8];
     if( memcmp(p + 7, zero8, 8) != 0 ) continue;
     record rec;
-    int v = parse_record(r, q, lim, &rec);
+    int v = parse_record(r, from + i, lim, &rec);
     if( v < 0 ) return -v;
-    if( v ){ *next = q; return SIO_OK; }
+    if( v ){ *next = from + i; return SIO_OK; }
   }
-  *next = end;
+  return SIO_OK;
+}
+
+/*
+** Where to look for the next record after the invalid one at pos (just
+** parsed). When its header is plausible and the position it claims to end
+** at is confirmed (a valid record starts there, or the block's padding, or
+** lim), the damage is in its payload: go on from there, so that records
+** inside the damaged payload (an entry may hold a log) are never taken for
+** the log's own. Otherwise scan the block byte by byte.
+*/
+static int resync(logio_reader *r, uint64_t pos, uint64_t lim, uint64_t *next){
+  if( r->claimed > 0 && pos + HEADER + r->claimed <= lim ){
+    uint64_t cand = pos + HEADER + r->claimed;
+    uint64_t bend = block_end(pos);
+    int confirmed = cand == lim || cand == bend;
+    if( !confirmed && bend - cand < HEADER + 1 ){
+      /* Only the block's zero padding can follow. */
+      uint64_t pend = bend < lim ? bend : lim;
+      const unsigned char *p;
+      int rc = load(r, cand, (size_t)(pend - cand), &p);
+      if( rc ) return rc;
+      confirmed = 1;
+      for(uint64_t i = 0; i < pend - cand; i++) if( p[i] ) confirmed = 0;
+    }else if( !confirmed ){
+      record rec;
+      int v = parse_record(r, cand, lim, &rec);
+      if( v < 0 ) return -v;
+      confirmed = v;
+    }
+    if( confirmed ){ *next = cand; return SIO_OK; }
+  }
+  return scan_for_record(r, pos + 1, lim, next);
+}
+
+/*
+** The record at pos claims a length that runs past the end of the image.
+** Usually that is a torn append, and nothing after it is a record (its
+** payload may hold anything, even a log). But a damaged length field looks
+** the same: tell the two apart by the checksum. If a valid record starts at
+** some c further in the block and the record at pos, read with length
+** c - pos - HEADER, has a matching checksum, only its length field is
+** damaged: *next = c. Otherwise *next = the end of the image.
+*/
+static int truncated_or_damaged(logio_reader *r, uint64_t pos, uint64_t *next){
+  uint64_t from = pos + HEADER + 1;
+  *next = r->total;
+  while( from < r->total ){
+    uint64_t c;
+    int rc = scan_for_record(r, from, r->total, &c);
+    if( rc ) return rc;
+    if( c >= r->total || c % BLOCK == 0 ) break;
+    const unsigned char *p;
+    rc = load(r, pos, (size_t)(c - pos), &p);
+    if( rc ) return rc;
+    size_t len = (size_t)(c - pos - HEADER);
+    if( len <= 0xffff ){
+      unsigned char lenb[2] = { (unsigned char)len, (unsigned char)(len >> 8) };
+      XXH64_state_t h;
+      XXH64_reset(&h, 0);
+      XXH64_update(&h, p + 4, 1);
+      XXH64_update(&h, lenb, 2);
+      XXH64_update(&h, p + 7, 8 + len);
+      uint32_t want = (uint32_t)p[0] | ((uint32_t)p[1] << 8)
+                    | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+      if( (uint32_t)XXH64_digest(&h) == want ){ *next = c; return SIO_OK; }
+    }
+    from = c + 1;
+  }
   return SIO_OK;
 }
 
@@ -402,7 +497,16 @@ int logio_reader_next(logio_reader *r, logio_entry *e){
       mark_bad(r, r->assembling ? r->ent_start : r->pos, r->why);
       r->assembling = 0;
       r->skip_continuations = 0;
-      int rc = resync(r, r->pos + 1, r->total, &r->pos);
+      if( r->truncated ){
+        /* Cut short by the end: a torn append (what follows lies in its
+        ** unwritten payload), unless only its length field is damaged. */
+        uint64_t at = r->pos;
+        int rc = truncated_or_damaged(r, at, &r->pos);
+        if( rc ) return rc;
+        if( r->pos < r->total && r->bad_start == at ) r->bad_why = "bad record length";
+        continue;
+      }
+      int rc = resync(r, r->pos, r->total, &r->pos);
       if( rc ) return rc;
       continue;
     }
@@ -472,12 +576,28 @@ int logio_read_entry_at(const logio_image *img, uint64_t off, logio_entry *e){
 }
 
 int logio_starts_with_record(const logio_image *img){
-  if( logio_image_size(img) == 0 ) return 0;
+  uint64_t total = logio_image_size(img);
+  if( total == 0 ) return 0;
   logio_reader *r;
   if( logio_reader_open(&r, img, 0) ) return 0;
-  record rec;
-  int v = parse_record(r, 0, r->total, &rec);
-  int ok = v == 1 && (rec.type == LOGIO_FULL || rec.type == LOGIO_FIRST);
+  int ok = 0;
+  if( total >= HEADER + 1 ){
+    record rec;
+    int v = parse_record(r, 0, total, &rec);
+    int type = v == 1 ? rec.type : 0;
+    if( v == 0 && r->truncated ){
+      const unsigned char *p;
+      if( load(r, 0, HEADER, &p) == SIO_OK ) type = p[4];
+    }
+    ok = type == LOGIO_FULL || type == LOGIO_FIRST;
+  }else if( total > 4 ){
+    /* Part of a header: its type says FULL or FIRST, its offset bytes are 0. */
+    const unsigned char *p;
+    if( load(r, 0, (size_t)total, &p) == SIO_OK ){
+      ok = p[4] == LOGIO_FULL || p[4] == LOGIO_FIRST;
+      for(uint64_t i = 7; ok && i < total; i++) ok = p[i] == 0;
+    }
+  }
   logio_reader_close(r);
   return ok;
 }
@@ -522,7 +642,8 @@ int logio_rewind(const logio_image *img, uint64_t limit,
       int v = parse_record(r, q, limit, &rec);
       if( v < 0 ){ rc = -v; goto done; }
       if( v == 0 ){
-        int rc2 = resync(r, q + 1, limit, &q);
+        int rc2 = r->truncated ? truncated_or_damaged(r, q, &q)
+                               : resync(r, q, limit, &q);
         if( rc2 ){ rc = rc2; goto done; }
         continue;
       }

@@ -182,13 +182,33 @@ int stateio_writer_begin_bulk(stateio_writer *w);
 int stateio_update(stateio_writer *w, const void *data, size_t len);
 int stateio_snapshot(stateio_writer *w, const void *data, size_t len);
 
-/* Write the batch (truncating a torn tail first), sync it, release the lock. */
+/*
+** Write the batch (truncating a torn tail first), sync it, release the
+** lock. On failure the file is truncated back to where the batch began and
+** the batch is gone (the lock is released either way).
+**
+** Crash atomicity: the format has no commit record, so a batch is one
+** write() and one fdatasync(), not an atomic unit on disk. A crash (or
+** kill) during commit can leave any prefix of the batch's bytes in the
+** file; restore then sees the complete entries of that prefix, and a torn
+** tail after them. What the writer promises is that a commit that
+** returned SIO_OK with STATEIO_SYNC is durable, and that no complete
+** entry is ever lost or followed by garbage.
+**
+** A bulk batch whose chunk could not be written is failed: the file is put
+** back to where the batch began, and every later append and the commit
+** return the error until stateio_writer_rollback() (commit rolls back).
+*/
 int stateio_writer_commit(stateio_writer *w);
 
 /* Discard the batch and release the lock. */
 void stateio_writer_rollback(stateio_writer *w);
 
-/* A point in a batch to roll back to (a savepoint). Treat it as opaque. */
+/*
+** A point in a batch to roll back to (a savepoint). Treat it as opaque.
+** A mark taken before the batch's first append (before it held the lock)
+** rolls back the whole batch, even if other writers appended meanwhile.
+*/
 typedef struct stateio_mark {
   uint64_t offset;         /* end of the log, pending entries included */
   uint64_t epoch;

@@ -40,6 +40,7 @@ struct stateio_writer {
   uint64_t batch_start;    /* end of the log when the batch began (bulk rollback) */
   uint64_t batch_epoch;    /* epoch when the batch began */
   int locked;
+  int batch_rc;            /* a bulk batch could not write a chunk: only rollback goes on */
   unsigned char *pend;     /* encoded pending entries, to be written at end */
   size_t pend_len, pend_cap;
   uint64_t pend_epoch;     /* current epoch including pending snapshots */
@@ -204,7 +205,11 @@ static int lock_and_refresh(stateio_writer *w){
     w->known = (size == w->end);
     w->file_size = size;
   }
-  if( !w->known || size != w->file_size ){
+  /*
+  ** Same size as before is not proof of no change when we saw a torn tail:
+  ** another writer may have cut it and appended exactly as many bytes.
+  */
+  if( !w->known || size != w->file_size || w->file_size != w->end ){
     int rc = find_end(w);
     if( rc ) return rc;
   }
@@ -265,6 +270,7 @@ static void truncate_back(stateio_writer *w, uint64_t end){
 
 static int append(stateio_writer *w, int kind, const void *data, size_t len){
   if( !data && len > 0 ) return SIO_MISUSE;
+  if( w->batch_rc ) return w->batch_rc;
   if( !w->locked ){
     int rc = lock_and_refresh(w);
     if( rc ){
@@ -296,7 +302,13 @@ static int append(stateio_writer *w, int kind, const void *data, size_t len){
   if( !w->in_batch ) return stateio_writer_commit(w);
   if( w->bulk && w->pend_len >= SIO_BULK_CHUNK ){
     int rc = flush_pending(w);
-    if( rc ) truncate_back(w, w->batch_start);
+    if( rc ){
+      /* The pending entries were encoded for offsets that are gone now. */
+      truncate_back(w, w->batch_start);
+      w->pend_len = 0;
+      w->pend_count = 0;
+      w->batch_rc = rc;
+    }
     return rc;
   }
   return SIO_OK;
@@ -312,6 +324,11 @@ int stateio_snapshot(stateio_writer *w, const void *data, size_t len){
 
 int stateio_writer_commit(stateio_writer *w){
   int rc = SIO_OK;
+  if( w->batch_rc ){
+    rc = w->batch_rc;
+    stateio_writer_rollback(w);
+    return rc;
+  }
   w->in_batch = 0;
   w->bulk = 0;
   if( !w->locked ) return SIO_OK;
@@ -337,6 +354,7 @@ int stateio_writer_commit(stateio_writer *w){
 
 void stateio_writer_rollback(stateio_writer *w){
   if( w->locked && w->end > w->batch_start ) truncate_back(w, w->batch_start);
+  w->batch_rc = 0;
   w->in_batch = 0;
   w->bulk = 0;
   w->pend_len = 0;
@@ -354,7 +372,13 @@ stateio_mark stateio_writer_mark(const stateio_writer *w){
 }
 
 void stateio_writer_rollback_to(stateio_writer *w, stateio_mark m){
-  if( !w->locked || m.offset > w->end + w->pend_len || m.offset < w->batch_start ) return;
+  if( !w->locked || w->batch_rc || m.offset > w->end + w->pend_len ) return;
+  if( m.count == 0 || m.offset < w->batch_start ){
+    /* Taken before the batch's first append (and its lock): undo it all. */
+    m.offset = w->batch_start;
+    m.epoch = w->batch_epoch;
+    m.count = 0;
+  }
   if( m.offset >= w->end ){
     w->pend_len = (size_t)(m.offset - w->end);
   }else{

@@ -50,28 +50,6 @@ static char tmpdir[512];
 
 /* ---------------------------------------------------------------- utilities */
 
-typedef struct sbuf { char *s; size_t len, cap; } sbuf;
-
-__attribute__((format(printf, 2, 3)))
-static void sb_printf(sbuf *b, const char *fmt, ...){
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if( n < 0 ) return;
-  if( b->len + (size_t)n + 1 > b->cap ){
-    b->cap = (b->len + (size_t)n + 1) * 2;
-    b->s = realloc(b->s, b->cap);
-    if( !b->s ){ perror("realloc"); exit(2); }
-  }
-  va_start(ap, fmt);
-  vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->len += (size_t)n;
-}
-
-static const char *sb_str(sbuf *b){ return b->s ? b->s : ""; }
-static void sb_free(sbuf *b){ free(b->s); memset(b, 0, sizeof(*b)); }
 
 static void *xmalloc(size_t n){
   void *p = malloc(n ? n : 1);

@@ -83,4 +83,43 @@ static int test_report(void){
   return test_failed_count ? 1 : 0;
 }
 
+
+/* UNDER_ASAN: 1 when built with AddressSanitizer (tests use smaller sizes). */
+#if defined(__SANITIZE_ADDRESS__)
+# define UNDER_ASAN 1
+#elif defined(__has_feature)
+# if __has_feature(address_sanitizer)
+#  define UNDER_ASAN 1
+# endif
+#endif
+#ifndef UNDER_ASAN
+# define UNDER_ASAN 0
+#endif
+
+/* A growing string: sb_printf appends, sb_str reads, sb_free frees. */
+typedef struct sbuf { char *s; size_t len, cap; } sbuf;
+
+__attribute__((unused, format(printf, 2, 3)))
+static void sb_printf(sbuf *b, const char *fmt, ...){
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if( n < 0 ) return;
+  if( b->len + (size_t)n + 1 > b->cap ){
+    b->cap = (b->len + (size_t)n + 1) * 2;
+    b->s = realloc(b->s, b->cap);
+    if( !b->s ){ perror("realloc"); exit(2); }
+  }
+  va_start(ap, fmt);
+  vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+__attribute__((unused))
+static const char *sb_str(sbuf *b){ return b->s ? b->s : ""; }
+__attribute__((unused))
+static void sb_free(sbuf *b){ free(b->s); b->s = NULL; b->len = b->cap = 0; }
+
 #endif /* STATEIO_TESTHELP_H */
