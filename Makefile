@@ -13,7 +13,8 @@ LDLIBS   = -lxxhash
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # Debian packages the build and the tests need; installed when missing and root.
-DEBS = libsqlite3-dev libxxhash-dev libsqlite3-tcl sqlite3 tcl libssl-dev
+DEBS = libsqlite3-dev libxxhash-dev libsqlite3-tcl sqlite3 tcl libssl-dev \
+       clang libclang-rt-14-dev valgrind strace
 
 LIB_SRC = $(wildcard src/*.c)
 LIB_HDR = $(wildcard src/*.h)
@@ -82,3 +83,22 @@ clean:
 	rm -rf build stateio.so
 
 .PHONY: all clean
+
+# ---------------------------------------------------------------- fuzzing, valgrind
+# fuzz/fuzz_stateio.c is a libFuzzer target (clang only). test/fuzz-short.sh
+# builds it, replays test/fuzz-regress/ and fuzzes for a fixed time; make
+# test runs it for 20 s (from test/run-all.sh), make fuzz for FUZZ_SECONDS.
+# make valgrind runs every build/*_test under valgrind with smaller sizes.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+
+build/fuzz_stateio: fuzz/fuzz_stateio.c $(LIB_SRC) $(LIB_HDR) | build
+	$(FUZZ_CC) $(FUZZFLAGS) $(WARN) $(CPPFLAGS) -o $@ fuzz/fuzz_stateio.c $(LIB_SRC) $(LDLIBS)
+
+.PHONY: fuzz valgrind
+fuzz: build/fuzz_stateio
+	@sh test/fuzz-short.sh $(FUZZ_SECONDS)
+
+valgrind: $(CTESTS)
+	@sh test/valgrind.sh
