@@ -251,7 +251,8 @@ typedef struct stateio_compact_info {
 ** keeps the current epoch only: its snapshot and the updates after it).
 ** The new log restores to exactly the same state and updates. Epoch
 ** numbers change (they are offsets): the oldest kept snapshot moves to
-** offset 0 and becomes epoch 0. A torn tail is dropped.
+** offset 0 and becomes epoch 0. A torn tail is dropped when the file is
+** rewritten (with nothing to drop, the file is left untouched, tail and all).
 **
 ** Crash-safe: the new log is written to PATH.compact, synced, renamed over
 ** path, and the directory is synced. The log's write lock is held

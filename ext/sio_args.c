@@ -1,0 +1,165 @@
+/*
+** sio_args.c - the arguments of CREATE VIRTUAL TABLE ... USING stateio(...).
+**
+**   stateio('FILE' [, option ...])
+**
+** FILE is the log, relative to the process's working directory when the
+** table connects (the writer keeps the absolute path, so a later chdir()
+** does not move the table to another file). Options,
+** each at most once, keys and values case-insensitive:
+**   sync=full|off         fdatasync at each commit (default full)
+**   readonly              no INSERT; the file must exist (also readonly=1/0,
+**                         on/off, yes/no, true/false)
+**   on_corrupt=error|skip a damaged region fails the SELECT (default error)
+**                         or is stepped over
+** Values may be quoted; FILE is dequoted the same way ('...', "...", `...`,
+** [...]), as csv.c does.
+*/
+#include <ctype.h>
+#include <string.h>
+
+#include "stateio_ext.h"
+SQLITE_EXTENSION_INIT3
+
+/* Copy z without leading and trailing white space, then dequote it. */
+static char *sio_dequote(const char *z, int n){
+  char *zOut;
+  char cQuote, cEnd;
+  int i, j;
+  while( n>0 && isspace((unsigned char)z[0]) ){ z++; n--; }
+  while( n>0 && isspace((unsigned char)z[n-1]) ) n--;
+  zOut = sqlite3_malloc64((sqlite3_uint64)n + 1);
+  if( zOut==0 ) return 0;
+  memcpy(zOut, z, (size_t)n);
+  zOut[n] = 0;
+  cQuote = zOut[0];
+  switch( cQuote ){
+    case '\'': case '"': case '`': cEnd = cQuote; break;
+    case '[': cEnd = ']'; break;
+    default: return zOut;
+  }
+  if( n<2 || zOut[n-1]!=cEnd ) return zOut;
+  for(i=1, j=0; i<n-1; i++){
+    if( zOut[i]==cEnd && cQuote!='[' && i+1<n-1 && zOut[i+1]==cEnd ) i++;
+    zOut[j++] = zOut[i];
+  }
+  zOut[j] = 0;
+  return zOut;
+}
+
+/* 1 or 0 for a boolean word, -1 for anything else (csv.c's csv_boolean). */
+static int sio_boolean(const char *z){
+  if( sqlite3_stricmp(z, "1")==0 || sqlite3_stricmp(z, "yes")==0
+   || sqlite3_stricmp(z, "on")==0 || sqlite3_stricmp(z, "true")==0 ){
+    return 1;
+  }
+  if( sqlite3_stricmp(z, "0")==0 || sqlite3_stricmp(z, "no")==0
+   || sqlite3_stricmp(z, "off")==0 || sqlite3_stricmp(z, "false")==0 ){
+    return 0;
+  }
+  return -1;
+}
+
+void sioArgsFree(SioArgs *p){
+  sqlite3_free(p->zFile);
+  p->zFile = 0;
+}
+
+int sioArgsParse(int argc, const char *const *argv, int iFirst,
+                 SioArgs *p, char **pzErr){
+  int seenSync = 0, seenReadonly = 0, seenCorrupt = 0;
+  int i;
+  char *zKey = 0, *zVal = 0;
+  int rc = SQLITE_ERROR;
+
+  memset(p, 0, sizeof(*p));
+  p->bSync = 1;
+  if( argc<=iFirst ){
+    sioErrMsg(pzErr, "stateio: no log file: use stateio('FILE' [, option=value ...])");
+    return SQLITE_ERROR;
+  }
+  if( strchr("'\"`[", argv[iFirst][0])==0 && strchr(argv[iFirst], '=')!=0 ){
+    sioErrMsg(pzErr, "stateio: the first argument must be the log file, not %s",
+              argv[iFirst]);
+    return SQLITE_ERROR;
+  }
+  p->zFile = sio_dequote(argv[iFirst], (int)strlen(argv[iFirst]));
+  if( p->zFile==0 ) goto args_oom;
+  if( p->zFile[0]==0 ){
+    sioErrMsg(pzErr, "stateio: the log file name is empty");
+    goto args_error;
+  }
+
+  for(i=iFirst+1; i<argc; i++){
+    const char *z = argv[i];
+    const char *zEq = strchr(z, '=');
+    int *pSeen;
+    zKey = sio_dequote(z, zEq ? (int)(zEq - z) : (int)strlen(z));
+    zVal = zEq ? sio_dequote(zEq+1, (int)strlen(zEq+1)) : 0;
+    if( zKey==0 || (zEq && zVal==0) ) goto args_oom;
+    if( sqlite3_stricmp(zKey, "sync")==0 ){
+      pSeen = &seenSync;
+    }else if( sqlite3_stricmp(zKey, "readonly")==0 ){
+      pSeen = &seenReadonly;
+    }else if( sqlite3_stricmp(zKey, "on_corrupt")==0 ){
+      pSeen = &seenCorrupt;
+    }else{
+      sioErrMsg(pzErr, "stateio: unknown option: %s", zKey);
+      goto args_error;
+    }
+    if( *pSeen ){
+      sioErrMsg(pzErr, "stateio: option %s given more than once", zKey);
+      goto args_error;
+    }
+    *pSeen = 1;
+    if( pSeen==&seenReadonly ){
+      int b = zVal ? sio_boolean(zVal) : 1;
+      if( b<0 ){
+        sioErrMsg(pzErr, "stateio: bad value for readonly: %s (expected 1 or 0)", zVal);
+        goto args_error;
+      }
+      p->bReadonly = b;
+    }else if( zVal==0 ){
+      sioErrMsg(pzErr, "stateio: option %s needs a value", zKey);
+      goto args_error;
+    }else if( pSeen==&seenSync ){
+      if( sqlite3_stricmp(zVal, "full")==0 ){
+        p->bSync = 1;
+      }else if( sqlite3_stricmp(zVal, "off")==0 ){
+        p->bSync = 0;
+      }else{
+        sioErrMsg(pzErr, "stateio: bad value for sync: %s (expected full or off)", zVal);
+        goto args_error;
+      }
+    }else{
+      if( sqlite3_stricmp(zVal, "error")==0 ){
+        p->bSkip = 0;
+      }else if( sqlite3_stricmp(zVal, "skip")==0 ){
+        p->bSkip = 1;
+      }else{
+        sioErrMsg(pzErr, "stateio: bad value for on_corrupt: %s (expected error or skip)", zVal);
+        goto args_error;
+      }
+    }
+    sqlite3_free(zKey);
+    sqlite3_free(zVal);
+    zKey = zVal = 0;
+  }
+  return SQLITE_OK;
+
+args_oom:
+  rc = SQLITE_NOMEM;
+  sioErrMsg(pzErr, "stateio: out of memory");
+args_error:
+  sqlite3_free(zKey);
+  sqlite3_free(zVal);
+  sioArgsFree(p);
+  return rc;
+}
+
+char *sioArgsOptions(const SioArgs *p){
+  return sqlite3_mprintf("%s%s%s",
+      p->bSync ? "" : ", sync=off",
+      p->bReadonly ? ", readonly" : "",
+      p->bSkip ? ", on_corrupt=skip" : "");
+}

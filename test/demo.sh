@@ -1,0 +1,33 @@
+#!/bin/sh
+# demo.sh - what `make demo` shows: the SQLite extension on a fresh log.
+#
+#   sh test/demo.sh
+#
+# In a new temporary directory (removed at the end) it runs the sqlite3
+# shell on test/readme-session.sql, the session README.md shows and
+# test/ext_readme.test checks: `.load ./stateio`, CREATE VIRTUAL TABLE,
+# INSERTs of updates and snapshots, a transaction, and SELECTs of the four
+# tables. Then it shows the bytes of the log it made.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -f "$root/stateio.so" ]; then
+  echo "demo: $root/stateio.so is missing (run make)" >&2
+  exit 1
+fi
+if ! command -v sqlite3 >/dev/null 2>&1; then
+  echo "demo: the sqlite3 shell is missing (apt-get install sqlite3)" >&2
+  exit 1
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/stateio-demo.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+# The session loads ./stateio, as a user in the project root would.
+ln -s "$root/stateio.so" "$tmp/stateio.so"
+cd "$tmp"
+
+echo "== sqlite3 -echo < test/readme-session.sql    (in $tmp)"
+echo
+sqlite3 -echo :memory: < "$root/test/readme-session.sql"
+echo
+echo "== app.log: $(wc -c < app.log) bytes; the first entry"
+echo "   (checksum u32, type 1 FULL, length u16, offset u64; kind 1 update, epoch u64; data):"
+od -A d -t x1 -N 27 app.log
