@@ -14,7 +14,7 @@ SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 # Debian packages the build and the tests need; installed when missing and root.
 DEBS = libsqlite3-dev libxxhash-dev libsqlite3-tcl sqlite3 tcl libssl-dev \
-       clang libclang-rt-14-dev valgrind strace
+       clang libclang-rt-14-dev valgrind strace python3
 
 LIB_SRC = $(wildcard src/*.c)
 LIB_HDR = $(wildcard src/*.h)
@@ -63,6 +63,10 @@ build build/san:
 stateio.so: $(EXT_SRC) $(EXT_HDR) $(LIB_SRC) $(LIB_HDR)
 	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -Iext -fPIC -shared -o $@ $(EXT_SRC) $(LIB_SRC) $(LDLIBS)
 
+# The same with ASan+UBSan, for the sanitized run of the Tcl tests.
+build/san/stateio.so: $(EXT_SRC) $(EXT_HDR) $(LIB_SRC) $(LIB_HDR) | build/san
+	$(CC) -O1 -g $(SANFLAGS) $(WARN) $(CPPFLAGS) -Iext -fPIC -shared -o $@ $(EXT_SRC) $(LIB_SRC) $(LDLIBS)
+
 # ---------------------------------------------------------------- tests
 build/%_test: test/%_test.c test/testhelp.h build/libstateio.a | build
 	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -Itest -o $@ $< build/libstateio.a $(LDLIBS) -lcrypto
@@ -71,7 +75,7 @@ build/san/%_test: test/%_test.c test/testhelp.h build/san/libstateio.a | build/s
 	$(CC) -O1 -g $(SANFLAGS) $(WARN) $(CPPFLAGS) -Itest -o $@ $< build/san/libstateio.a $(LDLIBS) -lcrypto
 
 .PHONY: test
-test: all $(CTESTS) $(CTESTS_SAN)
+test: all $(CTESTS) $(CTESTS_SAN) build/san/stateio.so
 	@sh test/run-all.sh
 
 # ---------------------------------------------------------------- demo
@@ -102,3 +106,16 @@ fuzz: build/fuzz_stateio
 
 valgrind: $(CTESTS)
 	@sh test/valgrind.sh
+
+# ---------------------------------------------------------------- bench
+# bench/bench.c measures every figure next to its peer and prints a table
+# (never part of make test). BENCH_ARGS go to it: --quick for a ~15 s
+# smoke run, --reps N, --dir DIR, --only 1,5, ... (build/bench --help).
+BENCH_ARGS ?=
+
+build/bench: bench/bench.c build/libstateio.a $(LIB_HDR) | build
+	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -o $@ bench/bench.c build/libstateio.a $(LDLIBS) -lsqlite3 -lm
+
+.PHONY: bench
+bench: all build/bench
+	./build/bench $(BENCH_ARGS)

@@ -260,7 +260,14 @@ static int parse_record(logio_reader *r, uint64_t pos, uint64_t lim, record *rec
   r->claimed = 0;
   r->truncated = 0;
   r->why = "bad record header";
-  if( end - pos < HEADER + 1 ) return 0;
+  if( end - pos < HEADER + 1 ){
+    /* The image ends inside the header: a torn write, whatever it holds. */
+    if( end == r->total && end < bend ){
+      r->why = "truncated record";
+      r->truncated = 1;
+    }
+    return 0;
+  }
   const unsigned char *p;
   int rc = load(r, pos, (size_t)(end - pos), &p);
   if( rc ) return -rc;
@@ -315,33 +322,76 @@ static int scan_for_record(logio_reader *r, uint64_t from, uint64_t lim, uint64_
 }
 
 /*
+** The invalid record at pos (just parsed, its header plausible) may have
+** only its length field damaged: then some valid record starts at c
+** further in its block, and the record read with length c - pos - HEADER
+** has a matching checksum (32 bits of evidence). *next = the first such c
+** before lim, or 0 when there is none.
+*/
+static int repair_length(logio_reader *r, uint64_t pos, uint64_t lim, uint64_t *next){
+  uint64_t bend = block_end(pos);
+  uint64_t end = bend < lim ? bend : lim;
+  uint64_t from = pos + HEADER + 1;
+  *next = 0;
+  while( from < end ){
+    uint64_t c;
+    int rc = scan_for_record(r, from, end, &c);
+    if( rc ) return rc;
+    if( c >= end ) break;
+    const unsigned char *p;
+    rc = load(r, pos, (size_t)(c - pos), &p);
+    if( rc ) return rc;
+    size_t len = (size_t)(c - pos - HEADER);
+    unsigned char lenb[2] = { (unsigned char)len, (unsigned char)(len >> 8) };
+    XXH64_state_t h;
+    XXH64_reset(&h, 0);
+    XXH64_update(&h, p + 4, 1);
+    XXH64_update(&h, lenb, 2);
+    XXH64_update(&h, p + 7, 8 + len);
+    uint32_t want = (uint32_t)p[0] | ((uint32_t)p[1] << 8)
+                  | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+    if( (uint32_t)XXH64_digest(&h) == want ){ *next = c; return SIO_OK; }
+    from = c + 1;
+  }
+  return SIO_OK;
+}
+
+/*
 ** Where to look for the next record after the invalid one at pos (just
-** parsed). When its header is plausible and the position it claims to end
-** at is confirmed (a valid record starts there, or the block's padding, or
-** lim), the damage is in its payload: go on from there, so that records
-** inside the damaged payload (an entry may hold a log) are never taken for
-** the log's own. Otherwise scan the block byte by byte.
+** parsed). If only its length field is damaged, at the record its true
+** length leads to. Else, when its header is plausible and the position
+** it claims to end at is confirmed (a valid record starts there, or the
+** block's padding, or lim), the damage is in its payload: go on from
+** there, so that records inside the damaged payload (an entry may hold a
+** log) are never taken for the log's own. Otherwise scan the block byte
+** by byte.
 */
 static int resync(logio_reader *r, uint64_t pos, uint64_t lim, uint64_t *next){
-  if( r->claimed > 0 && pos + HEADER + r->claimed <= lim ){
-    uint64_t cand = pos + HEADER + r->claimed;
-    uint64_t bend = block_end(pos);
-    int confirmed = cand == lim || cand == bend;
-    if( !confirmed && bend - cand < HEADER + 1 ){
-      /* Only the block's zero padding can follow. */
-      uint64_t pend = bend < lim ? bend : lim;
-      const unsigned char *p;
-      int rc = load(r, cand, (size_t)(pend - cand), &p);
-      if( rc ) return rc;
-      confirmed = 1;
-      for(uint64_t i = 0; i < pend - cand; i++) if( p[i] ) confirmed = 0;
-    }else if( !confirmed ){
-      record rec;
-      int v = parse_record(r, cand, lim, &rec);
-      if( v < 0 ) return -v;
-      confirmed = v;
+  if( r->claimed > 0 ){
+    uint64_t claimed = r->claimed;
+    int rc = repair_length(r, pos, lim, next);
+    if( rc || *next ) return rc;
+    if( pos + HEADER + claimed <= lim ){
+      uint64_t cand = pos + HEADER + claimed;
+      uint64_t bend = block_end(pos);
+      int confirmed = cand == lim || cand == bend;
+      if( !confirmed && bend - cand < HEADER + 1 ){
+        /* Only the block's zero padding can follow. */
+        uint64_t pend = bend < lim ? bend : lim;
+        const unsigned char *p;
+        rc = load(r, cand, (size_t)(pend - cand), &p);
+        if( rc ) return rc;
+        confirmed = 1;
+        for(uint64_t i = 0; i < pend - cand; i++) if( p[i] ) confirmed = 0;
+      }else if( !confirmed ){
+        record rec;
+        int v = parse_record(r, cand, lim, &rec);
+        if( v < 0 ) return -v;
+        /* A record there that the end of the image cuts short confirms it too. */
+        confirmed = v || r->truncated;
+      }
+      if( confirmed ){ *next = cand; return SIO_OK; }
     }
-    if( confirmed ){ *next = cand; return SIO_OK; }
   }
   return scan_for_record(r, pos + 1, lim, next);
 }
@@ -349,38 +399,13 @@ static int resync(logio_reader *r, uint64_t pos, uint64_t lim, uint64_t *next){
 /*
 ** The record at pos claims a length that runs past the end of the image.
 ** Usually that is a torn append, and nothing after it is a record (its
-** payload may hold anything, even a log). But a damaged length field looks
-** the same: tell the two apart by the checksum. If a valid record starts at
-** some c further in the block and the record at pos, read with length
-** c - pos - HEADER, has a matching checksum, only its length field is
-** damaged: *next = c. Otherwise *next = the end of the image.
+** payload may hold anything, even a log): *next = the end of the image.
+** But a damaged length field looks the same (see repair_length()).
 */
 static int truncated_or_damaged(logio_reader *r, uint64_t pos, uint64_t *next){
-  uint64_t from = pos + HEADER + 1;
-  *next = r->total;
-  while( from < r->total ){
-    uint64_t c;
-    int rc = scan_for_record(r, from, r->total, &c);
-    if( rc ) return rc;
-    if( c >= r->total || c % BLOCK == 0 ) break;
-    const unsigned char *p;
-    rc = load(r, pos, (size_t)(c - pos), &p);
-    if( rc ) return rc;
-    size_t len = (size_t)(c - pos - HEADER);
-    if( len <= 0xffff ){
-      unsigned char lenb[2] = { (unsigned char)len, (unsigned char)(len >> 8) };
-      XXH64_state_t h;
-      XXH64_reset(&h, 0);
-      XXH64_update(&h, p + 4, 1);
-      XXH64_update(&h, lenb, 2);
-      XXH64_update(&h, p + 7, 8 + len);
-      uint32_t want = (uint32_t)p[0] | ((uint32_t)p[1] << 8)
-                    | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-      if( (uint32_t)XXH64_digest(&h) == want ){ *next = c; return SIO_OK; }
-    }
-    from = c + 1;
-  }
-  return SIO_OK;
+  int rc = repair_length(r, pos, r->total, next);
+  if( rc == SIO_OK && *next == 0 ) *next = r->total;
+  return rc;
 }
 
 /* ------------------------------------------------------------ reader */

@@ -9,7 +9,8 @@
 #   2. build/san/X_test, the same tests built with ASan+UBSan, with
 #      ASAN_OPTIONS=detect_leaks=1 and
 #      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1;
-#   3. tclsh test/X.test for every Tcl test;
+#   3. tclsh test/X.test for every Tcl test, then again with the extension
+#      built with ASan+UBSan (build/san/stateio.so, libasan preloaded);
 #   4. test/fuzz-short.sh for 20 s (FUZZ_SHORT_SECONDS), when it exists:
 #      the fuzz target on the regression inputs, then fuzzing.
 # Each program's output is captured, then printed. Its last line of the form
@@ -117,6 +118,24 @@ for t in test/*.test; do
   [ -f "$t" ] || continue
   run "$t" tclsh "$t"
 done
+
+# 3b: the Tcl tests again with the extension built with ASan+UBSan
+# (build/san/stateio.so), the sanitizer runtime preloaded into tclsh (and
+# the processes the tests start).
+asan=$(${CC:-cc} -print-file-name=libasan.so 2>/dev/null)
+if [ ! -f build/san/stateio.so ]; then
+  missing build/san/stateio.so
+elif [ ! -f "$asan" ]; then
+  missing "libasan.so (for build/san/stateio.so)"
+else
+  for t in test/*.test; do
+    [ -f "$t" ] || continue
+    run "san:$t" env LD_PRELOAD="$asan" STATEIO_EXT=build/san/stateio \
+      ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
+      UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
+      tclsh "$t"
+  done
+fi
 
 # 4: a short fuzzing run (it builds its own target).
 if [ -f test/fuzz-short.sh ]; then

@@ -62,7 +62,12 @@ if {[info exists ::env(GOLDEN_DIR)] && $::env(GOLDEN_DIR) ne ""} {
 } else {
   set ::goldendir [file normalize [file join $::projectdir .. shared golden]]
 }
-set ::extpath [file join $::projectdir stateio]
+# STATEIO_EXT names another build of it (test/run-all.sh: the sanitized one).
+if {[info exists ::env(STATEIO_EXT)] && $::env(STATEIO_EXT) ne ""} {
+  set ::extpath [file normalize $::env(STATEIO_EXT)]
+} else {
+  set ::extpath [file join $::projectdir stateio]
+}
 set ::argv0 [file normalize $::argv0]
 
 set ::tester_name [file rootname [file tail $::argv0]]
