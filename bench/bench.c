@@ -1,0 +1,1140 @@
+/*
+** bench.c - the stateio benchmark: every figure next to its peer, in one run.
+**
+**   make bench                       build and run with the defaults (a few minutes)
+**   make bench BENCH_ARGS=--quick    a short smoke run (~15 s; smaller sizes, 3 reps)
+**   build/bench --help               every flag
+**
+** Each figure is measured after one warm-up run, --reps times (default 5),
+** and the median is reported. Nothing here passes or fails: the table says
+** for each figure whether its target was met. The SQL figures need the
+** extension (./stateio.so, or --ext PATH); without it they are reported as
+** n/a and the C figures are still measured.
+**
+** Peak memory (figure 6) is measured in child processes (fork + exec of
+** this program with --child), so that the peaks of different measurements
+** never mix and the parent's buffers do not count.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "logio.h"
+#include "stateio.h"
+
+#define MiB (1024.0 * 1024.0)
+#define MB  1e6
+
+/* ------------------------------------------------------------ options */
+
+static struct {
+  int reps;
+  int quick;
+  long rows;          /* figures 1, 2a: number of 100-byte updates */
+  long big_rows;      /* figure 2b: number of 10 KiB updates */
+  long durable;       /* figure 3: autocommit appends */
+  long epochs;        /* figure 4/5: epochs of the big log (1 MiB each) */
+  long table_mib;     /* figure 5: size of the ordinary SQLite table */
+  const char *dir;
+  const char *ext;
+  const char *only;   /* comma-separated figure numbers, NULL for all */
+  int keep;
+} opt = { 5, 0, 1000000, 100000, 2000, 1000, 256, NULL, "./stateio.so", NULL, 0 };
+
+static char ext_path[PATH_MAX];
+static int have_ext;                 /* the extension loads */
+static char ext_error[512];
+static char dir[PATH_MAX];
+static int made_dir;
+
+#define SNAP_LEN   (64 * 1024)       /* figure 4: snapshot of each epoch */
+#define UPD_LEN    1024              /* figure 4: update size */
+#define EPOCH_LEN  (1024 * 1024)     /* figure 4: bytes per epoch */
+
+static void die(const char *fmt, ...){
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "bench: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  exit(2);
+}
+
+static void note(const char *fmt, ...){
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fflush(stderr);
+}
+
+static int want(int fig){
+  if( !opt.only ) return 1;
+  char buf[8];
+  snprintf(buf, sizeof buf, "%d", fig);
+  const char *p = opt.only;
+  while( *p ){
+    size_t n = strcspn(p, ",");
+    if( n == strlen(buf) && strncmp(p, buf, n) == 0 ) return 1;
+    p += n;
+    if( *p == ',' ) p++;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static double now(void){
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b){
+  double x = *(const double*)a, y = *(const double*)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n){
+  qsort(v, (size_t)n, sizeof(double), cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void fill_random(unsigned char *p, size_t n, uint64_t seed){
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for(size_t i = 0; i < n; i++){
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    p[i] = (unsigned char)(x >> 24);
+  }
+}
+
+static char *path_in(const char *name){
+  static char bufs[8][PATH_MAX + 64];
+  static int k;
+  char *b = bufs[k++ % 8];
+  snprintf(b, sizeof bufs[0], "%.*s/%.48s", PATH_MAX - 1, dir, name);
+  return b;
+}
+
+/* Remove a file and SQLite's companions of it. */
+static void rm_file(const char *path){
+  char b[PATH_MAX + 8];
+  unlink(path);
+  snprintf(b, sizeof b, "%s-wal", path); unlink(b);
+  snprintf(b, sizeof b, "%s-shm", path); unlink(b);
+  snprintf(b, sizeof b, "%s-journal", path); unlink(b);
+}
+
+static uint64_t file_size(const char *path){
+  struct stat st;
+  if( stat(path, &st) != 0 ) die("stat %s: %s", path, strerror(errno));
+  return (uint64_t)st.st_size;
+}
+
+static void check(int rc, const char *what){
+  if( rc != SIO_OK ) die("%s: %s (errno %s)", what, sio_strstatus(rc), strerror(errno));
+}
+
+/* Read a whole file in 1 MiB chunks (the `cat file >/dev/null` peer). */
+static uint64_t read_file(const char *path){
+  static unsigned char *buf;
+  if( !buf && !(buf = malloc(1 << 20)) ) die("out of memory");
+  int fd = open(path, O_RDONLY);
+  if( fd < 0 ) die("open %s: %s", path, strerror(errno));
+  uint64_t total = 0;
+  for(;;){
+    ssize_t n = read(fd, buf, 1 << 20);
+    if( n < 0 ){ if( errno == EINTR ) continue; die("read: %s", strerror(errno)); }
+    if( n == 0 ) break;
+    total += (uint64_t)n;
+  }
+  close(fd);
+  return total;
+}
+
+/* ------------------------------------------------------------ SQL helpers */
+
+static void sql_exec(sqlite3 *db, const char *sql){
+  char *err = NULL;
+  if( sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK ){
+    die("SQL error: %s\n  in: %s", err ? err : sqlite3_errmsg(db), sql);
+  }
+}
+
+/* Run a query returning one row of up to two integers. */
+static void sql_ints(sqlite3 *db, const char *sql, int64_t *a, int64_t *b){
+  sqlite3_stmt *st;
+  if( sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK ){
+    die("SQL error: %s\n  in: %s", sqlite3_errmsg(db), sql);
+  }
+  int rc = sqlite3_step(st);
+  if( rc == SQLITE_ROW ){
+    if( a ) *a = sqlite3_column_int64(st, 0);
+    if( b ) *b = sqlite3_column_count(st) > 1 ? sqlite3_column_int64(st, 1) : 0;
+    rc = sqlite3_step(st);
+  }
+  if( rc != SQLITE_DONE ) die("SQL error: %s\n  in: %s", sqlite3_errmsg(db), sql);
+  sqlite3_finalize(st);
+}
+
+/* A connection with the extension loaded (dbpath ":memory:" usually). */
+static sqlite3 *ext_db_try(const char *dbpath, char *err_out, size_t err_len){
+  sqlite3 *db;
+  if( sqlite3_open(dbpath, &db) != SQLITE_OK ) die("sqlite3_open %s", dbpath);
+  sqlite3_enable_load_extension(db, 1);
+  char *err = NULL;
+  /* The entry point is named after the file; a renamed copy still has stateio's. */
+  if( sqlite3_load_extension(db, ext_path, NULL, &err) != SQLITE_OK
+   && (sqlite3_free(err), err = NULL,
+       sqlite3_load_extension(db, ext_path, "sqlite3_stateio_init", &err) != SQLITE_OK) ){
+    if( err_out ) snprintf(err_out, err_len, "%s", err ? err : "load failed");
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return NULL;
+  }
+  return db;
+}
+
+static sqlite3 *ext_db(void){
+  char err[512];
+  sqlite3 *db = ext_db_try(":memory:", err, sizeof err);
+  if( !db ) die("loading %s: %s", ext_path, err);
+  return db;
+}
+
+/* CREATE VIRTUAL TABLE name USING stateio('path', sync=...) */
+static void create_vtab(sqlite3 *db, const char *name, const char *path, const char *sync){
+  char *sql = sqlite3_mprintf("CREATE VIRTUAL TABLE %s USING stateio(%Q%s%s)",
+                              name, path, sync ? ", sync=" : "", sync ? sync : "");
+  sql_exec(db, sql);
+  sqlite3_free(sql);
+}
+
+/* A file database in WAL mode, synchronous=NORMAL (the ordinary-table peer). */
+static sqlite3 *peer_db(const char *path, const char *sync){
+  sqlite3 *db;
+  if( sqlite3_open(path, &db) != SQLITE_OK ) die("sqlite3_open %s", path);
+  sql_exec(db, "PRAGMA journal_mode=WAL");
+  char *sql = sqlite3_mprintf("PRAGMA synchronous=%s", sync);
+  sql_exec(db, sql);
+  sqlite3_free(sql);
+  return db;
+}
+
+/* ------------------------------------------------------------ the table */
+
+typedef struct row {
+  char fig[48], st[40], peer[40], ratio[16], target[24], met[8];
+} row;
+
+static row rows[64];
+static int nrows;
+
+static row *add_row(const char *fig){
+  if( nrows >= (int)(sizeof rows / sizeof rows[0]) ) die("too many rows");
+  row *r = &rows[nrows++];
+  memset(r, 0, sizeof *r);
+  snprintf(r->fig, sizeof r->fig, "%s", fig);
+  return r;
+}
+
+static void na_row(const char *fig, const char *target, const char *why){
+  row *r = add_row(fig);
+  snprintf(r->st, sizeof r->st, "n/a");
+  snprintf(r->peer, sizeof r->peer, "%s", why);
+  snprintf(r->ratio, sizeof r->ratio, "-");
+  snprintf(r->target, sizeof r->target, "%s", target);
+  snprintf(r->met, sizeof r->met, "-");
+}
+
+/* A rate row: stateio and peer as values in unit, the ratio stateio/peer >= min. */
+static void rate_row(const char *fig, double s, double p, const char *unit,
+                     double min_ratio){
+  row *r = add_row(fig);
+  const char *fmt = s >= 1e5 ? "%.0f %s" : s >= 100 ? "%.0f %s" : "%.1f %s";
+  snprintf(r->st, sizeof r->st, fmt, s, unit);
+  fmt = p >= 1e5 ? "%.0f %s" : p >= 100 ? "%.0f %s" : "%.1f %s";
+  snprintf(r->peer, sizeof r->peer, fmt, p, unit);
+  double q = s / p;
+  /* Two decimals, or three when two would hide which side of the target it is. */
+  int close = min_ratio > 0 && fabs(q - min_ratio) < 0.005;
+  snprintf(r->ratio, sizeof r->ratio, close ? "%.3fx" : "%.2fx", q);
+  if( min_ratio > 0 ){
+    snprintf(r->target, sizeof r->target, ">= %.2fx", min_ratio);
+    snprintf(r->met, sizeof r->met, "%s", q >= min_ratio ? "yes" : "NO");
+  }else{
+    snprintf(r->target, sizeof r->target, "(info)");
+    snprintf(r->met, sizeof r->met, "-");
+  }
+}
+
+static void print_table(void){
+  int w[6] = { 6, 7, 4, 5, 6, 4 };
+  const char *hd[6] = { "figure", "stateio", "peer", "ratio", "target", "met?" };
+  for(int i = 0; i < nrows; i++){
+    const char *c[6] = { rows[i].fig, rows[i].st, rows[i].peer, rows[i].ratio,
+                         rows[i].target, rows[i].met };
+    for(int k = 0; k < 6; k++) if( (int)strlen(c[k]) > w[k] ) w[k] = (int)strlen(c[k]);
+  }
+  printf("\n");
+  for(int k = 0; k < 6; k++) printf("%s%-*s", k ? " | " : "", w[k], hd[k]);
+  printf("\n");
+  for(int k = 0; k < 6; k++){
+    printf("%s", k ? "-|-" : "");
+    for(int j = 0; j < w[k]; j++) putchar('-');
+  }
+  printf("\n");
+  for(int i = 0; i < nrows; i++){
+    const char *c[6] = { rows[i].fig, rows[i].st, rows[i].peer, rows[i].ratio,
+                         rows[i].target, rows[i].met };
+    for(int k = 0; k < 6; k++) printf("%s%-*s", k ? " | " : "", w[k], c[k]);
+    printf("\n");
+  }
+  fflush(stdout);
+}
+
+/*
+** Measure k things together: each runs once as a warm-up (in order), then
+** opt.reps * mult times, interleaved (A B C, B C A, ...) so that a drift in
+** the machine's load (other processes' I/O) hits all of them alike. Each
+** fn returns a duration in seconds; m[i].med gets the median.
+*/
+typedef double (*measure_fn)(void *arg);
+typedef struct meas { const char *what; measure_fn fn; void *arg; double med; } meas;
+
+static void measure_all(meas *m, int k, int mult){
+  int n = opt.reps * mult;
+  double *v = malloc(sizeof(double) * (size_t)(n * k));
+  if( !v ) die("out of memory");
+  for(int j = 0; j < k; j++) m[j].fn(m[j].arg);          /* warm-up */
+  for(int i = 0; i < n; i++){
+    for(int jj = 0; jj < k; jj++){
+      int j = (i + jj) % k;
+      v[j * n + i] = m[j].fn(m[j].arg);
+    }
+  }
+  for(int j = 0; j < k; j++){
+    double *w = v + j * n, lo = w[0], hi = w[0];
+    for(int i = 1; i < n; i++){ if( w[i] < lo ) lo = w[i]; if( w[i] > hi ) hi = w[i]; }
+    m[j].med = median(w, n);
+    note("  %-46s median %9.4f s  (min %.4f, max %.4f, n=%d)\n", m[j].what, m[j].med, lo, hi, n);
+  }
+  free(v);
+}
+
+/* ------------------------------------------------------------ peers (plain I/O) */
+
+/* Write `bytes` bytes to a fresh file in 1 MiB chunks, then fdatasync. */
+typedef struct plain_write_arg { const char *path; const uint64_t *bytes; } plain_write_arg;
+
+static double plain_write(void *a){
+  plain_write_arg *p = a;
+  static unsigned char *buf;
+  if( !buf ){
+    if( !(buf = malloc(1 << 20)) ) die("out of memory");
+    fill_random(buf, 1 << 20, 7);
+  }
+  rm_file(p->path);
+  int fd = open(p->path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if( fd < 0 ) die("open %s: %s", p->path, strerror(errno));
+  double t0 = now();
+  uint64_t left = *p->bytes;
+  while( left > 0 ){
+    size_t k = left < (1 << 20) ? (size_t)left : (1 << 20);
+    ssize_t n = write(fd, buf, k);
+    if( n < 0 ){ if( errno == EINTR ) continue; die("write: %s", strerror(errno)); }
+    left -= (uint64_t)n;
+  }
+  if( fdatasync(fd) != 0 ) die("fdatasync: %s", strerror(errno));
+  double t = now() - t0;
+  close(fd);
+  rm_file(p->path);
+  return t;
+}
+
+/* ------------------------------------------------------------ figure 1 */
+
+typedef struct f1_arg { const char *path; long rows; uint64_t bytes; } f1_arg;
+
+static char *cte_insert(const char *table, long rows){
+  return sqlite3_mprintf(
+    "INSERT INTO %s(data) WITH RECURSIVE c(x) AS "
+    "(SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<%ld) "
+    "SELECT zeroblob(100) FROM c", table, rows);
+}
+
+static double f1_stateio(void *a){
+  f1_arg *p = a;
+  rm_file(p->path);
+  sqlite3 *db = ext_db();
+  create_vtab(db, "statelog", p->path, "full");
+  char *ins = cte_insert("statelog_updates", p->rows);
+  double t0 = now();
+  sql_exec(db, "BEGIN");
+  sql_exec(db, ins);
+  sql_exec(db, "COMMIT");
+  double t = now() - t0;
+  sqlite3_free(ins);
+  int64_t n = 0;
+  sql_ints(db, "SELECT count(*) FROM statelog_updates", &n, NULL);
+  if( n != p->rows ) die("figure 1: %lld updates read back, %ld written", (long long)n, p->rows);
+  sqlite3_close(db);
+  p->bytes = file_size(p->path);
+  rm_file(p->path);
+  return t;
+}
+
+static double f1_peer(void *a){
+  f1_arg *p = a;
+  rm_file(p->path);
+  sqlite3 *db = peer_db(p->path, "NORMAL");
+  sql_exec(db, "CREATE TABLE t(data BLOB)");
+  char *ins = cte_insert("t", p->rows);
+  double t0 = now();
+  sql_exec(db, "BEGIN");
+  sql_exec(db, ins);
+  sql_exec(db, "COMMIT");
+  double t = now() - t0;
+  sqlite3_free(ins);
+  sqlite3_close(db);
+  rm_file(p->path);
+  return t;
+}
+
+static void figure1(void){
+  note("figure 1: bulk append through SQL, %ld x 100 B in one transaction\n", opt.rows);
+  if( !have_ext ){
+    na_row("1 SQL bulk append (rows/s)", ">= 2.00x", "extension not loaded");
+    return;
+  }
+  f1_arg a = { path_in("f1.log"), opt.rows, 0 };
+  f1_arg b = { path_in("f1.db"), opt.rows, 0 };
+  meas m[2] = {
+    { "stateio vtab INSERT ... SELECT (sync=full)", f1_stateio, &a, 0 },
+    { "SQLite table (WAL, synchronous=NORMAL)", f1_peer, &b, 0 },
+  };
+  measure_all(m, 2, 1);
+  double ts = m[0].med, tp = m[1].med;
+  rate_row("1 SQL bulk append 100 B (rows/s)", opt.rows / ts, opt.rows / tp, "rows/s", 2.0);
+}
+
+/* ------------------------------------------------------------ figure 2 */
+
+typedef struct f2_arg {
+  const char *path; long n; size_t len; int bulk; uint64_t bytes;
+} f2_arg;
+
+static double f2_stateio(void *a){
+  f2_arg *p = a;
+  unsigned char *data = malloc(p->len);
+  if( !data ) die("out of memory");
+  fill_random(data, p->len, 3);
+  rm_file(p->path);
+  stateio_writer *w;
+  check(stateio_writer_open(&w, p->path, STATEIO_CREATE | STATEIO_SYNC), "writer open");
+  double t0 = now();
+  check(p->bulk ? stateio_writer_begin_bulk(w) : stateio_writer_begin(w), "begin");
+  for(long i = 0; i < p->n; i++) check(stateio_update(w, data, p->len), "update");
+  check(stateio_writer_commit(w), "commit");
+  double t = now() - t0;
+  check(stateio_writer_close(w), "writer close");
+  p->bytes = file_size(p->path);
+  rm_file(p->path);
+  free(data);
+  return t;
+}
+
+static void figure2_one(const char *fig, long n, size_t len, double min_ratio){
+  note("figure 2: bulk append through the C API, %ld x %zu B in one batch, one sync\n", n, len);
+  f2_arg a = { path_in("f2.log"), n, len, 0, 0 };
+  f2_arg b = { path_in("f2.log"), n, len, 1, 0 };
+  plain_write_arg pw = { path_in("f2.peer"), &a.bytes };   /* as many bytes as the log */
+  char w1[64], w2[64], w3[64];
+  snprintf(w1, sizeof w1, "stateio_writer_begin .. commit (%zu B)", len);
+  snprintf(w2, sizeof w2, "write() 1 MiB chunks + fdatasync");
+  snprintf(w3, sizeof w3, "stateio_writer_begin_bulk .. commit (%zu B)", len);
+  meas m[3] = { { w1, f2_stateio, &a, 0 }, { w2, plain_write, &pw, 0 }, { w3, f2_stateio, &b, 0 } };
+  measure_all(m, 3, 1);
+  note("  log file: %.1f MiB\n", a.bytes / MiB);
+  rate_row(fig, a.bytes / m[0].med / MB, a.bytes / m[1].med / MB, "MB/s", min_ratio);
+  rate_row("  same, begin_bulk (MB/s)", b.bytes / m[2].med / MB, a.bytes / m[1].med / MB, "MB/s", 0);
+}
+
+static void figure2(void){
+  figure2_one("2a C bulk append 100 B (MB/s)", opt.rows, 100, 0.40);
+  figure2_one("2b C bulk append 10 KiB (MB/s)", opt.big_rows, 10240, 0.80);
+}
+
+/* ------------------------------------------------------------ figure 3 */
+
+/*
+** Durable appends are timed method by method in small blocks (F3_BLOCK
+** commits each, in rotating order), so that all methods see the same device:
+** here fdatasync() latency drifts by 20x with other processes' I/O, which
+** swamps a comparison of whole runs made one after the other.
+*/
+#define F3_BLOCK 25
+
+typedef struct f3_state {
+  const char *path;
+  unsigned char data[LOGIO_BLOCK];
+  int fd;                    /* peer */
+  uint64_t off;
+  stateio_writer *w;         /* C API */
+  sqlite3 *db;               /* SQL: stateio vtab or ordinary table */
+  sqlite3_stmt *st;
+} f3_state;
+
+typedef struct f3_method {
+  const char *what;
+  void (*open)(f3_state*);
+  void (*op)(f3_state*);
+  void (*close)(f3_state*);
+  f3_state s;
+} f3_method;
+
+/* The peer: pwrite() of each entry's encoded bytes at the end, fdatasync(). */
+static void f3_peer_open(f3_state *s){
+  s->fd = open(s->path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if( s->fd < 0 ) die("open %s: %s", s->path, strerror(errno));
+  s->off = 0;
+}
+static void f3_peer_op(f3_state *s){
+  size_t k = (size_t)logio_encoded_size(s->off, STATEIO_ENTRY_HEADER + 100);
+  if( pwrite(s->fd, s->data, k, (off_t)s->off) != (ssize_t)k ) die("pwrite: %s", strerror(errno));
+  if( fdatasync(s->fd) != 0 ) die("fdatasync: %s", strerror(errno));
+  s->off += k;
+}
+static void f3_peer_close(f3_state *s){ close(s->fd); }
+
+static void f3_c_open(f3_state *s){
+  check(stateio_writer_open(&s->w, s->path, STATEIO_CREATE | STATEIO_SYNC), "writer open");
+}
+static void f3_c_op(f3_state *s){ check(stateio_update(s->w, s->data, 100), "update"); }
+static void f3_c_close(f3_state *s){ check(stateio_writer_close(s->w), "writer close"); }
+
+static void f3_prepare(f3_state *s, const char *sql){
+  if( sqlite3_prepare_v2(s->db, sql, -1, &s->st, NULL) != SQLITE_OK ){
+    die("prepare: %s", sqlite3_errmsg(s->db));
+  }
+}
+static void f3_sql_open(f3_state *s){
+  s->db = ext_db();
+  create_vtab(s->db, "statelog", s->path, "full");
+  f3_prepare(s, "INSERT INTO statelog_updates(data) VALUES(?)");
+}
+/* Informative: an ordinary SQLite table, WAL, synchronous=FULL, autocommit. */
+static void f3_table_open(f3_state *s){
+  s->db = peer_db(s->path, "FULL");
+  sql_exec(s->db, "CREATE TABLE t(data BLOB)");
+  f3_prepare(s, "INSERT INTO t(data) VALUES(?)");
+}
+static void f3_sql_op(f3_state *s){
+  sqlite3_bind_blob(s->st, 1, s->data, 100, SQLITE_STATIC);
+  if( sqlite3_step(s->st) != SQLITE_DONE ) die("insert: %s", sqlite3_errmsg(s->db));
+  sqlite3_reset(s->st);
+}
+static void f3_sql_close(f3_state *s){
+  sqlite3_finalize(s->st);
+  sqlite3_close(s->db);
+}
+
+static void figure3(void){
+  note("figure 3: durable appends, %ld autocommit appends of 100 B, sync=full "
+       "(methods interleaved in blocks of %d)\n", opt.durable, F3_BLOCK);
+  static f3_method m[4] = {
+    { "pwrite() + fdatasync() loop", f3_peer_open, f3_peer_op, f3_peer_close, {0} },
+    { "C stateio_update, STATEIO_SYNC, no batch", f3_c_open, f3_c_op, f3_c_close, {0} },
+    { "SQLite table autocommit (WAL, sync=FULL)", f3_table_open, f3_sql_op, f3_sql_close, {0} },
+    { "SQL autocommit INSERT (sync=full)", f3_sql_open, f3_sql_op, f3_sql_close, {0} },
+  };
+  const char *names[4] = { "f3.peer", "f3.log", "f3.db", "f3.sql.log" };
+  int k = have_ext ? 4 : 3;
+  int n = opt.reps;
+  double *v = malloc(sizeof(double) * (size_t)(n * k));
+  if( !v ) die("out of memory");
+  for(int j = 0; j < k; j++){
+    m[j].s.path = path_in(names[j]);
+    fill_random(m[j].s.data, sizeof m[j].s.data, 5);
+  }
+  for(int rep = -1; rep < n; rep++){          /* rep -1: the warm-up */
+    double t[4] = {0};
+    for(int j = 0; j < k; j++){ rm_file(m[j].s.path); m[j].open(&m[j].s); }
+    long done = 0, blk = 0;
+    while( done < opt.durable ){
+      long todo = opt.durable - done < F3_BLOCK ? opt.durable - done : F3_BLOCK;
+      for(int jj = 0; jj < k; jj++){
+        int j = (int)((blk + jj) % k);
+        double t0 = now();
+        for(long i = 0; i < todo; i++) m[j].op(&m[j].s);
+        t[j] += now() - t0;
+      }
+      done += todo;
+      blk++;
+    }
+    for(int j = 0; j < k; j++){ m[j].close(&m[j].s); rm_file(m[j].s.path); }
+    if( rep >= 0 ) for(int j = 0; j < k; j++) v[j * n + rep] = t[j];
+  }
+  double med[4] = {0};
+  for(int j = 0; j < k; j++){
+    double *w = v + j * n, lo = w[0], hi = w[0];
+    for(int i = 1; i < n; i++){ if( w[i] < lo ) lo = w[i]; if( w[i] > hi ) hi = w[i]; }
+    med[j] = median(w, n);
+    note("  %-46s median %9.4f s  (min %.4f, max %.4f, n=%d)\n", m[j].what, med[j], lo, hi, n);
+  }
+  free(v);
+  double tp = med[0];
+  if( have_ext ){
+    rate_row("3 SQL durable appends (commits/s)", opt.durable / med[3], opt.durable / tp, "commits/s", 0.90);
+  }else{
+    na_row("3 SQL durable appends (commits/s)", ">= 0.90x", "extension not loaded");
+  }
+  rate_row("  same, C API (commits/s)", opt.durable / med[1], opt.durable / tp, "commits/s", 0.90);
+  rate_row("  SQLite table WAL FULL vs peer", opt.durable / med[2], opt.durable / tp, "commits/s", 0);
+}
+
+/* ------------------------------------------------------------ the logs of figures 4-6 */
+
+static uint64_t big_size, small_size, empty_size;
+static uint64_t last_epoch_updates;     /* updates in the last epoch */
+static int logs_built;
+
+/*
+** Append `epochs` epochs to a log: each a 64 KiB snapshot, then 1 KiB
+** updates until the epoch holds ~1 MiB. Epoch k's bytes depend only on k
+** (seed), so the last epoch of the big log is the epoch of the small log.
+*/
+static void build_log(const char *path, long first, long last){
+  unsigned char *snap = malloc(SNAP_LEN), *upd = malloc(UPD_LEN);
+  if( !snap || !upd ) die("out of memory");
+  rm_file(path);
+  stateio_writer *w;
+  check(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC), "writer open");
+  check(stateio_writer_begin_bulk(w), "begin_bulk");
+  for(long k = first; k <= last; k++){
+    fill_random(snap, SNAP_LEN, (uint64_t)k);
+    uint64_t start = stateio_writer_mark(w).offset;
+    check(stateio_snapshot(w, snap, SNAP_LEN), "snapshot");
+    uint64_t n = 0;
+    while( stateio_writer_mark(w).offset - start < EPOCH_LEN - UPD_LEN - 64 ){
+      fill_random(upd, 16, (uint64_t)k * 1000003u + n);   /* vary the head */
+      check(stateio_update(w, upd, UPD_LEN), "update");
+      n++;
+    }
+    last_epoch_updates = n;
+  }
+  check(stateio_writer_commit(w), "commit");
+  check(stateio_writer_close(w), "writer close");
+  free(snap);
+  free(upd);
+}
+
+static void build_logs(void){
+  if( logs_built ) return;
+  logs_built = 1;
+  double t0 = now();
+  note("building the logs: %ld epochs of ~1 MiB (64 KiB snapshot + 1 KiB updates) ...", opt.epochs);
+  build_log(path_in("big.log"), 0, opt.epochs - 1);
+  build_log(path_in("small.log"), opt.epochs - 1, opt.epochs - 1);
+  int fd = open(path_in("empty.log"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if( fd < 0 ) die("create empty.log: %s", strerror(errno));
+  close(fd);
+  big_size = file_size(path_in("big.log"));
+  small_size = file_size(path_in("small.log"));
+  empty_size = 0;
+  read_file(path_in("big.log"));              /* warm the page cache */
+  note(" %.1f s (big %.0f MiB, small %.2f MiB, %" PRIu64 " updates in the last epoch)\n",
+       now() - t0, big_size / MiB, small_size / MiB, last_epoch_updates);
+}
+
+/* ------------------------------------------------------------ figure 4 */
+
+typedef struct f4_arg { const char *path; sqlite3 *db; const char *tab; } f4_arg;
+
+/* Restore and read every update of the last epoch; returns bytes via *sum. */
+static uint64_t restore_c(const char *path, uint64_t *count){
+  logio_image img;
+  check(stateio_open_image(path, &img), "open image");
+  stateio_epoch st;
+  check(stateio_restore(&img, &st), "restore");
+  uint64_t sum = st.snapshot_len, n = 0;
+  stateio_updates *u;
+  check(stateio_updates_open(&u, &img, &st), "updates open");
+  logio_entry e;
+  int rc;
+  while( (rc = stateio_updates_next(u, &e)) == SIO_OK ){ sum += e.len; n++; }
+  if( rc != SIO_DONE ) check(rc, "updates next");
+  stateio_updates_close(u);
+  stateio_epoch_clear(&st);
+  stateio_close_image(&img);
+  if( count ) *count = n;
+  return sum;
+}
+
+static double f4_c(void *a){
+  f4_arg *p = a;
+  uint64_t n;
+  double t0 = now();
+  restore_c(p->path, &n);
+  double t = now() - t0;
+  if( n != last_epoch_updates ) die("restore: %" PRIu64 " updates, expected %" PRIu64, n, last_epoch_updates);
+  return t;
+}
+
+static void restore_sql(sqlite3 *db, const char *tab, int64_t *snap_len, int64_t *n, int64_t *sum){
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT length(data) FROM %s_snapshot", tab);
+  sql_ints(db, sql, snap_len, NULL);
+  snprintf(sql, sizeof sql, "SELECT count(*), sum(length(data)) FROM %s_updates", tab);
+  sql_ints(db, sql, n, sum);
+}
+
+static double f4_sql(void *a){
+  f4_arg *p = a;
+  int64_t s = 0, n = 0, sum = 0;
+  double t0 = now();
+  restore_sql(p->db, p->tab, &s, &n, &sum);
+  double t = now() - t0;
+  if( (uint64_t)n != last_epoch_updates || s != SNAP_LEN ){
+    die("SQL restore of %s: snapshot %lld B, %lld updates (expected %d, %" PRIu64 ")",
+        p->tab, (long long)s, (long long)n, SNAP_LEN, last_epoch_updates);
+  }
+  return t;
+}
+
+static void restore_row(const char *fig, double tb, double ts){
+  row *r = add_row(fig);
+  snprintf(r->st, sizeof r->st, "%.0f MiB: %.3f ms", big_size / MiB, tb * 1e3);
+  snprintf(r->peer, sizeof r->peer, "%.0f MiB: %.3f ms", small_size / MiB, ts * 1e3);
+  double q = tb / ts;
+  snprintf(r->ratio, sizeof r->ratio, "%.2fx", q);
+  snprintf(r->target, sizeof r->target, "<= 1.20x, < 5 ms");
+  snprintf(r->met, sizeof r->met, "%s", q <= 1.2 && tb < 5e-3 ? "yes" : "NO");
+}
+
+static void figure4(void){
+  build_logs();
+  note("figure 4: restore + read the last epoch's %" PRIu64 " updates\n", last_epoch_updates);
+  f4_arg big = { path_in("big.log"), NULL, "big" }, small = { path_in("small.log"), NULL, "small" };
+  meas m[2] = { { "C restore, big log", f4_c, &big, 0 }, { "C restore, small log", f4_c, &small, 0 } };
+  measure_all(m, 2, 20);
+  restore_row("4 C restore (big vs small log)", m[0].med, m[1].med);
+  if( !have_ext ){
+    na_row("4 SQL restore (big vs small log)", "<= 1.20x, < 5 ms", "extension not loaded");
+    return;
+  }
+  sqlite3 *db = ext_db();
+  create_vtab(db, "big", big.path, NULL);
+  create_vtab(db, "small", small.path, NULL);
+  big.db = small.db = db;
+  meas q[2] = { { "SQL restore, big log", f4_sql, &big, 0 }, { "SQL restore, small log", f4_sql, &small, 0 } };
+  measure_all(q, 2, 20);
+  sqlite3_close(db);
+  restore_row("4 SQL restore (big vs small log)", q[0].med, q[1].med);
+}
+
+/* ------------------------------------------------------------ figure 5 */
+
+typedef struct f5_arg { const char *path; sqlite3 *db; const char *sql; uint64_t bytes, rows; } f5_arg;
+
+static uint64_t scan_c(const char *path, uint64_t *count){
+  logio_image img;
+  check(stateio_open_image(path, &img), "open image");
+  logio_reader *r;
+  check(logio_reader_open(&r, &img, 0), "reader open");
+  logio_entry e;
+  uint64_t n = 0, sum = 0;
+  int rc;
+  while( (rc = logio_reader_next(r, &e)) == SIO_OK ){ n++; sum += e.len; }
+  if( rc != SIO_DONE ) check(rc, "reader next");
+  logio_reader_close(r);
+  stateio_close_image(&img);
+  if( count ) *count = n;
+  return sum;
+}
+
+static double f5_c(void *a){
+  f5_arg *p = a;
+  double t0 = now();
+  p->bytes = scan_c(p->path, &p->rows);
+  return now() - t0;
+}
+
+static double f5_read(void *a){
+  f5_arg *p = a;
+  double t0 = now();
+  p->bytes = read_file(p->path);
+  return now() - t0;
+}
+
+static double f5_sql(void *a){
+  f5_arg *p = a;
+  int64_t n = 0, sum = 0;
+  double t0 = now();
+  sql_ints(p->db, p->sql, &n, &sum);
+  double t = now() - t0;
+  p->rows = (uint64_t)n;
+  p->bytes = (uint64_t)sum;
+  return t;
+}
+
+/* The ordinary table: the entries of the big log's first epochs, as rows. */
+static void build_table(const char *path){
+  double t0 = now();
+  note("building the ordinary SQLite table (%ld MiB of the big log's entries) ...", opt.table_mib);
+  rm_file(path);
+  sqlite3 *db;
+  if( sqlite3_open(path, &db) != SQLITE_OK ) die("sqlite3_open %s", path);
+  sql_exec(db, "PRAGMA journal_mode=WAL");
+  sql_exec(db, "CREATE TABLE t(offset INTEGER, type INTEGER, epoch INTEGER, data BLOB)");
+  sql_exec(db, "BEGIN");
+  sqlite3_stmt *st;
+  if( sqlite3_prepare_v2(db, "INSERT INTO t VALUES(?,?,?,?)", -1, &st, NULL) != SQLITE_OK ){
+    die("prepare: %s", sqlite3_errmsg(db));
+  }
+  logio_image img;
+  check(stateio_open_image(path_in("big.log"), &img), "open image");
+  logio_reader *r;
+  check(logio_reader_open(&r, &img, 0), "reader open");
+  logio_entry e;
+  uint64_t limit = (uint64_t)opt.table_mib << 20;
+  while( logio_reader_next(r, &e) == SIO_OK && e.offset < limit ){
+    stateio_entry se;
+    check(stateio_parse_entry(e.data, e.len, &se), "parse entry");
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)e.offset);
+    sqlite3_bind_int(st, 2, se.kind);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)se.epoch);
+    sqlite3_bind_blob(st, 4, se.data, (int)se.len, SQLITE_STATIC);
+    if( sqlite3_step(st) != SQLITE_DONE ) die("insert: %s", sqlite3_errmsg(db));
+    sqlite3_reset(st);
+  }
+  logio_reader_close(r);
+  stateio_close_image(&img);
+  sqlite3_finalize(st);
+  sql_exec(db, "COMMIT");
+  sql_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+  sqlite3_close(db);
+  note(" %.1f s (%.0f MiB file)\n", now() - t0, file_size(path) / MiB);
+}
+
+static void figure5(void){
+  build_logs();
+  note("figure 5: full scan of the %.0f MiB log, warm page cache\n", big_size / MiB);
+  f5_arg c = { path_in("big.log"), NULL, NULL, 0, 0 };
+  f5_arg rd = c;
+  meas m[2] = { { "C logio_reader loop", f5_c, &c, 0 }, { "read() 1 MiB chunks", f5_read, &rd, 0 } };
+  measure_all(m, 2, 1);
+  double tc = m[0].med, tr = m[1].med;
+  rate_row("5 C reader full scan (MB/s)", big_size / tc / MB, big_size / tr / MB, "MB/s", 0.50);
+  if( !have_ext ){
+    na_row("5 SQL full scan (MB/s of data)", ">= 1.00x", "extension not loaded");
+    return;
+  }
+  const char *tpath = path_in("table.db");
+  build_table(tpath);
+  sqlite3 *db = ext_db();
+  create_vtab(db, "statelog", c.path, NULL);
+  char *att = sqlite3_mprintf("ATTACH %Q AS o", tpath);
+  sql_exec(db, att);
+  sqlite3_free(att);
+  f5_arg s = { c.path, db, "SELECT count(*), sum(length(data)) FROM statelog", 0, 0 };
+  f5_arg t = { tpath, db, "SELECT count(*), sum(length(data)) FROM o.t", 0, 0 };
+  f5_arg tf = { tpath, db, "SELECT count(*), sum(length(CAST(data AS BLOB))) FROM o.t", 0, 0 };
+  read_file(tpath);
+  meas q[3] = {
+    { "SQL stateio vtab scan", f5_sql, &s, 0 },
+    { "SQL ordinary table scan (length() only)", f5_sql, &t, 0 },
+    { "SQL ordinary table scan (data read, CAST)", f5_sql, &tf, 0 },
+  };
+  measure_all(q, 3, 1);
+  double ts = q[0].med, tt = q[1].med, tft = q[2].med;
+  note("  stateio vtab: %" PRIu64 " rows, %.0f MiB of data; table: %" PRIu64 " rows, %.0f MiB\n",
+       s.rows, s.bytes / MiB, t.rows, t.bytes / MiB);
+  sqlite3_close(db);
+  rate_row("5 SQL full scan (MB/s of data)", s.bytes / ts / MB, t.bytes / tt / MB, "MB/s", 1.0);
+  rate_row("  vs table, data read (CAST)", s.bytes / ts / MB, tf.bytes / tft / MB, "MB/s", 0);
+  rate_row("  SQL scan rows/s", s.rows / ts, t.rows / tt, "rows/s", 0);
+}
+
+/* ------------------------------------------------------------ figure 6 */
+
+/*
+** Peak RSS of this process in KiB: VmHWM of /proc/self/status, which is
+** per address space. (getrusage's ru_maxrss of an exec'd child is not
+** usable: Linux carries the pre-exec peak, i.e. the forking parent's RSS,
+** over into it.) Falls back to ru_maxrss.
+*/
+static long self_peak_kib(void){
+  long kib = -1;
+  char line[256];
+  FILE *f = fopen("/proc/self/status", "r");
+  if( f ){
+    while( fgets(line, sizeof line, f) ){
+      if( sscanf(line, "VmHWM: %ld kB", &kib) == 1 ) break;
+    }
+    fclose(f);
+  }
+  if( kib < 0 ){
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    kib = ru.ru_maxrss;
+  }
+  return kib;
+}
+
+/* The child: one measurement; prints its peak RSS (KiB) on stdout. */
+static int child_main(int argc, char **argv){
+  if( argc < 4 ) return 2;
+  const char *mode = argv[2], *path = argv[3];
+  if( argc >= 5 ) snprintf(ext_path, sizeof ext_path, "%s", argv[4]);
+  if( strcmp(mode, "scan-c") == 0 ){
+    scan_c(path, NULL);
+  }else if( strcmp(mode, "restore-c") == 0 ){
+    restore_c(path, NULL);
+  }else if( strcmp(mode, "scan-sql") == 0 || strcmp(mode, "restore-sql") == 0 ){
+    sqlite3 *db = ext_db();
+    create_vtab(db, "statelog", path, NULL);
+    int64_t a, b, c;
+    if( mode[0] == 's' ) sql_ints(db, "SELECT count(*), sum(length(data)) FROM statelog", &a, &b);
+    else restore_sql(db, "statelog", &a, &b, &c);
+    sqlite3_close(db);
+  }else{
+    return 2;
+  }
+  printf("%ld\n", self_peak_kib());
+  return 0;
+}
+
+/* Peak RSS in KiB of a child (fork + exec of this program) running `mode` on path. */
+static long child_rss(const char *mode, const char *path){
+  int fds[2];
+  if( pipe(fds) != 0 ) die("pipe: %s", strerror(errno));
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if( pid < 0 ) die("fork: %s", strerror(errno));
+  if( pid == 0 ){
+    close(fds[0]);
+    if( dup2(fds[1], 1) < 0 ) _exit(127);
+    char *args[] = { "bench", "--child", (char*)mode, (char*)path, ext_path, NULL };
+    execv("/proc/self/exe", args);
+    _exit(127);
+  }
+  close(fds[1]);
+  char buf[64] = {0};
+  size_t got = 0;
+  ssize_t n;
+  while( got < sizeof buf - 1 && (n = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0 ) got += (size_t)n;
+  close(fds[0]);
+  int status;
+  if( waitpid(pid, &status, 0) < 0 ) die("waitpid: %s", strerror(errno));
+  if( !WIFEXITED(status) || WEXITSTATUS(status) != 0 ) die("child %s %s failed (status %d)", mode, path, status);
+  long kib = atol(buf);
+  if( kib <= 0 ) die("child %s %s reported no peak RSS", mode, path);
+  return kib;
+}
+
+/* Median of reps children (RSS varies a little with the allocator). */
+static long child_rss_med(const char *mode, const char *path){
+  double v[64];
+  int n = opt.reps < 64 ? opt.reps : 64;
+  for(int i = 0; i < n; i++) v[i] = (double)child_rss(mode, path);
+  return (long)median(v, n);
+}
+
+static void mem_row(const char *fig, long kib, long base, double allow_mib){
+  row *r = add_row(fig);
+  snprintf(r->st, sizeof r->st, "peak %.1f MiB", kib / 1024.0);
+  snprintf(r->peer, sizeof r->peer, "empty %.1f MiB", base / 1024.0);
+  double d = (kib - base) / 1024.0;
+  snprintf(r->ratio, sizeof r->ratio, "%+.2f MiB", d);
+  snprintf(r->target, sizeof r->target, "<= +%.2f MiB", allow_mib);
+  snprintf(r->met, sizeof r->met, "%s", d <= allow_mib ? "yes" : "NO");
+}
+
+static void figure6(void){
+  build_logs();
+  note("figure 6: peak RSS (VmHWM of child processes, median of %d)\n", opt.reps);
+  const char *big = path_in("big.log"), *empty = path_in("empty.log");
+  double allow_restore = (SNAP_LEN + (1 << 20)) / MiB;
+  long base = child_rss_med("scan-c", empty);
+  long scan = child_rss_med("scan-c", big);
+  long rest = child_rss_med("restore-c", big);
+  note("  C: empty scan %ld KiB, scan %ld KiB, restore %ld KiB\n", base, scan, rest);
+  mem_row("6 C scan peak RSS", scan, base, 16);
+  mem_row("6 C restore peak RSS", rest, base, allow_restore);
+  if( !have_ext ){
+    na_row("6 SQL scan peak RSS", "<= +16 MiB", "extension not loaded");
+    na_row("6 SQL restore peak RSS", "<= +1.06 MiB", "extension not loaded");
+    return;
+  }
+  base = child_rss_med("scan-sql", empty);
+  scan = child_rss_med("scan-sql", big);
+  rest = child_rss_med("restore-sql", big);
+  note("  SQL: empty scan %ld KiB, scan %ld KiB, restore %ld KiB\n", base, scan, rest);
+  mem_row("6 SQL scan peak RSS", scan, base, 16);
+  mem_row("6 SQL restore peak RSS", rest, base, allow_restore);
+}
+
+/* ------------------------------------------------------------ machine */
+
+static void print_machine(void){
+  char line[512], model[256] = "?";
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if( f ){
+    while( fgets(line, sizeof line, f) ){
+      if( strncmp(line, "model name", 10) == 0 ){
+        char *p = strchr(line, ':');
+        if( p ){ p += 1 + (p[1] == ' '); p[strcspn(p, "\n")] = 0; snprintf(model, sizeof model, "%s", p); }
+        break;
+      }
+    }
+    fclose(f);
+  }
+  long mem_kib = 0;
+  f = fopen("/proc/meminfo", "r");
+  if( f ){
+    while( fgets(line, sizeof line, f) ){
+      if( sscanf(line, "MemTotal: %ld kB", &mem_kib) == 1 ) break;
+    }
+    fclose(f);
+  }
+  printf("machine: %ld cpus (nproc), %s, %.1f GiB memory\n",
+         sysconf(_SC_NPROCESSORS_ONLN), model, mem_kib / MiB);
+  printf("sqlite %s; bench dir %s:\n", sqlite3_libversion(), dir);
+  fflush(stdout);
+  char cmd[PATH_MAX + 32];
+  snprintf(cmd, sizeof cmd, "df -T '%s'", dir);
+  f = popen(cmd, "r");
+  if( f ){
+    while( fgets(line, sizeof line, f) ) printf("  %s", line);
+    pclose(f);
+  }
+  printf("reps %d (median), rows %ld x 100 B, %ld x 10 KiB, %ld durable appends, "
+         "%ld epochs of ~1 MiB, table %ld MiB%s\n",
+         opt.reps, opt.rows, opt.big_rows, opt.durable, opt.epochs, opt.table_mib,
+         opt.quick ? " (--quick)" : "");
+  printf("extension: %s\n", have_ext ? ext_path : ext_error);
+  fflush(stdout);
+}
+
+/* ------------------------------------------------------------ main */
+
+static void usage(void){
+  printf(
+    "usage: bench [flags]\n"
+    "  --quick          a short smoke run (~15 s: smaller sizes, 3 reps)\n"
+    "  --reps N         repetitions after the warm-up; the median is reported (5)\n"
+    "  --rows N         figures 1, 2a: 100-byte updates (1000000)\n"
+    "  --big-rows N     figure 2b: 10 KiB updates (100000)\n"
+    "  --durable N      figure 3: autocommit appends (2000)\n"
+    "  --epochs N       figures 4-6: epochs of ~1 MiB in the big log (1000)\n"
+    "  --table-mib N    figure 5: ordinary SQLite table size (256)\n"
+    "  --only LIST      only these figures, e.g. --only 2,5\n"
+    "  --dir DIR        work here (default: a new directory under /tmp, removed after)\n"
+    "  --keep           keep the work directory\n"
+    "  --ext PATH       the SQLite extension (./stateio.so)\n");
+}
+
+static void cleanup(void){
+  if( !dir[0] || opt.keep ) return;
+  const char *names[] = { "big.log", "small.log", "empty.log", "table.db", "f1.log", "f1.db",
+                          "f2.log", "f2.peer", "f3.log", "f3.peer", "f3.db", "f3.sql.log" };
+  for(size_t i = 0; i < sizeof names / sizeof names[0]; i++) rm_file(path_in(names[i]));
+  if( made_dir ) rmdir(dir);
+}
+
+int main(int argc, char **argv){
+  if( argc >= 2 && strcmp(argv[1], "--child") == 0 ) return child_main(argc, argv);
+  int explicit[8] = {0};
+  for(int i = 1; i < argc; i++){
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NUM(flag, var, k) else if( strcmp(a, flag) == 0 && v ){ var = atol(v); i++; explicit[k] = 1; }
+    if( strcmp(a, "--quick") == 0 ) opt.quick = 1;
+    else if( strcmp(a, "--keep") == 0 ) opt.keep = 1;
+    else if( strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 ){ usage(); return 0; }
+    else if( strcmp(a, "--reps") == 0 && v ){ opt.reps = atoi(v); i++; explicit[0] = 1; }
+    NUM("--rows", opt.rows, 1)
+    NUM("--big-rows", opt.big_rows, 2)
+    NUM("--durable", opt.durable, 3)
+    NUM("--epochs", opt.epochs, 4)
+    NUM("--table-mib", opt.table_mib, 5)
+    else if( strcmp(a, "--dir") == 0 && v ){ opt.dir = v; i++; }
+    else if( strcmp(a, "--ext") == 0 && v ){ opt.ext = v; i++; }
+    else if( strcmp(a, "--only") == 0 && v ){ opt.only = v; i++; }
+    else{ usage(); die("unknown or incomplete flag: %s", a); }
+#undef NUM
+  }
+  if( opt.quick ){
+    if( !explicit[0] ) opt.reps = 3;
+    if( !explicit[1] ) opt.rows = 300000;
+    if( !explicit[2] ) opt.big_rows = 30000;
+    if( !explicit[3] ) opt.durable = 500;
+    if( !explicit[4] ) opt.epochs = 256;
+    if( !explicit[5] ) opt.table_mib = 64;
+  }
+  if( opt.reps < 1 || opt.rows < 1 || opt.big_rows < 1 || opt.durable < 1 || opt.epochs < 1 || opt.table_mib < 1 ){
+    die("sizes and --reps must be >= 1");
+  }
+
+  /* The work directory, and enough free space in it. */
+  if( opt.dir ){
+    if( mkdir(opt.dir, 0755) != 0 && errno != EEXIST ) die("mkdir %s: %s", opt.dir, strerror(errno));
+    if( !realpath(opt.dir, dir) ) die("%s: %s", opt.dir, strerror(errno));
+  }else{
+    snprintf(dir, sizeof dir, "/tmp/stateio-bench.XXXXXX");
+    if( !mkdtemp(dir) ) die("mkdtemp: %s", strerror(errno));
+    made_dir = 1;
+  }
+  atexit(cleanup);
+  struct statvfs vfs;
+  if( statvfs(dir, &vfs) != 0 ) die("statvfs %s: %s", dir, strerror(errno));
+  double free_mib = (double)vfs.f_bavail * vfs.f_frsize / MiB;
+  double need_mib = opt.epochs * 1.01 + 1.1 + opt.table_mib * 1.1
+                  + opt.big_rows * 10.3 / 1024 + opt.rows * 0.3 / 1024 + 256;
+  if( free_mib < need_mib ) die("%s has %.0f MiB free; this run needs about %.0f MiB", dir, free_mib, need_mib);
+
+  /* The extension. */
+  if( !realpath(opt.ext, ext_path) ) snprintf(ext_path, sizeof ext_path, "%s", opt.ext);
+  sqlite3 *probe = ext_db_try(":memory:", ext_error, sizeof ext_error);
+  if( probe ){
+    have_ext = 1;
+    sqlite3_close(probe);
+  }else{
+    char tmp[sizeof ext_error];
+    snprintf(tmp, sizeof tmp, "%s", ext_error);
+    snprintf(ext_error, sizeof ext_error, "not loaded (%.400s): SQL figures are n/a", tmp);
+  }
+
+  print_machine();
+  double t0 = now();
+  if( want(1) ) figure1();
+  if( want(2) ) figure2();
+  if( want(3) ) figure3();
+  if( want(4) ) figure4();
+  if( want(5) ) figure5();
+  if( want(6) ) figure6();
+  print_table();
+  printf("\nrates are medians of %d runs after a warm-up; ratio = stateio / peer "
+         "(figure 4: big / small; figure 6: stateio - empty). total %.0f s\n",
+         opt.reps, now() - t0);
+  return 0;
+}
