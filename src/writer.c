@@ -14,6 +14,7 @@
 #include <libgen.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -290,6 +291,17 @@ static int append(stateio_writer *w, int kind, const void *data, size_t len){
     if( !p ) return SIO_NOMEM;
     w->pend = p;
     w->pend_cap = cap;
+    if( cap >= ((size_t)8 << 20) ){
+      /*
+      ** A large batch: back it with transparent huge pages, 512 times fewer
+      ** page faults while it fills. The whole mapping is advised (glibc's
+      ** mmapped chunk starts a page below p) so that it stays one mapping
+      ** that realloc can mremap. Only advice: failure changes nothing.
+      */
+      uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
+      uintptr_t e = ((uintptr_t)p + cap + 4095) & ~(uintptr_t)4095;
+      (void)madvise((void*)a, e - a, MADV_HUGEPAGE);
+    }
   }
   unsigned char head[STATEIO_ENTRY_HEADER];
   head[0] = (unsigned char)kind;
