@@ -149,7 +149,9 @@ static int scan_log(const logio_image *img, scan_result *sr, int *nfail, int ite
     if( rc == SIO_DONE ) break;
     if( rc == SIO_TORN ){
       sr->torn_len = e.len;
-      if( e.offset != sr->end || e.offset + e.len != logio_image_size(img) ){
+      /* It starts where the last entry ended, or after the block's padding there. */
+      if( (e.offset != sr->end && e.offset != logio_aligned(sr->end))
+       || e.offset + e.len != logio_image_size(img) ){
         fail(nfail, "iter %d: torn tail at %llu len %zu, last entry ended at %llu", iter,
              (unsigned long long)e.offset, e.len, (unsigned long long)sr->end);
         ok = 0;
