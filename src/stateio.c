@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "stateio.h"
@@ -32,6 +33,10 @@ int stateio_open_image(const char *path, logio_image *img){
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if( fd < 0 ) return SIO_IOERR;
   int rc = logio_image_from_fd(img, fd);
+  struct stat st;
+  if( rc == SIO_OK && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) ){
+    rc = SIO_NOTLOG;         /* a device, a pipe ...: never a log */
+  }
   if( rc ){
     int e = errno;
     close(fd);

@@ -87,7 +87,8 @@ void stateio_epoch_clear(stateio_epoch *st);
 
 /*
 ** Open `path` read-only and make an image of it at its current size.
-** SIO_IOERR with errno (ENOENT, EACCES, EISDIR for a directory ...).
+** SIO_IOERR with errno (ENOENT, EACCES, EISDIR for a directory ...);
+** SIO_NOTLOG for anything but a regular file (/dev/null, a pipe ...).
 */
 int stateio_open_image(const char *path, logio_image *img);
 
