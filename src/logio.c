@@ -116,6 +116,26 @@ static uint32_t record_checksum(const unsigned char *rec, size_t payload_len){
   return (uint32_t)XXH64(rec + 4, 11 + payload_len, 0);
 }
 
+/*
+** The checksum the record at rec would have if its length field said
+** payload_len (repairing a damaged length field; see repair_length()).
+*/
+static uint32_t record_checksum_as(const unsigned char *rec, size_t payload_len){
+  unsigned char lenb[2] = { (unsigned char)payload_len, (unsigned char)(payload_len >> 8) };
+  XXH64_state_t h;
+  XXH64_reset(&h, 0);
+  XXH64_update(&h, rec + 4, 1);
+  XXH64_update(&h, lenb, 2);
+  XXH64_update(&h, rec + 7, 8 + payload_len);
+  return (uint32_t)XXH64_digest(&h);
+}
+
+/* The checksum stored in the record header at rec. */
+static uint32_t stored_checksum(const unsigned char *rec){
+  return (uint32_t)rec[0] | ((uint32_t)rec[1] << 8)
+       | ((uint32_t)rec[2] << 16) | ((uint32_t)rec[3] << 24);
+}
+
 void logio_encode(uint64_t off, const void *head, size_t head_len,
                   const void *data, size_t data_len,
                   unsigned char *out, uint64_t *start){
@@ -229,9 +249,10 @@ static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p
 ** MIDDLE/LAST a block boundary and an offset reaching back no further than
 ** the start of the file; FIRST/MIDDLE fill their block to the end.
 */
-static int header_plausible(const unsigned char *p, uint64_t pos){
+static int header_plausible(const unsigned char *p, uint64_t pos, size_t *plen){
   int type = p[4];
   size_t len = (size_t)p[5] | ((size_t)p[6] << 8);
+  *plen = len;
   uint64_t off = sio_get64(p + 7);
   uint64_t bend = block_end(pos);
   if( type < LOGIO_FULL || type > LOGIO_LAST || len == 0 ) return 0;
@@ -271,8 +292,8 @@ static int parse_record(logio_reader *r, uint64_t pos, uint64_t lim, record *rec
   const unsigned char *p;
   int rc = load(r, pos, (size_t)(end - pos), &p);
   if( rc ) return -rc;
-  if( !header_plausible(p, pos) ) return 0;
-  size_t len = (size_t)p[5] | ((size_t)p[6] << 8);
+  size_t len;
+  if( !header_plausible(p, pos, &len) ) return 0;
   r->claimed = len;
   if( HEADER + len > end - pos ){
     if( end == r->total ){
@@ -281,9 +302,7 @@ static int parse_record(logio_reader *r, uint64_t pos, uint64_t lim, record *rec
     }
     return 0;
   }
-  uint32_t want = (uint32_t)p[0] | ((uint32_t)p[1] << 8)
-                | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-  if( record_checksum(p, len) != want ){ r->why = "checksum mismatch"; return 0; }
+  if( record_checksum(p, len) != stored_checksum(p) ){ r->why = "checksum mismatch"; return 0; }
   rec->pos = pos;
   rec->type = p[4];
   rec->len = len;
@@ -341,16 +360,10 @@ static int repair_length(logio_reader *r, uint64_t pos, uint64_t lim, uint64_t *
     const unsigned char *p;
     rc = load(r, pos, (size_t)(c - pos), &p);
     if( rc ) return rc;
-    size_t len = (size_t)(c - pos - HEADER);
-    unsigned char lenb[2] = { (unsigned char)len, (unsigned char)(len >> 8) };
-    XXH64_state_t h;
-    XXH64_reset(&h, 0);
-    XXH64_update(&h, p + 4, 1);
-    XXH64_update(&h, lenb, 2);
-    XXH64_update(&h, p + 7, 8 + len);
-    uint32_t want = (uint32_t)p[0] | ((uint32_t)p[1] << 8)
-                  | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-    if( (uint32_t)XXH64_digest(&h) == want ){ *next = c; return SIO_OK; }
+    if( record_checksum_as(p, (size_t)(c - pos - HEADER)) == stored_checksum(p) ){
+      *next = c;
+      return SIO_OK;
+    }
     from = c + 1;
   }
   return SIO_OK;
