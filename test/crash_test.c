@@ -56,20 +56,6 @@ static char tmpdir[256];
 ** the section then makes one CHECK per property, so that a bug shows up as
 ** a handful of lines, not thousands.
 */
-static int shown;
-static void fail(int *counter, const char *fmt, ...){
-  (*counter)++;
-  if( ++shown <= 25 ){
-    va_list ap;
-    va_start(ap, fmt);
-    printf("  detail: ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-  }else if( shown == 26 ){
-    printf("  detail: (further details not shown)\n");
-  }
-}
 
 static double now_sec(void){
   struct timespec ts;
@@ -213,7 +199,7 @@ static int check_state(const logio_image *img, went *const *list, int n,
   stateio_epoch st;
   int rc = stateio_restore(img, &st);
   if( rc != SIO_OK ){
-    fail(nfail, "%s L=%llu: restore: %s (bad_offset %llu), want epoch %llu",
+    test_detail(nfail, "%s L=%llu: restore: %s (bad_offset %llu), want epoch %llu",
          ctx, (unsigned long long)L, sio_strstatus(rc),
          (unsigned long long)st.bad_offset, (unsigned long long)E);
     stateio_epoch_clear(&st);
@@ -229,7 +215,7 @@ static int check_state(const logio_image *img, went *const *list, int n,
     ok = st.updates_start == 0 && st.snapshot_len == 0;
   }
   if( !ok ){
-    fail(nfail, "%s L=%llu: restore gave epoch %llu snapshot %d/%zu log_end %llu torn %llu;"
+    test_detail(nfail, "%s L=%llu: restore gave epoch %llu snapshot %d/%zu log_end %llu torn %llu;"
          " want epoch %llu snapshot %d/%zu log_end %llu torn %llu", ctx, (unsigned long long)L,
          (unsigned long long)st.epoch, st.has_snapshot, st.snapshot_len,
          (unsigned long long)st.log_end, (unsigned long long)st.torn_len,
@@ -241,7 +227,7 @@ static int check_state(const logio_image *img, went *const *list, int n,
   stateio_updates *u;
   rc = stateio_updates_open(&u, img, &st);
   if( rc ){
-    fail(nfail, "%s L=%llu: updates_open: %s", ctx, (unsigned long long)L, sio_strstatus(rc));
+    test_detail(nfail, "%s L=%llu: updates_open: %s", ctx, (unsigned long long)L, sio_strstatus(rc));
     stateio_epoch_clear(&st);
     return 0;
   }
@@ -252,21 +238,21 @@ static int check_state(const logio_image *img, went *const *list, int n,
     while( j < n && list[j]->kind != STATEIO_UPDATE ) j++;
     if( rc == SIO_DONE ){
       if( j < n ){
-        fail(nfail, "%s L=%llu: update reader ended before the update at %llu",
+        test_detail(nfail, "%s L=%llu: update reader ended before the update at %llu",
              ctx, (unsigned long long)L, (unsigned long long)list[j]->start);
         ok = 0;
       }
       break;
     }
     if( rc != SIO_OK ){
-      fail(nfail, "%s L=%llu: update reader: %s at %llu", ctx, (unsigned long long)L,
+      test_detail(nfail, "%s L=%llu: update reader: %s at %llu", ctx, (unsigned long long)L,
            sio_strstatus(rc), (unsigned long long)e.offset);
       ok = 0;
       break;
     }
     if( j >= n || e.offset != list[j]->start || e.len != list[j]->len
         || (e.len && memcmp(e.data, list[j]->data, e.len) != 0) ){
-      fail(nfail, "%s L=%llu: update reader returned %zu bytes at %llu, want %s",
+      test_detail(nfail, "%s L=%llu: update reader returned %zu bytes at %llu, want %s",
            ctx, (unsigned long long)L, e.len, (unsigned long long)e.offset,
            j < n ? "another update" : "the end");
       ok = 0;
@@ -378,7 +364,7 @@ static void test_layout(void){
     for(int k = 14; k >= 7; k--) off = (off << 8) | p[k];
     size_t len = (size_t)p[5] | ((size_t)p[6] << 8);
     if( p[4] != R[i].type || len != R[i].len || off != R[i].off ){
-      fail(&nfail, "record %d at %llu: type %d len %zu off %llu, want %d %zu %llu", i,
+      test_detail(&nfail, "record %d at %llu: type %d len %zu off %llu, want %d %zu %llu", i,
            (unsigned long long)R[i].pos, p[4], len, (unsigned long long)off,
            R[i].type, R[i].len, (unsigned long long)R[i].off);
     }
@@ -420,7 +406,7 @@ static void torn_readers(const unsigned char *p, uint64_t L, int k, int *nfail){
   uint64_t log_end = k >= 0 ? W[k]->end : 0;
   /* The forward reader: W[0..k], then at most a torn region ending at L. */
   logio_reader *r;
-  if( logio_reader_open(&r, &img, 0) != SIO_OK ){ fail(nfail, "reader_open"); return; }
+  if( logio_reader_open(&r, &img, 0) != SIO_OK ){ test_detail(nfail, "reader_open"); return; }
   int j = 0, torn = 0;
   for(int guard = 0; guard < 1000; guard++){
     logio_entry e;
@@ -431,24 +417,24 @@ static void torn_readers(const unsigned char *p, uint64_t L, int k, int *nfail){
       torn = 1;
       continue;
     }
-    fail(nfail, "torn L=%llu: forward reader: %s at %llu len %zu (entry %d of %d expected next)",
+    test_detail(nfail, "torn L=%llu: forward reader: %s at %llu len %zu (entry %d of %d expected next)",
          (unsigned long long)L, sio_strstatus(rc), (unsigned long long)e.offset, e.len, j, k + 1);
     break;
   }
   logio_reader_close(r);
-  if( j != k + 1 ) fail(nfail, "torn L=%llu: forward reader read %d entries, want %d", (unsigned long long)L, j, k + 1);
+  if( j != k + 1 ) test_detail(nfail, "torn L=%llu: forward reader read %d entries, want %d", (unsigned long long)L, j, k + 1);
   /* The rewind walk: W[k], W[k-1], ... W[0]. */
   uint64_t limit = L;
   for(int i = k; ; i--){
     uint64_t s, e;
     int rc = logio_rewind(&img, limit, &s, &e);
     if( i < 0 ){
-      if( rc != SIO_DONE ) fail(nfail, "torn L=%llu: rewind past the first entry: %s at %llu",
+      if( rc != SIO_DONE ) test_detail(nfail, "torn L=%llu: rewind past the first entry: %s at %llu",
                                 (unsigned long long)L, sio_strstatus(rc), (unsigned long long)s);
       break;
     }
     if( rc != SIO_OK || s != W[i]->start || e != W[i]->end ){
-      fail(nfail, "torn L=%llu: rewind from %llu: %s %llu..%llu, want entry %d at %llu..%llu",
+      test_detail(nfail, "torn L=%llu: rewind from %llu: %s %llu..%llu, want entry %d at %llu..%llu",
            (unsigned long long)L, (unsigned long long)limit, sio_strstatus(rc),
            (unsigned long long)s, (unsigned long long)e, i,
            (unsigned long long)W[i]->start, (unsigned long long)W[i]->end);
@@ -461,7 +447,7 @@ static void torn_readers(const unsigned char *p, uint64_t L, int k, int *nfail){
   int rc = stateio_check(&img, collect_cb, &g);
   if( rc != SIO_OK || g.n > 1 || (g.n == 1 && (g.off[0] < log_end || g.off[0] + g.len[0] != L
                                                  || strcmp(g.why[0], "torn tail") != 0)) ){
-    fail(nfail, "torn L=%llu: stateio_check: rc %s, %d problems, first %s at %llu len %llu",
+    test_detail(nfail, "torn L=%llu: stateio_check: rc %s, %d problems, first %s at %llu len %llu",
          (unsigned long long)L, sio_strstatus(rc), g.n, g.n ? g.why[0] : "-",
          (unsigned long long)(g.n ? g.off[0] : 0), (unsigned long long)(g.n ? g.len[0] : 0));
   }
@@ -486,7 +472,7 @@ static void torn_worker(int id, int jobs, uint64_t stride, const unsigned char *
   went *list[MAXW + 3];
 
   int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-  if( fd < 0 ){ fail(&t->f_file, "open %s: %s", path, strerror(errno)); return; }
+  if( fd < 0 ){ test_detail(&t->f_file, "open %s: %s", path, strerror(errno)); return; }
   uint64_t valid_to = 0;     /* the file's first valid_to bytes are orig's */
   int k = -1;
   for(uint64_t L = 0; L <= orig_size; L++){
@@ -506,7 +492,7 @@ static void torn_worker(int id, int jobs, uint64_t stride, const unsigned char *
       */
       stateio_epoch st;
       int rc = stateio_restore(&img, &st);
-      if( rc != SIO_NOTLOG ) fail(&t->f_restore, "torn L=%llu: restore: %s, want %s",
+      if( rc != SIO_NOTLOG ) test_detail(&t->f_restore, "torn L=%llu: restore: %s, want %s",
                                   (unsigned long long)L, sio_strstatus(rc), sio_strstatus(SIO_NOTLOG));
       stateio_epoch_clear(&st);
       continue;
@@ -520,10 +506,10 @@ static void torn_worker(int id, int jobs, uint64_t stride, const unsigned char *
 
     /* The same cut as a file, then a writer appends to it. */
     if( valid_to < L && pwrite(fd, orig + valid_to, L - valid_to, (off_t)valid_to) != (ssize_t)(L - valid_to) ){
-      fail(&t->f_file, "pwrite: %s", strerror(errno));
+      test_detail(&t->f_file, "pwrite: %s", strerror(errno));
       break;
     }
-    if( ftruncate(fd, (off_t)L) != 0 ){ fail(&t->f_file, "ftruncate: %s", strerror(errno)); break; }
+    if( ftruncate(fd, (off_t)L) != 0 ){ test_detail(&t->f_file, "ftruncate: %s", strerror(errno)); break; }
     valid_to = L;
 
     uint64_t log_end = k >= 0 ? W[k]->end : 0;
@@ -544,14 +530,14 @@ static void torn_worker(int id, int jobs, uint64_t stride, const unsigned char *
     }
     valid_to = log_end < L ? log_end : L;
     if( rc || rc1 || rc2 || rc3 || rc4 ){
-      fail(&t->f_writer, "torn L=%llu: writer open %s, update %s, begin %s, append %s, commit %s",
+      test_detail(&t->f_writer, "torn L=%llu: writer open %s, update %s, begin %s, append %s, commit %s",
            (unsigned long long)L, sio_strstatus(rc), sio_strstatus(rc1), sio_strstatus(rc2),
            sio_strstatus(rc3), sio_strstatus(rc4));
       continue;
     }
     uint64_t size = fd_size(fd);
     if( size != C->end ){
-      fail(&t->f_after, "torn L=%llu: file is %llu bytes after the appends, want %llu",
+      test_detail(&t->f_after, "torn L=%llu: file is %llu bytes after the appends, want %llu",
            (unsigned long long)L, (unsigned long long)size, (unsigned long long)C->end);
       continue;
     }
@@ -702,37 +688,37 @@ static void test_damage(void){
         int rc = logio_reader_next(r, &e);
         if( rc == SIO_DONE ) break;
         if( e.offset < prev_end ){
-          fail(&f_invented, "%s: reader went back to %llu", ctx, (unsigned long long)e.offset);
+          test_detail(&f_invented, "%s: reader went back to %llu", ctx, (unsigned long long)e.offset);
           break;
         }
         prev_end = e.offset + (rc == SIO_OK ? 0 : e.len);
         if( rc == SIO_OK ){
           int i = find_start(W, NW, e.offset);
           if( i < 0 || i == d || !entry_is(&e, W[i]) ){
-            fail(&f_invented, "%s: reader returned an entry that was not written at %llu..%llu",
+            test_detail(&f_invented, "%s: reader returned an entry that was not written at %llu..%llu",
                  ctx, (unsigned long long)e.offset, (unsigned long long)e.end);
           }else{
             seen[i] = 1;
           }
           prev_end = e.end;
         }else if( rc == SIO_CORRUPT_LOG || rc == SIO_TORN ){
-          if( e.len == 0 ) fail(&f_report, "%s: empty damaged region at %llu", ctx, (unsigned long long)e.offset);
+          if( e.len == 0 ) test_detail(&f_report, "%s: empty damaged region at %llu", ctx, (unsigned long long)e.offset);
           if( covers(e.offset, e.len, p) ) covered = 1;
         }else{
-          fail(&f_report, "%s: reader: %s", ctx, sio_strstatus(rc));
+          test_detail(&f_report, "%s: reader: %s", ctx, sio_strstatus(rc));
           break;
         }
       }
       logio_reader_close(r);
-      if( !covered ) fail(&f_report, "%s: no damaged region reported covers the flipped byte", ctx);
+      if( !covered ) test_detail(&f_report, "%s: no damaged region reported covers the flipped byte", ctx);
       uint64_t dblock = p / BLK;
       for(int i = 0; i < NW; i++){
         if( i == d || seen[i] ) continue;
         if( entry_in_block(i, dblock) ){
-          fail(&f_lost_same, "%s: entry %d at %llu (same block as the damage) not read",
+          test_detail(&f_lost_same, "%s: entry %d at %llu (same block as the damage) not read",
                ctx, i, (unsigned long long)W[i]->start);
         }else{
-          fail(&f_lost_other, "%s: entry %d at %llu (another block) not read",
+          test_detail(&f_lost_other, "%s: entry %d at %llu (another block) not read",
                ctx, i, (unsigned long long)W[i]->start);
         }
       }
@@ -746,7 +732,7 @@ static void test_damage(void){
         if( rc == SIO_DONE ) break;
         int i = rc == SIO_OK ? find_start(W, NW, s) : -1;
         if( rc != SIO_OK || i < 0 || i == d || W[i]->end != e || e > limit ){
-          fail(&f_rewind, "%s: rewind from %llu: %s %llu..%llu, not a written entry",
+          test_detail(&f_rewind, "%s: rewind from %llu: %s %llu..%llu, not a written entry",
                ctx, (unsigned long long)limit, sio_strstatus(rc), (unsigned long long)s, (unsigned long long)e);
           break;
         }
@@ -755,7 +741,7 @@ static void test_damage(void){
       }
       for(int i = 0; i < NW; i++){
         if( i != d && !seen[i] ){
-          fail(&f_rewind_lost, "%s: rewind walk passed over entry %d at %llu",
+          test_detail(&f_rewind_lost, "%s: rewind walk passed over entry %d at %llu",
                ctx, i, (unsigned long long)W[i]->start);
         }
       }
@@ -766,7 +752,7 @@ static void test_damage(void){
       int rc = stateio_check(&img, collect_cb, &g);
       int cov = 0;
       for(int i = 0; i < g.n && i < 64; i++) if( covers(g.off[i], g.len[i], p) && g.len[i] > 0 ) cov = 1;
-      if( rc != SIO_OK || !cov ) fail(&f_check, "%s: stateio_check (%s, %d problems) lists no region covering it",
+      if( rc != SIO_OK || !cov ) test_detail(&f_check, "%s: stateio_check (%s, %d problems) lists no region covering it",
                                       ctx, sio_strstatus(rc), g.n);
 
       /* Restore: the true current state, or an error naming the damaged snapshot. */
@@ -777,10 +763,10 @@ static void test_damage(void){
         stateio_epoch st;
         rc = stateio_restore(&img, &st);
         if( rc == SIO_OK ){
-          fail(&f_restore, "%s: restore succeeded although the current snapshot is damaged (epoch %llu)",
+          test_detail(&f_restore, "%s: restore succeeded although the current snapshot is damaged (epoch %llu)",
                ctx, (unsigned long long)st.epoch);
         }else if( st.bad_offset != W[d]->start ){
-          fail(&f_restore, "%s: restore: %s with bad_offset %llu, want %llu",
+          test_detail(&f_restore, "%s: restore: %s with bad_offset %llu, want %llu",
                ctx, sio_strstatus(rc), (unsigned long long)st.bad_offset, (unsigned long long)W[d]->start);
         }else{
           restore_failed++;
@@ -791,7 +777,7 @@ static void test_damage(void){
         stateio_epoch st;
         rc = stateio_restore(&img, &st);
         if( rc != SIO_OK || st.epoch != E || st.log_end != W[last]->end ){
-          fail(&f_restore, "%s: restore: %s epoch %llu", ctx, sio_strstatus(rc), (unsigned long long)st.epoch);
+          test_detail(&f_restore, "%s: restore: %s epoch %llu", ctx, sio_strstatus(rc), (unsigned long long)st.epoch);
         }else{
           stateio_updates *u;
           stateio_updates_open(&u, &img, &st);
@@ -805,14 +791,14 @@ static void test_damage(void){
             if( rc == SIO_CORRUPT_LOG && covers(e.offset, e.len, p) ){ reported = 1; continue; }
             if( rc != SIO_OK || j >= NW || e.offset != W[j]->start || e.len != W[j]->len
                 || (e.len && memcmp(e.data, W[j]->data, e.len) != 0) ){
-              fail(&f_updates, "%s: update reader: %s at %llu", ctx, sio_strstatus(rc), (unsigned long long)e.offset);
+              test_detail(&f_updates, "%s: update reader: %s at %llu", ctx, sio_strstatus(rc), (unsigned long long)e.offset);
               bad = 1;
               break;
             }
             j++;
           }
           if( !bad && (j < NW || !reported) ){
-            fail(&f_updates, "%s: update reader: damage reported %d, stopped before entry %d", ctx, reported, j);
+            test_detail(&f_updates, "%s: update reader: damage reported %d, stopped before entry %d", ctx, reported, j);
           }
           stateio_updates_close(u);
         }
@@ -930,7 +916,7 @@ static void test_nested(void){
         if( rc != SIO_OK ) continue;
         int j = find_start(list, n, e.offset);
         if( j < 0 || j == i || !entry_is(&e, list[j]) ){
-          fail(&f_flip, "nested: flip at %llu (entry %d): the reader returned %zu bytes at %llu..%llu,"
+          test_detail(&f_flip, "nested: flip at %llu (entry %d): the reader returned %zu bytes at %llu..%llu,"
                " which were never written as an entry", (unsigned long long)pos, i, e.len,
                (unsigned long long)e.offset, (unsigned long long)e.end);
           break;
@@ -1029,10 +1015,10 @@ static int expect_list(went **list, went *const *add, int nadd){
 static int log_is(went *const *list, int n){
   logio_image img;
   if( stateio_open_image(FX.path, &img) != SIO_OK ) return 0;
-  int save = shown, dummy = 0;
-  shown = 1000;
+  int save = test_details_shown, dummy = 0;
+  test_details_shown = 1000;
   int ok = check_state(&img, list, n, path_size(FX.path), &dummy, "", 0);
-  shown = save;
+  test_details_shown = save;
   stateio_close_image(&img);
   return ok;
 }
@@ -1041,7 +1027,7 @@ static int log_is(went *const *list, int n){
 static void fault_run(const fault_variant *v, fault f, int tornbase, int sync){
   FX.runs++;
   uint64_t size0 = tornbase ? FX.torn_size : FX.clean_size;
-  if( write_all(FX.path, tornbase ? FX.torn : FX.clean, size0) ){ fail(&FX.f_setup, "write %s", FX.path); return; }
+  if( write_all(FX.path, tornbase ? FX.torn : FX.clean, size0) ){ test_detail(&FX.f_setup, "write %s", FX.path); return; }
   char ctx[200];
   if( f.err ){
     snprintf(ctx, sizeof(ctx), "%s, %s base, %ssync: %s #%d fails with %s%s", v->name, tornbase ? "torn" : "clean",
@@ -1052,9 +1038,9 @@ static void fault_run(const fault_variant *v, fault f, int tornbase, int sync){
   }
   stateio_writer *w;
   int rc = stateio_writer_open(&w, FX.path, sync ? STATEIO_SYNC : 0);
-  if( rc ){ fail(&FX.f_setup, "%s: writer_open %s", ctx, sio_strstatus(rc)); return; }
+  if( rc ){ test_detail(&FX.f_setup, "%s: writer_open %s", ctx, sio_strstatus(rc)); return; }
   rc = v->bulk ? stateio_writer_begin_bulk(w) : stateio_writer_begin(w);
-  if( rc ){ fail(&FX.f_setup, "%s: begin %s", ctx, sio_strstatus(rc)); stateio_writer_close(w); return; }
+  if( rc ){ test_detail(&FX.f_setup, "%s: begin %s", ctx, sio_strstatus(rc)); stateio_writer_close(w); return; }
 
   /* Append, then commit; the first error is the one the fault caused. */
   stateio_set_fault_hook(fault_hook, &f);
@@ -1081,7 +1067,7 @@ static void fault_run(const fault_variant *v, fault f, int tornbase, int sync){
     /* No such call here (or no rollback after it): the batch must simply have worked. */
     stateio_writer_close(w);
     if( !f.fired && (first_rc != SIO_OK || !committed) ){
-      fail(&FX.f_rc, "%s: never fired, yet %s gave %s", ctx, first_where, sio_strstatus(first_rc));
+      test_detail(&FX.f_rc, "%s: never fired, yet %s gave %s", ctx, first_where, sio_strstatus(first_rc));
     }
     return;
   }
@@ -1089,7 +1075,7 @@ static void fault_run(const fault_variant *v, fault f, int tornbase, int sync){
   if( f.fired2 ) FX.doubles++;
   int want_err = f.err ? f.err : ENOSPC;
   if( first_rc != SIO_IOERR || first_errno != want_err ){
-    fail(&FX.f_rc, "%s: the first error was %s (errno %d) from %s, want i/o error errno %d",
+    test_detail(&FX.f_rc, "%s: the first error was %s (errno %d) from %s, want i/o error errno %d",
          ctx, sio_strstatus(first_rc), first_errno, first_where, want_err);
   }
 
@@ -1131,14 +1117,14 @@ static void fault_run(const fault_variant *v, fault f, int tornbase, int sync){
       check_state(&img, list, k, fsize, &FX.f_state, ctx, fsize);   /* says what differs */
       stateio_close_image(&img);
     }else{
-      fail(&FX.f_state, "%s: cannot open the log", ctx);
+      test_detail(&FX.f_state, "%s: cannot open the log", ctx);
     }
     stateio_writer_close(w);
     return;
   }
   uint64_t fsize = path_size(FX.path);
   if( !f.fired2 && !committed && fsize != FX.clean_size && !(tornbase && fsize == size0) ){
-    fail(&FX.f_state, "%s: file is %llu bytes, want %llu", ctx, (unsigned long long)fsize,
+    test_detail(&FX.f_state, "%s: file is %llu bytes, want %llu", ctx, (unsigned long long)fsize,
          (unsigned long long)FX.clean_size);
   }
 
@@ -1146,7 +1132,7 @@ static void fault_run(const fault_variant *v, fault f, int tornbase, int sync){
   if( FX.runs % 2 ){
     stateio_writer_close(w);
     rc = stateio_writer_open(&w, FX.path, sync ? STATEIO_SYNC : 0);
-    if( rc ){ fail(&FX.f_next, "%s: reopen %s", ctx, sio_strstatus(rc)); return; }
+    if( rc ){ test_detail(&FX.f_next, "%s: reopen %s", ctx, sio_strstatus(rc)); return; }
   }
   uint64_t o = list[n - 1]->end;
   uint64_t ep = list[n - 1]->kind == STATEIO_SNAPSHOT ? list[n - 1]->start : list[n - 1]->efield;
@@ -1155,9 +1141,9 @@ static void fault_run(const fault_variant *v, fault f, int tornbase, int sync){
   for(int i = 0; rc == SIO_OK && i < 3; i++) rc = append_entry(w, FX.after[i]);
   if( rc == SIO_OK ) rc = stateio_writer_commit(w);
   stateio_writer_close(w);
-  if( rc ){ fail(&FX.f_next, "%s: next commit: %s", ctx, sio_strstatus(rc)); return; }
+  if( rc ){ test_detail(&FX.f_next, "%s: next commit: %s", ctx, sio_strstatus(rc)); return; }
   fsize = path_size(FX.path);
-  if( fsize != o ) fail(&FX.f_next, "%s: after the next commit the file is %llu bytes, want %llu",
+  if( fsize != o ) test_detail(&FX.f_next, "%s: after the next commit the file is %llu bytes, want %llu",
                         ctx, (unsigned long long)fsize, (unsigned long long)o);
   logio_image img;
   if( stateio_open_image(FX.path, &img) == SIO_OK ){
@@ -1313,14 +1299,14 @@ int main(void){
   if( built ){
     list_records();
     test_layout();
-    shown = 0;
+    test_details_shown = 0;
     test_torn();
-    shown = 0;
+    test_details_shown = 0;
     test_damage();
   }
-  shown = 0;
+  test_details_shown = 0;
   test_nested();
-  shown = 0;
+  test_details_shown = 0;
   test_faults();
   unlink(path);
   rmdir(tmpdir);

@@ -114,18 +114,6 @@ static void child(int ready_fd, int commit_fd, uint64_t seq, int flags, int bulk
 
 /* ------------------------------------------------------------ checking */
 
-static int shown;
-static void fail(int *counter, const char *fmt, ...){
-  (*counter)++;
-  if( ++shown <= 25 ){
-    va_list ap;
-    va_start(ap, fmt);
-    printf("  detail: ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-  }
-}
 
 typedef struct scan_result {
   uint64_t next_seq;        /* updates 0..next_seq-1 are in the log, in order */
@@ -141,7 +129,7 @@ static int scan_log(const logio_image *img, scan_result *sr, int *nfail, int ite
   memset(sr, 0, sizeof(*sr));
   sr->snap_seq = (uint64_t)-1;
   logio_reader *r;
-  if( logio_reader_open(&r, img, 0) != SIO_OK ){ fail(nfail, "reader_open"); return 0; }
+  if( logio_reader_open(&r, img, 0) != SIO_OK ){ test_detail(nfail, "reader_open"); return 0; }
   int ok = 1;
   for(;;){
     logio_entry e;
@@ -152,27 +140,27 @@ static int scan_log(const logio_image *img, scan_result *sr, int *nfail, int ite
       /* It starts where the last entry ended, or after the block's padding there. */
       if( (e.offset != sr->end && e.offset != logio_aligned(sr->end))
        || e.offset + e.len != logio_image_size(img) ){
-        fail(nfail, "iter %d: torn tail at %llu len %zu, last entry ended at %llu", iter,
+        test_detail(nfail, "iter %d: torn tail at %llu len %zu, last entry ended at %llu", iter,
              (unsigned long long)e.offset, e.len, (unsigned long long)sr->end);
         ok = 0;
       }
       continue;
     }
     if( rc != SIO_OK ){
-      fail(nfail, "iter %d: forward reader: %s at %llu len %zu (%s)", iter, sio_strstatus(rc),
+      test_detail(nfail, "iter %d: forward reader: %s at %llu len %zu (%s)", iter, sio_strstatus(rc),
            (unsigned long long)e.offset, e.len, logio_reader_problem(r));
       ok = 0;
       break;
     }
     stateio_entry se;
     if( stateio_parse_entry(e.data, e.len, &se) != SIO_OK ){
-      fail(nfail, "iter %d: unparsable entry at %llu", iter, (unsigned long long)e.offset);
+      test_detail(nfail, "iter %d: unparsable entry at %llu", iter, (unsigned long long)e.offset);
       ok = 0;
       break;
     }
     if( se.kind == STATEIO_SNAPSHOT ){
       if( se.epoch != sr->epoch || !snap_is(sr->next_seq, se.data, se.len) ){
-        fail(nfail, "iter %d: snapshot at %llu is not the one taken before update %llu", iter,
+        test_detail(nfail, "iter %d: snapshot at %llu is not the one taken before update %llu", iter,
              (unsigned long long)e.offset, (unsigned long long)sr->next_seq);
         ok = 0;
         break;
@@ -182,7 +170,7 @@ static int scan_log(const logio_image *img, scan_result *sr, int *nfail, int ite
       sr->last_was_snapshot = 1;
     }else{
       if( se.epoch != sr->epoch || !upd_is(sr->next_seq, se.data, se.len) ){
-        fail(nfail, "iter %d: entry at %llu (%zu bytes, epoch %llu) is not update %llu", iter,
+        test_detail(nfail, "iter %d: entry at %llu (%zu bytes, epoch %llu) is not update %llu", iter,
              (unsigned long long)e.offset, se.len, (unsigned long long)se.epoch,
              (unsigned long long)sr->next_seq);
         ok = 0;
@@ -202,7 +190,7 @@ static int check_restore(const logio_image *img, const scan_result *sr, int *nfa
   stateio_epoch st;
   int rc = stateio_restore(img, &st);
   if( rc != SIO_OK ){
-    fail(nfail, "iter %d: restore: %s (bad_offset %llu)", iter, sio_strstatus(rc), (unsigned long long)st.bad_offset);
+    test_detail(nfail, "iter %d: restore: %s (bad_offset %llu)", iter, sio_strstatus(rc), (unsigned long long)st.bad_offset);
     stateio_epoch_clear(&st);
     return 0;
   }
@@ -213,7 +201,7 @@ static int check_restore(const logio_image *img, const scan_result *sr, int *nfa
     ok = snap_is(sr->snap_seq, st.snapshot, st.snapshot_len);
   }
   if( !ok ){
-    fail(nfail, "iter %d: restore gave epoch %llu log_end %llu torn %llu, scan says epoch %llu end %llu",
+    test_detail(nfail, "iter %d: restore gave epoch %llu log_end %llu torn %llu, scan says epoch %llu end %llu",
          iter, (unsigned long long)st.epoch, (unsigned long long)st.log_end,
          (unsigned long long)st.torn_len, (unsigned long long)sr->epoch, (unsigned long long)sr->end);
     stateio_epoch_clear(&st);
@@ -227,7 +215,7 @@ static int check_restore(const logio_image *img, const scan_result *sr, int *nfa
     rc = stateio_updates_next(u, &e);
     if( rc == SIO_DONE ) break;
     if( rc != SIO_OK || !upd_is(want, e.data, e.len) ){
-      fail(nfail, "iter %d: update reader: %s at %llu, want update %llu", iter, sio_strstatus(rc),
+      test_detail(nfail, "iter %d: update reader: %s at %llu, want update %llu", iter, sio_strstatus(rc),
            (unsigned long long)e.offset, (unsigned long long)want);
       ok = 0;
       break;
@@ -235,7 +223,7 @@ static int check_restore(const logio_image *img, const scan_result *sr, int *nfa
     want++;
   }
   if( ok && want != sr->next_seq ){
-    fail(nfail, "iter %d: update reader stopped at update %llu of %llu", iter,
+    test_detail(nfail, "iter %d: update reader stopped at update %llu of %llu", iter,
          (unsigned long long)want, (unsigned long long)sr->next_seq);
     ok = 0;
   }
@@ -327,13 +315,13 @@ int main(void){
     while( read(commits[0], &got, sizeof(got)) == (ssize_t)sizeof(got) ) committed = got;
     close(commits[0]);
     if( !was_ready || !WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL ){
-      fail(&f_child, "iter %d: the child was not killed as planned (ready %d, status 0x%x)", it, was_ready, status);
+      test_detail(&f_child, "iter %d: the child was not killed as planned (ready %d, status 0x%x)", it, was_ready, status);
     }
     if( committed > start_seq ) committed_runs++;
 
     /* What the kill left. */
     logio_image img;
-    if( stateio_open_image(path, &img) != SIO_OK ){ fail(&f_scan, "iter %d: open image", it); break; }
+    if( stateio_open_image(path, &img) != SIO_OK ){ test_detail(&f_scan, "iter %d: open image", it); break; }
     if( logio_image_size(&img) == size_before ) no_write++;
     if( logio_image_size(&img) > max_size ) max_size = logio_image_size(&img);
     scan_result sr;
@@ -343,7 +331,7 @@ int main(void){
     stateio_close_image(&img);
     if( !ok ) break;
     if( sr.next_seq < committed || sr.next_seq < start_seq ){
-      fail(&f_lost, "iter %d: the log ends at update %llu, but %llu were committed", it,
+      test_detail(&f_lost, "iter %d: the log ends at update %llu, but %llu were committed", it,
            (unsigned long long)sr.next_seq, (unsigned long long)(committed > start_seq ? committed : start_seq));
       break;
     }
@@ -366,13 +354,13 @@ int main(void){
     stateio_writer_close(w);
     free(buf);
     if( rc != SIO_OK ){
-      fail(&f_append, "iter %d: append after the kill: %s", it, sio_strstatus(rc));
+      test_detail(&f_append, "iter %d: append after the kill: %s", it, sio_strstatus(rc));
       break;
     }
     seq++;
     uint64_t want_end = sr.end + logio_encoded_size(sr.end, STATEIO_ENTRY_HEADER + n);
     if( file_size(path) != want_end ){
-      fail(&f_append, "iter %d: after the append the log is %llu bytes, want %llu", it,
+      test_detail(&f_append, "iter %d: after the append the log is %llu bytes, want %llu", it,
            (unsigned long long)file_size(path), (unsigned long long)want_end);
       break;
     }
@@ -381,7 +369,7 @@ int main(void){
       if( stateio_open_image(path, &img) == SIO_OK ){
         ok = scan_log(&img, &sr, &f_scan, it) && check_restore(&img, &sr, &f_restore, it);
         if( ok && (sr.next_seq != seq || sr.torn_len != 0) ){
-          fail(&f_append, "iter %d: after the append: %llu updates, torn %llu", it,
+          test_detail(&f_append, "iter %d: after the append: %llu updates, torn %llu", it,
                (unsigned long long)sr.next_seq, (unsigned long long)sr.torn_len);
         }
         stateio_close_image(&img);

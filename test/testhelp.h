@@ -122,4 +122,27 @@ static const char *sb_str(sbuf *b){ return b->s ? b->s : ""; }
 __attribute__((unused))
 static void sb_free(sbuf *b){ free(b->s); b->s = NULL; b->len = b->cap = 0; }
 
+
+/*
+** test_detail(&counter, fmt, ...): count one failure of a property that
+** many cases share, and print the first 25 such details of the program
+** ("  detail: ..."). The property is then checked once with CHECK_MSG on
+** its counter, so that a bug shows as a handful of lines, not thousands.
+*/
+static int test_details_shown;
+__attribute__((unused, format(printf, 2, 3)))
+static void test_detail(int *counter, const char *fmt, ...){
+  (*counter)++;
+  if( ++test_details_shown <= 25 ){
+    va_list ap;
+    va_start(ap, fmt);
+    printf("  detail: ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+  }else if( test_details_shown == 26 ){
+    printf("  detail: (further details not shown)\n");
+  }
+}
+
 #endif /* STATEIO_TESTHELP_H */
