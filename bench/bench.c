@@ -380,18 +380,24 @@ static char *cte_insert(const char *table, long rows){
     "SELECT zeroblob(100) FROM c", table, rows);
 }
 
-static double f1_stateio(void *a){
-  f1_arg *p = a;
-  rm_file(p->path);
-  sqlite3 *db = ext_db();
-  create_vtab(db, "statelog", p->path, p->sync);
-  char *ins = cte_insert("statelog_updates", p->rows);
+/* Seconds to insert rows of zeroblob(100) into table in one transaction. */
+static double timed_bulk_insert(sqlite3 *db, const char *table, long rows){
+  char *ins = cte_insert(table, rows);
   double t0 = now();
   sql_exec(db, "BEGIN");
   sql_exec(db, ins);
   sql_exec(db, "COMMIT");
   double t = now() - t0;
   sqlite3_free(ins);
+  return t;
+}
+
+static double f1_stateio(void *a){
+  f1_arg *p = a;
+  rm_file(p->path);
+  sqlite3 *db = ext_db();
+  create_vtab(db, "statelog", p->path, p->sync);
+  double t = timed_bulk_insert(db, "statelog_updates", p->rows);
   int64_t n = 0;
   sql_ints(db, "SELECT count(*) FROM statelog_updates", &n, NULL);
   if( n != p->rows ) die("figure 1: %lld updates read back, %ld written", (long long)n, p->rows);
@@ -406,13 +412,7 @@ static double f1_peer(void *a){
   rm_file(p->path);
   sqlite3 *db = peer_db(p->path, "NORMAL");
   sql_exec(db, "CREATE TABLE t(data BLOB)");
-  char *ins = cte_insert("t", p->rows);
-  double t0 = now();
-  sql_exec(db, "BEGIN");
-  sql_exec(db, ins);
-  sql_exec(db, "COMMIT");
-  double t = now() - t0;
-  sqlite3_free(ins);
+  double t = timed_bulk_insert(db, "t", p->rows);
   sqlite3_close(db);
   rm_file(p->path);
   return t;
