@@ -178,6 +178,20 @@ static int hexval(int ch){
   return -1;
 }
 
+/* The bytes of hex text h (to its end); NULL when it is not whole hex pairs. */
+static unsigned char *hex_decode(const char *h, size_t *len){
+  size_t n = strlen(h);
+  if( n % 2 ) return NULL;
+  unsigned char *p = xmalloc(n / 2);
+  for(size_t i = 0; i < n / 2; i++){
+    int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
+    if( hi < 0 || lo < 0 ){ free(p); return NULL; }
+    p[i] = (unsigned char)(hi << 4 | lo);
+  }
+  *len = n / 2;
+  return p;
+}
+
 /*
 ** (a)+(b): replay ops.txt with our writer into tmp file `log`, recording
 ** every entry written. Returns 0 when the replay itself went through.
@@ -195,7 +209,7 @@ static int replay(gcase *c, const char *log){
     return -1;
   }
   uint64_t epoch = 0;     /* our model of the writer's current epoch */
-  char line[8192];
+  static char line[1 << 20];
   int lineno = 0, bad = 0;
   while( !bad && fgets(line, sizeof(line), f) ){
     lineno++;
@@ -207,9 +221,20 @@ static int replay(gcase *c, const char *log){
     uint64_t off = file_size(log);
     if( sscanf(line, "%31s", op) != 1 ){ bad = 1; break; }
     if( strcmp(op, "update") == 0 || strcmp(op, "snapshot") == 0 ){
-      if( sscanf(line, "%*s %llu %u", &len, &seed) != 2 ){ bad = 1; break; }
       int kind = op[0] == 'u' ? STATEIO_UPDATE : STATEIO_SNAPSHOT;
-      unsigned char *data = gen((size_t)len, seed);
+      unsigned char *data;
+      const char *arg = line + strlen(op);
+      while( *arg == ' ' ) arg++;
+      if( strncmp(arg, "hex:", 4) == 0 ){
+        /* Exact bytes (an entry whose data holds a whole log, say). */
+        size_t n;
+        data = hex_decode(arg + 4, &n);
+        if( !data ){ bad = 1; break; }
+        len = n;
+      }else{
+        if( sscanf(arg, "%llu %u", &len, &seed) != 2 ){ bad = 1; break; }
+        data = gen((size_t)len, seed);
+      }
       rc = kind == STATEIO_UPDATE ? stateio_update(w, data, (size_t)len)
                                   : stateio_snapshot(w, data, (size_t)len);
       if( !CHECK_MSG(rc == SIO_OK, "%s: ops.txt:%d %s: %s", c->name, lineno, line, sio_strstatus(rc)) ){
@@ -241,14 +266,10 @@ static int replay(gcase *c, const char *log){
     }else if( strcmp(op, "raw") == 0 ){
       const char *h = line + 3;
       while( *h == ' ' ) h++;
-      size_t n = strlen(h) / 2;
-      unsigned char *bytes = xmalloc(n);
-      for(size_t i = 0; i < n; i++){
-        int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
-        if( hi < 0 || lo < 0 ){ bad = 1; break; }
-        bytes[i] = (unsigned char)(hi << 4 | lo);
-      }
-      if( !bad ){
+      size_t n;
+      unsigned char *bytes = hex_decode(h, &n);
+      if( !bytes ){ bad = 1; break; }
+      {
         /* Outside the writer: plain write() at the end of the file. */
         int fd = open(log, O_WRONLY | O_APPEND);
         int ok = fd >= 0 && write(fd, bytes, n) == (ssize_t)n;
@@ -348,6 +369,7 @@ static void check_oracle(gcase *c, const char *log){
 typedef struct scan_item {
   int rc;                  /* logio_reader_next's status */
   uint64_t off, end;
+  size_t len;              /* the entry's payload length (copy holds it) */
   int parsed;              /* stateio_parse_entry succeeded */
   stateio_entry se;        /* data points into copy */
   unsigned char *copy;
@@ -362,6 +384,25 @@ static void scan_free(scan_result *s){
   for(int i = 0; i < s->n; i++) free(s->it[i].copy);
   free(s->it);
   memset(s, 0, sizeof(*s));
+}
+
+/*
+** The reference's scan line for the entry p[0..n) at offset off:
+** "entry KIND EPOCH LEN SHA256 OFFSET" (any kind byte, printed as it is), or
+** "short LEN SHA256 OFFSET" for an entry shorter than a state entry header.
+*/
+static void scan_line(const unsigned char *p, size_t n, uint64_t off, char *out, size_t cap){
+  char sha[65];
+  if( n < STATEIO_ENTRY_HEADER ){
+    sha256_hex(p, n, sha);
+    snprintf(out, cap, "short %zu %s %llu", n, sha, (unsigned long long)off);
+    return;
+  }
+  sha256_hex(p + STATEIO_ENTRY_HEADER, n - STATEIO_ENTRY_HEADER, sha);
+  uint64_t epoch = 0;
+  for(int i = 8; i >= 1; i--) epoch = (epoch << 8) | p[i];
+  snprintf(out, cap, "entry %d %llu %zu %s %llu", p[0], (unsigned long long)epoch,
+           n - STATEIO_ENTRY_HEADER, sha, (unsigned long long)off);
 }
 
 /* scan: a logio_reader from offset 0, each entry parsed as a state entry. */
@@ -390,15 +431,11 @@ static void scan_text(const logio_image *img, sbuf *out, scan_result *res){
     if( rc == SIO_OK ){
       it->copy = xmalloc(e.len);
       memcpy(it->copy, e.data, e.len);
-      if( stateio_parse_entry(it->copy, e.len, &it->se) == SIO_OK ){
-        char sha[65];
-        it->parsed = 1;
-        sha256_hex(it->se.data, it->se.len, sha);
-        sb_printf(out, "entry %d %llu %zu %s\n", it->se.kind, (unsigned long long)it->se.epoch,
-                  it->se.len, sha);
-      }else{
-        sb_printf(out, "badentry %llu\n", (unsigned long long)e.offset);
-      }
+      it->len = e.len;
+      char line[200];
+      it->parsed = stateio_parse_entry(it->copy, e.len, &it->se) == SIO_OK;
+      scan_line(it->copy, e.len, e.offset, line, sizeof(line));
+      sb_printf(out, "%s\n", line);
       continue;
     }
     if( rc == SIO_CORRUPT_LOG ){ sb_printf(out, "corrupt\n"); continue; }
@@ -484,6 +521,7 @@ typedef struct restore_expect {
   int has_snapshot;
   const written *snap;
   const written *last;     /* L, the last surviving entry (NULL: none) */
+  uint64_t log_end;        /* end of the last complete entry, damaged or not */
   expect_item *seq;        /* the update reader's reads; x == NULL && data == NULL: corrupt */
   int nseq;
 } restore_expect;
@@ -501,14 +539,42 @@ typedef struct restore_expect {
 static void expect_restore(const gcase *c, restore_expect *x){
   memset(x, 0, sizeof(*x));
   x->seq = xmalloc(sizeof(expect_item) * (size_t)(c->nw + 2));
-  int li = -1;
-  for(int i = 0; i < c->nw; i++) if( c->w[i].survives ) li = i;
-  if( li < 0 ) return;                       /* nothing survives: epoch 0, no state */
+  int li = -1, lc = -1;
+  for(int i = 0; i < c->nw; i++){
+    if( c->w[i].survives ) li = i;
+    if( c->w[i].end <= c->gold_len ) lc = i;
+  }
+  /*
+  ** Entries after L that are complete (all their bytes in the file) but
+  ** damaged are corruption, not a torn tail: a damaged snapshot among them
+  ** would be the current epoch, so restore must fail naming it; damaged
+  ** updates are a damaged region at the end of the update reader.
+  */
+  for(int i = li + 1; i <= lc; i++){
+    x->log_end = c->w[i].end;
+    if( c->w[i].kind == STATEIO_SNAPSHOT && !x->must_fail ){
+      x->must_fail = 1;
+      x->bad_offset = c->w[i].start;
+    }
+  }
+  if( x->must_fail ) return;
+  int damaged_tail = lc > li;
+  if( li < 0 ){
+    if( damaged_tail ){
+      /* Nothing but damaged updates: epoch 0, then the damaged region. */
+      x->may_fail = 1;
+      x->bad_offset = 0;
+      x->seq[x->nseq++] = (expect_item){ NULL, NULL, 0 };
+    }
+    return;                                  /* nothing survives: epoch 0, no state */
+  }
   const written *L = x->last = &c->w[li];
+  if( !damaged_tail ) x->log_end = L->end;
   if( L->kind == STATEIO_SNAPSHOT ){
     x->epoch = L->start;
     x->has_snapshot = 1;
     x->snap = L;
+    if( damaged_tail ) x->seq[x->nseq++] = (expect_item){ NULL, NULL, 0 };
     return;
   }
   uint64_t E = L->epoch;
@@ -543,6 +609,7 @@ static void expect_restore(const gcase *c, restore_expect *x){
     in_damage = 0;
     x->seq[x->nseq++] = (expect_item){ &c->w[i], c->w[i].data, c->w[i].len };
   }
+  if( damaged_tail ) x->seq[x->nseq++] = (expect_item){ NULL, NULL, 0 };
 }
 
 /*
@@ -581,7 +648,7 @@ static int check_restore(const gcase *c, const char *ctx, const logio_image *img
   }
   if( !extra_data ){
     /* Where the log ends: after L; whatever follows is a torn tail. */
-    uint64_t want_end = x->last ? x->last->end : 0;
+    uint64_t want_end = x->log_end;
     bad += !CHECK_MSG(st.log_end == want_end && st.log_end + st.torn_len == logio_image_size(img),
                       "%s: %s: log_end %llu torn_len %llu, expected log_end %llu of a %llu-byte file",
                       c->name, ctx, (unsigned long long)st.log_end, (unsigned long long)st.torn_len,
@@ -698,16 +765,14 @@ static void check_damaged(gcase *c, const logio_image *img, const scan_result *s
     while( *p ){
       const char *nl = strchr(p, '\n');
       size_t n = nl ? (size_t)(nl - p) : strlen(p);
-      if( n > 6 && memcmp(p, "entry ", 6) == 0 ){
+      if( n > 6 && (memcmp(p, "entry ", 6) == 0 || memcmp(p, "short ", 6) == 0) ){
         total++;
         while( j < scan->n ){
           const scan_item *it = &scan->it[j++];
-          if( it->rc != SIO_OK || !it->parsed ) continue;
-          char sha[65], mine[160];
-          sha256_hex(it->se.data, it->se.len, sha);
-          int m = snprintf(mine, sizeof(mine), "entry %d %llu %zu %s", it->se.kind,
-                           (unsigned long long)it->se.epoch, it->se.len, sha);
-          if( (size_t)m == n && memcmp(mine, p, n) == 0 ){ found++; break; }
+          if( it->rc != SIO_OK ) continue;
+          char mine[200];
+          scan_line(it->copy, it->len, it->off, mine, sizeof(mine));
+          if( strlen(mine) == n && memcmp(mine, p, n) == 0 ){ found++; break; }
         }
       }
       p = nl ? nl + 1 : p + n;
@@ -754,7 +819,7 @@ static void check_damaged(gcase *c, const logio_image *img, const scan_result *s
         CHECK_MSG(rc == SIO_OK, "%s: writer appends to the copy: %s", c->name, sio_strstatus(rc));
         CHECK(stateio_writer_close(w) == SIO_OK);
       }
-      uint64_t end = x.last ? x.last->end : 0;
+      uint64_t end = x.log_end;
       uint64_t want = end + logio_encoded_size(end, STATEIO_ENTRY_HEADER + sizeof(more) - 1);
       CHECK_MSG(file_size(copy) == want, "%s: after the append the file is %llu bytes, expected %llu",
                 c->name, (unsigned long long)file_size(copy), (unsigned long long)want);
