@@ -70,31 +70,22 @@ static int open_locked(const char *path, int *pfd, struct stat *st){
 /* Copy the entries from the snapshot at `from` to the log's end into w. */
 static int copy_entries(const logio_image *img, uint64_t from, uint64_t end,
                         stateio_writer *w, uint64_t *bad){
-  logio_reader *r;
-  int rc = logio_reader_open(&r, img, from);
+  stateio_scan *s;
+  int rc = stateio_scan_open(&s, img, from, STATEIO_EPOCH_UNKNOWN);
   if( rc ) return rc;
-  uint64_t old_epoch = from, batched = 0;
+  uint64_t batched = 0;
   rc = stateio_writer_begin(w);
   while( rc == SIO_OK ){
-    logio_entry e;
-    rc = logio_reader_next(r, &e);
-    if( rc == SIO_DONE || (rc == SIO_TORN && e.offset >= end) ){ rc = SIO_OK; break; }
+    stateio_entry e;
+    rc = stateio_scan_next(s, &e);
+    if( rc == SIO_DONE ){ rc = SIO_OK; break; }
+    if( rc == SIO_OK && e.offset >= end ) break;
     if( rc ){
       *bad = e.offset;
-      if( rc == SIO_TORN ) rc = SIO_CORRUPT_LOG;
       break;
     }
-    if( e.offset >= end ) break;
-    stateio_entry se;
-    rc = stateio_parse_entry(e.data, e.len, &se);
-    if( rc == SIO_OK && se.kind == STATEIO_UPDATE && se.epoch != old_epoch ) rc = SIO_CORRUPT_ENTRY;
-    if( rc ){ *bad = e.offset; break; }
-    if( se.kind == STATEIO_SNAPSHOT ){
-      old_epoch = e.offset;
-      rc = stateio_snapshot(w, se.data, se.len);
-    }else{
-      rc = stateio_update(w, se.data, se.len);
-    }
+    rc = e.kind == STATEIO_SNAPSHOT ? stateio_snapshot(w, e.data, e.len)
+                                    : stateio_update(w, e.data, e.len);
     batched += e.len;
     if( rc == SIO_OK && batched >= COMPACT_BATCH ){
       batched = 0;
@@ -104,7 +95,7 @@ static int copy_entries(const logio_image *img, uint64_t from, uint64_t end,
   }
   if( rc == SIO_OK ) rc = stateio_writer_commit(w);
   else stateio_writer_rollback(w);
-  logio_reader_close(r);
+  stateio_scan_close(s);
   return rc;
 }
 

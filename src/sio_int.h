@@ -25,6 +25,15 @@ int sio_fault(const char *op, size_t *n);
 int sio_fsync(int fd);
 int sio_ftruncate(int fd, uint64_t len);
 
+/*
+** Where an appending writer must go on: the end of the last complete entry
+** of img (*end) and the epoch in force there (*epoch). SIO_NOTLOG when img
+** holds nothing of a log; SIO_CORRUPT_* when the last entry cannot say
+** which epoch is current.
+*/
+struct logio_image;
+int sio_log_end(const struct logio_image *img, uint64_t *end, uint64_t *epoch);
+
 /* Little-endian helpers. */
 static inline uint64_t sio_get64(const unsigned char *p){
   uint64_t v = 0;

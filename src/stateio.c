@@ -158,10 +158,34 @@ int stateio_restore(const logio_image *img, stateio_epoch *st){
   return rc;
 }
 
+/* ------------------------------------------------------------ the log's end */
+
+int sio_log_end(const logio_image *img, uint64_t *end, uint64_t *epoch){
+  uint64_t size = logio_image_size(img), start;
+  int rc = logio_rewind(img, size, &start, end);
+  if( rc == SIO_DONE ){
+    if( size > 0 && !logio_starts_with_record(img) ) return SIO_NOTLOG;
+    *end = 0;
+    *epoch = 0;
+    return SIO_OK;
+  }
+  if( rc ) return rc;
+  logio_entry e;
+  rc = logio_read_entry_at(img, start, &e);
+  if( rc ) return rc == SIO_NOTFOUND ? SIO_CORRUPT_LOG : rc;
+  stateio_entry se;
+  rc = stateio_parse_entry(e.data, e.len, &se);
+  *epoch = se.kind == STATEIO_SNAPSHOT ? start : se.epoch;
+  sio_free((void*)e.data);
+  if( rc ) return rc;
+  if( *epoch > start ) return SIO_CORRUPT_ENTRY;
+  return SIO_OK;
+}
+
 /* ------------------------------------------------------------ update reader */
 
 struct stateio_updates {
-  logio_reader *r;
+  stateio_scan *s;
   uint64_t epoch;
   int64_t seq;
   int done;
@@ -175,7 +199,7 @@ int stateio_updates_open(stateio_updates **pp, const logio_image *img,
   memset(u, 0, sizeof(*u));
   u->epoch = st->epoch;
   u->seq = -1;
-  int rc = logio_reader_open(&u->r, img, st->updates_start);
+  int rc = stateio_scan_open(&u->s, img, st->updates_start, st->epoch);
   if( rc ){
     sio_free(u);
     return rc;
@@ -186,19 +210,18 @@ int stateio_updates_open(stateio_updates **pp, const logio_image *img,
 
 int stateio_updates_next(stateio_updates *u, logio_entry *e){
   if( u->done ) return SIO_DONE;
-  int rc = logio_reader_next(u->r, e);
-  if( rc == SIO_TORN || rc == SIO_DONE ){
-    u->done = 1;
-    return SIO_DONE;
-  }
-  if( rc != SIO_OK ) return rc;
   stateio_entry se;
-  if( stateio_parse_entry(e->data, e->len, &se) ) return SIO_CORRUPT_ENTRY;
-  if( se.kind == STATEIO_SNAPSHOT ){
-    u->done = 1;              /* the next epoch begins */
+  int rc = stateio_scan_next(u->s, &se);
+  e->offset = se.offset;
+  e->end = se.end;
+  e->data = NULL;
+  e->len = (size_t)(se.end - se.offset);
+  if( rc == SIO_DONE || se.kind == STATEIO_SNAPSHOT ){
+    u->done = 1;              /* the end of the log, or the next epoch begins */
     return SIO_DONE;
   }
-  if( se.epoch != u->epoch ) return SIO_CORRUPT_ENTRY;
+  if( rc == SIO_OK && se.epoch != u->epoch ) rc = SIO_CORRUPT_ENTRY;
+  if( rc != SIO_OK ) return rc;
   u->seq++;
   e->data = se.data;
   e->len = se.len;
@@ -209,48 +232,32 @@ int64_t stateio_updates_seq(const stateio_updates *u){ return u->seq; }
 
 void stateio_updates_close(stateio_updates *u){
   if( !u ) return;
-  logio_reader_close(u->r);
+  stateio_scan_close(u->s);
   sio_free(u);
 }
 
 /* ------------------------------------------------------------ check */
 
 int stateio_check(const logio_image *img, stateio_check_fn cb, void *arg){
-  logio_reader *r;
-  int rc = logio_reader_open(&r, img, 0);
+  stateio_scan *s;
+  int rc = stateio_scan_open(&s, img, 0, 0);
   if( rc ) return rc;
-  uint64_t epoch = 0;
-  int epoch_known = 1;     /* after damage, the next entry tells the epoch */
   int stop = 0;
   for(;;){
-    logio_entry e;
-    rc = logio_reader_next(r, &e);
-    if( rc == SIO_DONE ){ rc = SIO_OK; break; }
-    if( rc == SIO_CORRUPT_LOG || rc == SIO_TORN ){
-      const char *why = rc == SIO_TORN ? "torn tail" : logio_reader_problem(r);
-      epoch_known = 0;
-      if( (stop = cb(arg, e.offset, e.len, why)) != 0 ) break;
+    stateio_entry e;
+    rc = stateio_scan_next(s, &e);
+    if( rc == SIO_CORRUPT_LOG || rc == SIO_CORRUPT_ENTRY ){
+      if( (stop = cb(arg, e.offset, e.end - e.offset, e.problem)) != 0 ) break;
       continue;
     }
-    if( rc ) break;
-    stateio_entry se;
-    const char *why = NULL;
-    if( e.len < STATEIO_ENTRY_HEADER ){
-      why = "state entry shorter than 9 bytes";
-    }else if( stateio_parse_entry(e.data, e.len, &se) ){
-      why = "bad entry kind";
-    }else if( se.kind == STATEIO_SNAPSHOT ){
-      if( epoch_known && se.epoch != epoch ) why = "snapshot names the wrong previous epoch";
-      epoch = e.offset;
-      epoch_known = 1;
-    }else if( !epoch_known ){
-      epoch = se.epoch;
-      epoch_known = 1;
-    }else if( se.epoch != epoch ){
-      why = "update of the wrong epoch";
+    if( rc == SIO_OK ) continue;
+    if( rc == SIO_DONE ){
+      uint64_t len, off = stateio_scan_torn(s, &len);
+      rc = SIO_OK;
+      if( len > 0 ) stop = cb(arg, off, len, "torn tail");
     }
-    if( why && (stop = cb(arg, e.offset, e.end - e.offset, why)) != 0 ) break;
+    break;
   }
-  logio_reader_close(r);
+  stateio_scan_close(s);
   return stop ? stop : rc;
 }

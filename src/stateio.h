@@ -33,12 +33,19 @@ extern "C" {
 #define STATEIO_SNAPSHOT 2
 #define STATEIO_ENTRY_HEADER 9   /* kind u8 + epoch u64 */
 
-/* A state entry decoded from a block-log entry's payload. */
+/*
+** A state entry: decoded from a block-log entry's payload by
+** stateio_parse_entry(), or returned by the scan (below), which also says
+** where it lies and, for a damaged region or a bad entry, why.
+*/
 typedef struct stateio_entry {
-  int kind;                  /* STATEIO_UPDATE or STATEIO_SNAPSHOT */
+  int kind;                  /* STATEIO_UPDATE or STATEIO_SNAPSHOT; 0: not decodable */
   uint64_t epoch;            /* update: its epoch; snapshot: the epoch before it */
   const unsigned char *data; /* the application's bytes (points into the payload) */
   size_t len;
+  uint64_t offset;           /* scan: where the entry (or damaged region) starts */
+  uint64_t end;              /* scan: one past its last record */
+  const char *problem;       /* scan: why it is damaged or bad; NULL for a good entry */
 } stateio_entry;
 
 /*
@@ -131,6 +138,62 @@ void stateio_updates_close(stateio_updates *u);
 typedef int (*stateio_check_fn)(void *arg, uint64_t offset, uint64_t length,
                                 const char *problem);
 int stateio_check(const logio_image *img, stateio_check_fn cb, void *arg);
+
+/* ---------------------------------------------------------------- scan */
+
+/*
+** The one forward scan over a log's state entries. Every reader that walks
+** entries (the update reader, stateio_check, compaction, the extension's
+** tables, the command-line tool) goes through it, so what counts as an
+** entry, a damaged region, a bad entry or the end of the log is decided
+** in one place.
+*/
+typedef struct stateio_scan stateio_scan;
+
+/* The epoch in force where a scan starts is not known (a seek). */
+#define STATEIO_EPOCH_UNKNOWN UINT64_MAX
+
+/*
+** Open a scan of img at `start`: 0, a block boundary (records that
+** continue an entry begun in an earlier block are skipped), or the offset
+** of an entry. `epoch` is the epoch in force at start (0 at offset 0), or
+** STATEIO_EPOCH_UNKNOWN. The image must stay valid while the scan lives.
+*/
+int stateio_scan_open(stateio_scan **pp, const logio_image *img,
+                      uint64_t start, uint64_t epoch);
+
+/*
+** The next entry or damaged region, in file order:
+**   SIO_OK            *e is a valid state entry that keeps the epoch rules
+**                     as far as the scan knows them: an update of the epoch
+**                     in force, a snapshot naming the epoch before it
+**   SIO_CORRUPT_LOG   e->offset, e->end: a damaged region of the block log
+**                     (bytes that hold no complete valid entry); e->problem
+**   SIO_CORRUPT_ENTRY a complete block-log entry that is not a good state
+**                     entry: shorter than 9 bytes, an unknown kind, an
+**                     update of another epoch, a snapshot whose previous
+**                     epoch is wrong; e->problem says which, and kind,
+**                     epoch and data are set when the entry decodes
+**   SIO_DONE          the end of the log; a torn tail, if any, is given by
+**                     stateio_scan_torn()
+**   SIO_IOERR / SIO_NOMEM / SIO_TOOBIG  the scan cannot go on
+** After SIO_CORRUPT_* the next call goes on past the entry or region.
+** e->data is valid until the next call.
+*/
+int stateio_scan_next(stateio_scan *s, stateio_entry *e);
+
+/*
+** After SIO_DONE: where a torn tail begins and how long it is (0 when the
+** log ends cleanly): bytes after the last complete entry that hold no
+** complete entry (an append cut short by a crash).
+*/
+uint64_t stateio_scan_torn(const stateio_scan *s, uint64_t *torn_len);
+
+/* The epoch in force after the last entry returned (or UNKNOWN). */
+uint64_t stateio_scan_epoch(const stateio_scan *s);
+
+/* Close a scan (NULL is a no-op). */
+void stateio_scan_close(stateio_scan *s);
 
 /* ---------------------------------------------------------------- writer */
 

@@ -146,35 +146,12 @@ int stateio_writer_open_fd(stateio_writer **pp, int fd, uint64_t offset,
   return SIO_OK;
 }
 
-/*
-** Find the end of the log and its current epoch from the file. Light:
-** the last complete entry says both; its epoch's snapshot is not read.
-*/
+/* Find the end of the log and its current epoch from the file (sio_log_end). */
 static int find_end(stateio_writer *w){
   logio_image img;
   int rc = logio_image_from_fd(&img, w->fd);
+  if( rc == SIO_OK ) rc = sio_log_end(&img, &w->end, &w->epoch);
   if( rc ) return rc;
-  uint64_t start, end;
-  rc = logio_rewind(&img, img.file_size, &start, &end);
-  if( rc == SIO_DONE ){
-    if( img.file_size > 0 && !logio_starts_with_record(&img) ) return SIO_NOTLOG;
-    w->end = 0;
-    w->epoch = 0;
-  }else if( rc ){
-    return rc;
-  }else{
-    logio_entry e;
-    rc = logio_read_entry_at(&img, start, &e);
-    if( rc ) return rc == SIO_NOTFOUND ? SIO_CORRUPT_LOG : rc;
-    stateio_entry se;
-    rc = stateio_parse_entry(e.data, e.len, &se);
-    uint64_t epoch = se.kind == STATEIO_SNAPSHOT ? start : se.epoch;
-    sio_free((void*)e.data);
-    if( rc ) return rc;
-    if( epoch > start ) return SIO_CORRUPT_ENTRY;
-    w->end = end;
-    w->epoch = epoch;
-  }
   w->file_size = img.file_size;
   w->known = 1;
   return SIO_OK;
