@@ -63,6 +63,8 @@ int logio_image_from_fd(logio_image *img, int fd){
   img->file_size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
   img->tail = NULL;
   img->tail_len = 0;
+  img->journaled = 0;
+  img->committed = 0;
   return SIO_OK;
 }
 

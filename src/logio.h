@@ -62,6 +62,16 @@ typedef struct logio_image {
   uint64_t file_size;
   const unsigned char *tail;
   size_t tail_len;
+  /*
+  ** What the log's commit file (commit.c) says, for telling a torn commit
+  ** from damage at the end of the image. journaled: the log has a commit
+  ** file, so every commit but the last was synced before the next began.
+  ** committed: bytes before it belong to commits the file records as done,
+  ** so damage there is corruption, never a torn tail. Both 0 for a log
+  ** written by another program (and for images made by hand).
+  */
+  int journaled;
+  uint64_t committed;
 } logio_image;
 
 /* Total size of the image in bytes. */
