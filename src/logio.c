@@ -4,20 +4,18 @@
 **
 ** The reader is modelled on LevelDB's log_reader: one loop over records,
 ** with damaged regions reported (offset, length) instead of dropped
-** silently. It is stricter than the reference about what a valid record is
-** (every rule below holds for every file the reference writes), which is
-** what lets it re-synchronise inside a damaged block without mistaking
-** payload bytes for records.
+** silently. What a valid record is lives in record.c; where reading may go
+** on after a damaged one (the recovery policy) in resync.c; whether a
+** damaged region at the end of the image is a torn append or corruption
+** is decided here, once, in region_is_torn().
 */
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define XXH_INLINE_ALL   /* the library's inlined fast path (header from libxxhash-dev) */
-#include <xxhash.h>
-
 #include "logio.h"
+#include "record.h"
 #include "sio_int.h"
 
 #define BLOCK  ((uint64_t)LOGIO_BLOCK)
@@ -68,6 +66,8 @@ int logio_image_from_fd(logio_image *img, int fd){
   return SIO_OK;
 }
 
+static uint64_t block_end(uint64_t pos){ return pos - pos % BLOCK + BLOCK; }
+
 /* Copy bytes [off, off+n) of the image to dst: file first, then the tail. */
 static int image_read(const logio_image *img, uint64_t off, size_t n,
                       unsigned char *dst){
@@ -113,31 +113,6 @@ uint64_t logio_encoded_size(uint64_t off, uint64_t len){
   return pad + records * HEADER + len;
 }
 
-static uint32_t record_checksum(const unsigned char *rec, size_t payload_len){
-  /* Over type, length, offset and payload: everything after the field. */
-  return (uint32_t)XXH64(rec + 4, 11 + payload_len, 0);
-}
-
-/*
-** The checksum the record at rec would have if its length field said
-** payload_len (repairing a damaged length field; see repair_length()).
-*/
-static uint32_t record_checksum_as(const unsigned char *rec, size_t payload_len){
-  unsigned char lenb[2] = { (unsigned char)payload_len, (unsigned char)(payload_len >> 8) };
-  XXH64_state_t h;
-  XXH64_reset(&h, 0);
-  XXH64_update(&h, rec + 4, 1);
-  XXH64_update(&h, lenb, 2);
-  XXH64_update(&h, rec + 7, 8 + payload_len);
-  return (uint32_t)XXH64_digest(&h);
-}
-
-/* The checksum stored in the record header at rec. */
-static uint32_t stored_checksum(const unsigned char *rec){
-  return (uint32_t)rec[0] | ((uint32_t)rec[1] << 8)
-       | ((uint32_t)rec[2] << 16) | ((uint32_t)rec[3] << 24);
-}
-
 void logio_encode(uint64_t off, const void *head, size_t head_len,
                   const void *data, size_t data_len,
                   unsigned char *out, uint64_t *start){
@@ -154,10 +129,6 @@ void logio_encode(uint64_t off, const void *head, size_t head_len,
     int type;
     if( done == 0 ) type = take == total ? LOGIO_FULL : LOGIO_FIRST;
     else type = done + take == total ? LOGIO_LAST : LOGIO_MIDDLE;
-    out[4] = (unsigned char)type;
-    out[5] = (unsigned char)(take & 0xff);
-    out[6] = (unsigned char)(take >> 8);
-    sio_put64(out + 7, pos - *start);
     /* The payload is head then data; a record may take from both. */
     unsigned char *p = out + HEADER;
     size_t from = done, left = take;
@@ -167,22 +138,19 @@ void logio_encode(uint64_t off, const void *head, size_t head_len,
       p += k; from += k; left -= k;
     }
     if( left > 0 ) memcpy(p, d + (from - head_len), left);
-    uint32_t sum = record_checksum(out, take);
-    out[0] = (unsigned char)sum;
-    out[1] = (unsigned char)(sum >> 8);
-    out[2] = (unsigned char)(sum >> 16);
-    out[3] = (unsigned char)(sum >> 24);
+    sio_record_encode(out, type, take, pos - *start, out + HEADER);
     out += HEADER + take;
     pos += HEADER + take;
     done += take;
   }while( done < total );
 }
 
-/* ------------------------------------------------------------ records */
+/* ------------------------------------------------------------ the reader */
 
 struct logio_reader {
   logio_image img;
-  uint64_t total;          /* image size when opened */
+  uint64_t image_size;     /* the image's size: a record cut short there is torn */
+  uint64_t total;          /* read no further than this (<= image_size) */
   uint64_t pos;            /* next byte to parse */
   unsigned char *buf;      /* cached bytes [buf_off, buf_off + buf_len) */
   uint64_t buf_off;
@@ -198,23 +166,12 @@ struct logio_reader {
   int have_bad;            /* a damaged region begins at bad_start, end not yet known */
   uint64_t bad_start;
   const char *bad_why;     /* why that region is damaged */
-  const char *why;         /* why the last record parsed was invalid */
-  size_t claimed;          /* its header's length, when the header itself is plausible; else 0 */
-  int truncated;           /* it is cut short by the end of the image (a torn write) */
+  logio_damage bad;        /* what is known of the region being built */
+  logio_damage last;       /* ... of the region reported last */
   int have_stash;          /* a complete entry found after a damaged region */
   logio_entry stash;
   int done;
 };
-
-typedef struct record {
-  uint64_t pos;
-  int type;
-  size_t len;
-  uint64_t off;
-  const unsigned char *payload;
-} record;
-
-static uint64_t block_end(uint64_t pos){ return pos - pos % BLOCK + BLOCK; }
 
 /* Make bytes [off, off+n) available in r->buf; they lie in one block. */
 static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p){
@@ -244,198 +201,43 @@ static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p
   return SIO_OK;
 }
 
-/*
-** Whether the header at p (a record at pos) could be a record written by a
-** writer of the format, judged without its checksum: type 1..4, a length
-** > 0 that fits in the block, a zero offset for FULL/FIRST, and for
-** MIDDLE/LAST a block boundary and an offset reaching back no further than
-** the start of the file; FIRST/MIDDLE fill their block to the end.
-*/
-static int header_plausible(const unsigned char *p, uint64_t pos, size_t *plen){
-  int type = p[4];
-  size_t len = (size_t)p[5] | ((size_t)p[6] << 8);
-  *plen = len;
-  uint64_t off = sio_get64(p + 7);
-  uint64_t bend = block_end(pos);
-  if( type < LOGIO_FULL || type > LOGIO_LAST || len == 0 ) return 0;
-  if( pos + HEADER + len > bend ) return 0;
-  if( type == LOGIO_FULL || type == LOGIO_FIRST ){
-    if( off != 0 ) return 0;
-  }else{
-    if( off == 0 || off > pos || pos % BLOCK != 0 ) return 0;
-  }
-  if( (type == LOGIO_FIRST || type == LOGIO_MIDDLE) && pos + HEADER + len != bend ) return 0;
-  return 1;
-}
-
-/*
-** Parse the record at pos, which must end at or before lim. Returns 1 for
-** a valid record (filled in *rec), 0 for none, or a negative status.
-** Valid means a plausible header (above) whose record ends before lim and
-** whose checksum matches. For an invalid record, r->why says why,
-** r->claimed is its header's length if the header is plausible, and
-** r->truncated is set when a plausible record runs past the end of the
-** image: the signature of an append cut short by a crash.
-*/
-static int parse_record(logio_reader *r, uint64_t pos, uint64_t lim, record *rec){
-  uint64_t bend = block_end(pos);
-  uint64_t end = bend < lim ? bend : lim;
-  r->claimed = 0;
-  r->truncated = 0;
-  r->why = "bad record header";
-  if( end - pos < HEADER + 1 ){
-    /* The image ends inside the header: a torn write, whatever it holds. */
-    if( end == r->total && end < bend ){
-      r->why = "truncated record";
-      r->truncated = 1;
-    }
-    return 0;
-  }
+/* The bytes of pos's block up to lim (at most the reader's total), as a sio_block. */
+static int block_at(logio_reader *r, uint64_t pos, uint64_t lim, sio_block *b){
+  uint64_t base = pos - pos % BLOCK;
+  uint64_t end = base + BLOCK;
+  if( end > lim ) end = lim;
   const unsigned char *p;
-  int rc = load(r, pos, (size_t)(end - pos), &p);
-  if( rc ) return -rc;
-  size_t len;
-  if( !header_plausible(p, pos, &len) ) return 0;
-  r->claimed = len;
-  if( HEADER + len > end - pos ){
-    if( end == r->total ){
-      r->why = "truncated record";
-      r->truncated = 1;
-    }
-    return 0;
-  }
-  if( record_checksum(p, len) != stored_checksum(p) ){ r->why = "checksum mismatch"; return 0; }
-  rec->pos = pos;
-  rec->type = p[4];
-  rec->len = len;
-  rec->off = sio_get64(p + 7);
-  rec->payload = p + HEADER;
-  return 1;
-}
-
-/*
-** After a damaged record: the next position in pos's block, at or after
-** `from` and before lim, where a valid FULL or FIRST record starts, or the
-** end of the block (or lim) when there is none. MIDDLE/LAST records only
-** ever start at a block boundary, so they are never searched for here.
-*/
-static int scan_for_record(logio_reader *r, uint64_t from, uint64_t lim, uint64_t *next){
-  uint64_t bend = block_end(from - 1);
-  uint64_t end = bend < lim ? bend : lim;
-  *next = end;
-  if( from + HEADER + 1 > end ) return SIO_OK;
-  const unsigned char *base;
-  int rc = load(r, from, (size_t)(end - from), &base);
+  int rc = load(r, base, (size_t)(end - base), &p);
   if( rc ) return rc;
-  static const unsigned char zero8[8];
-  size_t n = (size_t)(end - from) - HEADER;
-  for(size_t i = 0; i < n; i++){
-    const unsigned char *p = base + i;
-    /* Cheap filters first: the type byte and the zero offset of FULL/FIRST. */
-    if( p[4] != LOGIO_FULL && p[4] != LOGIO_FIRST ) continue;
-    if( memcmp(p + 7, zero8, 8) != 0 ) continue;
-    record rec;
-    int v = parse_record(r, from + i, lim, &rec);
-    if( v < 0 ) return -v;
-    if( v ){ *next = from + i; return SIO_OK; }
-  }
+  b->p = p;
+  b->base = base;
+  b->n = (size_t)(end - base);
+  b->image_end = end == r->image_size;
   return SIO_OK;
 }
 
-/*
-** The invalid record at pos (just parsed, its header plausible) may have
-** only its length field damaged: then some valid record starts at c
-** further in its block, and the record read with length c - pos - HEADER
-** has a matching checksum (32 bits of evidence). *next = the first such c
-** before lim, or 0 when there is none.
-*/
-static int repair_length(logio_reader *r, uint64_t pos, uint64_t lim, uint64_t *next){
-  uint64_t bend = block_end(pos);
-  uint64_t end = bend < lim ? bend : lim;
-  uint64_t from = pos + HEADER + 1;
-  *next = 0;
-  while( from < end ){
-    uint64_t c;
-    int rc = scan_for_record(r, from, end, &c);
-    if( rc ) return rc;
-    if( c >= end ) break;
-    const unsigned char *p;
-    rc = load(r, pos, (size_t)(c - pos), &p);
-    if( rc ) return rc;
-    if( record_checksum_as(p, (size_t)(c - pos - HEADER)) == stored_checksum(p) ){
-      *next = c;
-      return SIO_OK;
-    }
-    from = c + 1;
-  }
-  return SIO_OK;
-}
-
-/*
-** Where to look for the next record after the invalid one at pos (just
-** parsed). If only its length field is damaged, at the record its true
-** length leads to. Else, when its header is plausible and the position
-** it claims to end at is confirmed (a valid record starts there, or the
-** block's padding, or lim), the damage is in its payload: go on from
-** there, so that records inside the damaged payload (an entry may hold a
-** log) are never taken for the log's own. Otherwise scan the block byte
-** by byte.
-*/
-static int resync(logio_reader *r, uint64_t pos, uint64_t lim, uint64_t *next){
-  if( r->claimed > 0 ){
-    uint64_t claimed = r->claimed;
-    int rc = repair_length(r, pos, lim, next);
-    if( rc || *next ) return rc;
-    if( pos + HEADER + claimed <= lim ){
-      uint64_t cand = pos + HEADER + claimed;
-      uint64_t bend = block_end(pos);
-      int confirmed = cand == lim || cand == bend;
-      if( !confirmed && bend - cand < HEADER + 1 ){
-        /* Only the block's zero padding can follow. */
-        uint64_t pend = bend < lim ? bend : lim;
-        const unsigned char *p;
-        rc = load(r, cand, (size_t)(pend - cand), &p);
-        if( rc ) return rc;
-        confirmed = 1;
-        for(uint64_t i = 0; i < pend - cand; i++) if( p[i] ) confirmed = 0;
-      }else if( !confirmed ){
-        record rec;
-        int v = parse_record(r, cand, lim, &rec);
-        if( v < 0 ) return -v;
-        /* A record there that the end of the image cuts short confirms it too. */
-        confirmed = v || r->truncated;
-      }
-      if( confirmed ){ *next = cand; return SIO_OK; }
-    }
-  }
-  return scan_for_record(r, pos + 1, lim, next);
-}
-
-/*
-** The record at pos claims a length that runs past the end of the image.
-** Usually that is a torn append, and nothing after it is a record (its
-** payload may hold anything, even a log): *next = the end of the image.
-** But a damaged length field looks the same (see repair_length()).
-*/
-static int truncated_or_damaged(logio_reader *r, uint64_t pos, uint64_t *next){
-  int rc = repair_length(r, pos, r->total, next);
-  if( rc == SIO_OK && *next == 0 ) *next = r->total;
-  return rc;
-}
-
-/* ------------------------------------------------------------ reader */
-
-int logio_reader_open(logio_reader **pp, const logio_image *img, uint64_t start){
+static int reader_new(logio_reader **pp, const logio_image *img, uint64_t start){
   *pp = NULL;
   logio_reader *r = sio_malloc(sizeof(*r));
   if( !r ) return SIO_NOMEM;
   memset(r, 0, sizeof(*r));
   r->img = *img;
-  r->total = logio_image_size(img);
+  r->image_size = logio_image_size(img);
+  r->total = r->image_size;
   r->pos = start;
   r->skip_continuations = (start % BLOCK == 0);
   *pp = r;
   return SIO_OK;
+}
+
+int logio_reader_open(logio_reader **pp, const logio_image *img, uint64_t start){
+  return reader_new(pp, img, start);
+}
+
+int logio_reader_open_after(logio_reader **pp, const logio_image *img, uint64_t end){
+  int rc = reader_new(pp, img, end);
+  if( rc == SIO_OK ) (*pp)->skip_continuations = 0;
+  return rc;
 }
 
 void logio_reader_close(logio_reader *r){
@@ -447,16 +249,103 @@ void logio_reader_close(logio_reader *r){
 
 uint64_t logio_reader_tell(const logio_reader *r){ return r->pos; }
 
-static void mark_bad(logio_reader *r, uint64_t off, const char *why){
-  if( !r->have_bad ){
-    r->have_bad = 1;
-    r->bad_start = off;
-    r->bad_why = why;
+const char *logio_reader_problem(const logio_reader *r){
+  return r->bad_why ? r->bad_why : "damaged region";
+}
+
+void logio_reader_damage(const logio_reader *r, logio_damage *d){
+  *d = r->last;
+}
+
+/*
+** A damaged region begins at off (unless one is already open). Its first
+** entry, if it is known to begin at off, is described by *first.
+*/
+static void bad_begin(logio_reader *r, uint64_t off, const char *why){
+  if( r->have_bad ) return;
+  r->have_bad = 1;
+  r->bad_start = off;
+  r->bad_why = why;
+  memset(&r->bad, 0, sizeof(r->bad));
+  r->bad.entry_start = LOGIO_NO_ENTRY;
+}
+
+/* The region's first entry begins at start; head[0..n) its first payload bytes. */
+static void bad_entry(logio_reader *r, uint64_t start, const unsigned char *head, size_t n){
+  r->bad.entry_start = start;
+  if( n > sizeof(r->bad.head) ) n = sizeof(r->bad.head);
+  if( head ) memcpy(r->bad.head, head, n);
+  r->bad.head_len = head ? n : 0;
+}
+
+/* The entry being assembled is broken: a region begins at its start. */
+static void bad_assembling(logio_reader *r, const char *why){
+  int opens = !r->have_bad;
+  bad_begin(r, r->ent_start, why);
+  if( opens ) bad_entry(r, r->ent_start, r->verify_only ? NULL : r->ent, r->ent_len);
+}
+
+/* A record [pos, end) of type LAST that closes the entry starting at start. */
+static void bad_last_record(logio_reader *r, uint64_t start, uint64_t end){
+  if( r->have_bad && !r->bad.complete && r->bad.entry_start == start ){
+    r->bad.complete = 1;
+    r->bad.entry_end = end;
   }
 }
 
-const char *logio_reader_problem(const logio_reader *r){
-  return r->bad_why ? r->bad_why : "damaged region";
+/* The record at r->pos did not parse; rs is what the recovery policy says. */
+static void damaged_record(logio_reader *r, const sio_block *b, const sio_resync *rs){
+  uint64_t pos = r->pos;
+  const sio_record *h = &rs->rec;
+  int opens = !r->have_bad;
+  if( r->assembling ){
+    bad_assembling(r, rs->why);
+  }else{
+    bad_begin(r, pos, rs->why);
+    if( opens && rs->plausible && (h->type == LOGIO_FULL || h->type == LOGIO_FIRST) ){
+      size_t avail = (size_t)(b->base + b->n - pos);
+      avail = avail > HEADER ? avail - HEADER : 0;
+      bad_entry(r, pos, h->payload, h->len < avail ? h->len : avail);
+      if( h->type == LOGIO_FULL && !rs->truncated ){
+        r->bad.complete = 1;
+        r->bad.entry_end = pos + HEADER + h->len;
+      }
+    }
+  }
+  if( rs->plausible && !rs->truncated && h->type == LOGIO_LAST && h->off <= pos ){
+    bad_last_record(r, pos - h->off, pos + HEADER + h->len);
+  }
+}
+
+/*
+** Whether the damaged region now open, which runs to the end of the image
+** with no complete entry after it, is a torn tail (the end of the log) or
+** corruption. In a log with a commit file every commit but the last was
+** synced before the next began, so damage past the last range the file
+** records as done can only be the last commit, torn; damage before it is
+** corruption. Without a commit file only an entry cut short by the end of
+** the file is torn: a region whose first entry is all there (a FULL record
+** to its full length, or FIRST ... LAST) is a complete entry, damaged.
+*/
+static int region_is_torn(logio_reader *r, int *torn){
+  if( r->img.journaled ){
+    *torn = r->bad_start >= r->img.committed;
+    return SIO_OK;
+  }
+  *torn = !r->bad.complete;
+  if( r->bad.entry_start != LOGIO_NO_ENTRY ) return SIO_OK;
+  /*
+  ** The region does not begin with an entry's header: garbage after the
+  ** last entry (a torn tail) unless records were written after it, which
+  ** no append cut short leaves behind: then it is damage.
+  */
+  for(uint64_t b = r->bad_start - r->bad_start % BLOCK; *torn && b < r->total; b += BLOCK){
+    sio_block blk;
+    int rc = block_at(r, b < r->bad_start ? r->bad_start : b, r->total, &blk);
+    if( rc ) return rc;
+    if( sio_block_has_record(&blk, b < r->bad_start ? r->bad_start : b) ) *torn = 0;
+  }
+  return SIO_OK;
 }
 
 /* A damaged region is reported only once we know what ends it. */
@@ -468,6 +357,7 @@ static int deliver(logio_reader *r, const logio_entry *ent, logio_entry *e){
     e->len = (size_t)(ent->offset - r->bad_start);
     e->data = NULL;
     r->have_bad = 0;
+    r->last = r->bad;
     r->stash = *ent;
     r->have_stash = 1;
     return SIO_CORRUPT_LOG;
@@ -476,7 +366,27 @@ static int deliver(logio_reader *r, const logio_entry *ent, logio_entry *e){
   return SIO_OK;
 }
 
-static int append_payload(logio_reader *r, const record *rec){
+/* The end of the image: a damaged region still open is reported now. */
+static int reader_end(logio_reader *r, logio_entry *e){
+  if( r->assembling ){
+    bad_assembling(r, "incomplete entry at end of log");
+    r->assembling = 0;
+  }
+  r->done = 1;
+  if( !r->have_bad ) return SIO_DONE;
+  r->have_bad = 0;
+  r->last = r->bad;
+  e->offset = r->bad_start;
+  e->end = r->total;
+  e->len = (size_t)(r->total - r->bad_start);
+  e->data = NULL;
+  int torn;
+  int rc = region_is_torn(r, &torn);
+  if( rc ) return rc;
+  return torn ? SIO_TORN : SIO_CORRUPT_LOG;
+}
+
+static int append_payload(logio_reader *r, const sio_record *rec){
   if( r->verify_only ){
     r->ent_len += rec->len;
     return SIO_OK;
@@ -505,54 +415,37 @@ int logio_reader_next(logio_reader *r, logio_entry *e){
   }
   if( r->done ) return SIO_DONE;
   for(;;){
-    if( r->pos >= r->total ){
-      if( r->assembling ){ mark_bad(r, r->ent_start, "incomplete entry at end of log"); r->assembling = 0; }
-      r->done = 1;
-      if( r->have_bad ){
-        r->have_bad = 0;
-        e->offset = r->bad_start;
-        e->end = r->total;
-        e->len = (size_t)(r->total - r->bad_start);
-        e->data = NULL;
-        return SIO_TORN;
-      }
-      return SIO_DONE;
-    }
+    if( r->pos >= r->total ) return reader_end(r, e);
     uint64_t bend = block_end(r->pos);
-    if( r->total - r->pos < HEADER + 1 && r->total < bend ){
-      /* The image ends a few bytes into a record header: a torn write. */
-      mark_bad(r, r->assembling ? r->ent_start : r->pos, "truncated record");
-      r->assembling = 0;
-      r->pos = r->total;
+    uint64_t wend = bend < r->total ? bend : r->total;
+    if( wend - r->pos < HEADER + 1 ){
+      if( wend < bend && wend == r->image_size ){
+        /* The image ends a few bytes into a record header: a torn write. */
+        if( r->assembling ) bad_assembling(r, "truncated record");
+        else bad_begin(r, r->pos, "truncated record");
+        r->assembling = 0;
+      }
+      r->pos = wend;          /* else the padding at the end of a block */
       continue;
     }
-    if( bend - r->pos < HEADER + 1 ){
-      r->pos = bend;          /* padding at the end of a block */
-      continue;
-    }
-    record rec;
-    int v = parse_record(r, r->pos, r->total, &rec);
-    if( v < 0 ) return -v;
-    if( v == 0 ){
-      mark_bad(r, r->assembling ? r->ent_start : r->pos, r->why);
+    sio_block b;
+    int rc = block_at(r, r->pos, r->total, &b);
+    if( rc ) return rc;
+    sio_record rec;
+    const char *why;
+    int truncated;
+    if( !sio_record_parse(&b, r->pos, &rec, &why, &truncated) ){
+      sio_resync rs;
+      sio_resync_after(&b, r->pos, r->assembling ? r->ent_start : REC_NONE, &rs);
+      damaged_record(r, &b, &rs);
       r->assembling = 0;
       r->skip_continuations = 0;
-      if( r->truncated ){
-        /* Cut short by the end: a torn append (what follows lies in its
-        ** unwritten payload), unless only its length field is damaged. */
-        uint64_t at = r->pos;
-        int rc = truncated_or_damaged(r, at, &r->pos);
-        if( rc ) return rc;
-        if( r->pos < r->total && r->bad_start == at ) r->bad_why = "bad record length";
-        continue;
-      }
-      int rc = resync(r, r->pos, r->total, &r->pos);
-      if( rc ) return rc;
+      r->pos = rs.next;
       continue;
     }
     uint64_t rec_end = rec.pos + HEADER + rec.len;
     if( rec.type == LOGIO_FULL || rec.type == LOGIO_FIRST ){
-      if( r->assembling ) mark_bad(r, r->ent_start, "broken entry sequence");
+      if( r->assembling ) bad_assembling(r, "broken entry sequence");
       r->assembling = 0;
       r->pos = rec_end;
       if( rec.type == LOGIO_FULL ){
@@ -562,19 +455,23 @@ int logio_reader_next(logio_reader *r, logio_entry *e){
       r->assembling = 1;
       r->ent_start = rec.pos;
       r->ent_len = 0;
-      int rc = append_payload(r, &rec);
+      rc = append_payload(r, &rec);
       if( rc ) return rc;
       continue;
     }
     /* MIDDLE or LAST */
     r->pos = rec_end;
     if( !r->assembling || rec.off != rec.pos - r->ent_start ){
-      if( r->assembling ) mark_bad(r, r->ent_start, "broken entry sequence");
-      else if( !r->skip_continuations ) mark_bad(r, rec.pos, "broken entry sequence");
+      if( r->assembling ){
+        bad_assembling(r, "broken entry sequence");
+      }else if( !r->skip_continuations ){
+        bad_begin(r, rec.pos, "broken entry sequence");
+      }
       r->assembling = 0;
+      if( rec.type == LOGIO_LAST ) bad_last_record(r, rec.pos - rec.off, rec_end);
       continue;
     }
-    int rc = append_payload(r, &rec);
+    rc = append_payload(r, &rec);
     if( rc ) return rc;
     if( rec.type == LOGIO_LAST ){
       r->assembling = 0;
@@ -615,27 +512,58 @@ int logio_read_entry_at(const logio_image *img, uint64_t off, logio_entry *e){
   return rc;
 }
 
+int logio_peek_entry(const logio_image *img, uint64_t off, unsigned char *head,
+                     size_t *head_len){
+  *head_len = 0;
+  if( off >= logio_image_size(img) ) return SIO_NOTFOUND;
+  logio_reader *r;
+  int rc = logio_reader_open(&r, img, off);
+  if( rc ) return rc;
+  sio_block b;
+  rc = block_at(r, off, r->total, &b);
+  if( rc == SIO_OK ){
+    sio_record rec;
+    const char *why;
+    int truncated;
+    if( sio_record_parse(&b, off, &rec, &why, &truncated)
+     && (rec.type == LOGIO_FULL || rec.type == LOGIO_FIRST) ){
+      size_t n = rec.len < 9 ? rec.len : 9;
+      memcpy(head, rec.payload, n);
+      *head_len = n;
+    }else{
+      rc = SIO_CORRUPT_LOG;
+    }
+  }
+  logio_reader_close(r);
+  return rc;
+}
+
 int logio_starts_with_record(const logio_image *img){
   uint64_t total = logio_image_size(img);
   if( total == 0 ) return 0;
   logio_reader *r;
   if( logio_reader_open(&r, img, 0) ) return 0;
   int ok = 0;
-  if( total >= HEADER + 1 ){
-    record rec;
-    int v = parse_record(r, 0, total, &rec);
-    int type = v == 1 ? rec.type : 0;
-    if( v == 0 && r->truncated ){
-      const unsigned char *p;
-      if( load(r, 0, HEADER, &p) == SIO_OK ) type = p[4];
-    }
-    ok = type == LOGIO_FULL || type == LOGIO_FIRST;
-  }else if( total > 4 ){
-    /* Part of a header: its type says FULL or FIRST, its offset bytes are 0. */
-    const unsigned char *p;
-    if( load(r, 0, (size_t)total, &p) == SIO_OK ){
-      ok = p[4] == LOGIO_FULL || p[4] == LOGIO_FIRST;
-      for(uint64_t i = 7; ok && i < total; i++) ok = p[i] == 0;
+  sio_block b;
+  if( block_at(r, 0, total, &b) == SIO_OK ){
+    if( total >= HEADER + 1 ){
+      /* A valid first record, or the header of one (damaged, or cut short). */
+      sio_record rec;
+      const char *why;
+      int truncated;
+      int type = 0;
+      if( sio_record_parse(&b, 0, &rec, &why, &truncated) ){
+        type = rec.type;
+      }else{
+        sio_resync rs;
+        sio_resync_after(&b, 0, REC_NONE, &rs);
+        if( rs.plausible ) type = rs.rec.type;
+      }
+      ok = type == LOGIO_FULL || type == LOGIO_FIRST;
+    }else if( total > 4 ){
+      /* Part of a header: its type says FULL or FIRST, its offset bytes are 0. */
+      ok = b.p[REC_TYPE] == LOGIO_FULL || b.p[REC_TYPE] == LOGIO_FIRST;
+      for(uint64_t i = REC_OFFSET; ok && i < total; i++) ok = b.p[i] == 0;
     }
   }
   logio_reader_close(r);
@@ -677,14 +605,23 @@ int logio_rewind(const logio_image *img, uint64_t limit,
     uint64_t q = b * BLOCK;
     uint64_t bend = q + BLOCK < limit ? q + BLOCK : limit;
     int n = 0;
+    sio_block blk;
+    int rc2 = block_at(r, q, limit, &blk);
+    if( rc2 ){ rc = rc2; goto done; }
+    /*
+    ** The block's records from its start, in the order a forward reader
+    ** parses them: after a damaged record only where the recovery policy
+    ** proves the next record starts (the same rule as reading forward).
+    */
     while( bend - q >= HEADER + 1 ){
-      record rec;
-      int v = parse_record(r, q, limit, &rec);
-      if( v < 0 ){ rc = -v; goto done; }
-      if( v == 0 ){
-        int rc2 = r->truncated ? truncated_or_damaged(r, q, &q)
-                               : resync(r, q, limit, &q);
-        if( rc2 ){ rc = rc2; goto done; }
+      sio_record rec;
+      const char *why;
+      int truncated;
+      if( !sio_record_parse(&blk, q, &rec, &why, &truncated) ){
+        sio_resync rs;
+        sio_resync_after(&blk, q, REC_NONE, &rs);
+        if( !rs.proven ) break;
+        q = rs.next;
         continue;
       }
       if( rec.type == LOGIO_FULL || rec.type == LOGIO_LAST ){
@@ -698,7 +635,7 @@ int logio_rewind(const logio_image *img, uint64_t limit,
       int ok = 1;
       if( ends_start[n] < b * BLOCK ){
         /* A LAST record: the whole entry must be valid, not just its end. */
-        int rc2 = entry_spans(img, ends_start[n], ends_pos[n], &ok);
+        rc2 = entry_spans(img, ends_start[n], ends_pos[n], &ok);
         if( rc2 ){ rc = rc2; goto done; }
       }
       if( ok ){

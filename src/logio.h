@@ -126,18 +126,30 @@ typedef struct logio_reader logio_reader;
 int logio_reader_open(logio_reader **pp, const logio_image *img, uint64_t start);
 
 /*
+** Open a reader at `end`, the end of a complete entry: whatever starts
+** there is read as it stands (a continuation record at a block boundary
+** is damage, not the rest of an earlier entry to pass over).
+*/
+int logio_reader_open_after(logio_reader **pp, const logio_image *img, uint64_t end);
+
+/*
 ** Read the next entry.
 **   SIO_OK           *e holds an entry.
 **   SIO_CORRUPT_LOG  *e->offset, e->len: a damaged region (bytes that hold
 **                    no complete entry) followed by at least one complete
 **                    entry; e->data is NULL. The next call goes on past it.
 **   SIO_TORN         like SIO_CORRUPT_LOG, but nothing complete follows:
-**                    the region runs to the end of the image (a crash during
-**                    the last append). The next call returns SIO_DONE.
+**                    the region runs to the end of the image and is a torn
+**                    append (a crash during the last append: an entry cut
+**                    short by the end, or, in a journaled image, damage past
+**                    img->committed). The next call returns SIO_DONE. A
+**                    region at the end that is not torn (a complete entry,
+**                    damaged) is SIO_CORRUPT_LOG, then SIO_DONE.
 **   SIO_DONE         clean end.
 **   SIO_IOERR / SIO_NOMEM / SIO_TOOBIG  the reader cannot go on.
-** Damaged bytes are re-synchronised on the next valid record in the same
-** block, else at the next block, so no complete entry after damage is lost.
+** After damage, reading goes on where the structure proves a record
+** starts: the damaged record's own end when its checksum (or the records
+** after it) prove it, else the next block (resync.c).
 */
 int logio_reader_next(logio_reader *r, logio_entry *e);
 
@@ -147,6 +159,34 @@ int logio_reader_next(logio_reader *r, logio_entry *e);
 ** header", "truncated record", "broken entry sequence", ...
 */
 const char *logio_reader_problem(const logio_reader *r);
+
+/* No entry known (logio_damage.entry_start). */
+#define LOGIO_NO_ENTRY UINT64_MAX
+
+/*
+** What the reader knows of the damaged region it reported last: whether
+** its first entry is complete (all of its records present to their full
+** length: a FULL record, or FIRST ... LAST), where that entry starts and
+** ends, and its first payload bytes as they stand (unverified: the kind and
+** epoch a state entry would have).
+*/
+typedef struct logio_damage {
+  int complete;
+  uint64_t entry_start;    /* LOGIO_NO_ENTRY: the region does not begin with an entry's header */
+  uint64_t entry_end;      /* when complete */
+  unsigned char head[9];
+  size_t head_len;
+} logio_damage;
+void logio_reader_damage(const logio_reader *r, logio_damage *d);
+
+/*
+** The first payload bytes (up to 9: a state entry's kind and epoch) of the
+** entry that starts at off, when a valid FULL or FIRST record starts there
+** (only that record is checked: O(one block), not O(entry)). SIO_OK, or
+** SIO_CORRUPT_LOG / SIO_NOTFOUND.
+*/
+int logio_peek_entry(const logio_image *img, uint64_t off, unsigned char *head,
+                     size_t *head_len);
 
 /* Offset of the next byte the reader will parse. */
 uint64_t logio_reader_tell(const logio_reader *r);

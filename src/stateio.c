@@ -110,75 +110,172 @@ int stateio_read_epoch(const logio_image *img, uint64_t epoch, stateio_epoch *st
   return read_epoch(img, epoch, st);
 }
 
-int stateio_restore(const logio_image *img, stateio_epoch *st){
-  memset(st, 0, sizeof(*st));
-  uint64_t total = logio_image_size(img);
-  if( total == 0 ) return SIO_OK;
+/* ------------------------------------------------------------ the log's end */
 
-  uint64_t start, end;
-  int rc = logio_rewind(img, total, &start, &end);
-  if( rc == SIO_DONE ){
-    /*
-    ** No complete entry at all. A log whose first append was torn still
-    ** begins with a valid record; anything else is not ours to truncate.
-    */
-    if( !logio_starts_with_record(img) ) return SIO_NOTLOG;
-    st->torn_len = total;
-    return SIO_OK;
-  }
-  if( rc ) return rc;
-  st->log_end = end;
-  st->torn_len = total - end;
+/*
+** How a log ends: its last complete entry, found from the end (rewind:
+** O(that entry), not O(file)), and what lies after it, read forward:
+** nothing, a torn tail (the end of the log), or damage that is not torn
+** (logio.c's region_is_torn() decides). A damaged last entry that is a
+** complete update of the current epoch, and the only thing after the last
+** good entry, leaves the current epoch as it is: readers report it as a
+** damaged region at the end of the epoch's updates. Any other damage at
+** the end might hide a snapshot, so the current epoch is not known:
+** SIO_CORRUPT_LOG, never an older epoch as if it were current.
+*/
+typedef struct log_tail {
+  int has_last;            /* the log has a complete, valid entry */
+  uint64_t epoch;          /* the epoch in force after it (0 when none) */
+  uint64_t end;            /* where the log's entries end (a damaged last update included) */
+  uint64_t torn_len;       /* bytes after end that are a torn tail */
+  uint64_t bad_offset;     /* on an error: where */
+} log_tail;
 
-  logio_entry e;
-  rc = logio_read_entry_at(img, start, &e);
-  if( rc ){
-    st->bad_offset = start;
-    return rc == SIO_NOTFOUND ? SIO_CORRUPT_LOG : rc;
-  }
+/* The epoch in force after the entry payload p[0..n) that starts at off. */
+static int entry_epoch(const unsigned char *p, size_t n, uint64_t off, uint64_t *epoch){
   stateio_entry se;
-  rc = stateio_parse_entry(e.data, e.len, &se);
-  uint64_t epoch = se.epoch;
-  int kind = se.kind;
-  sio_free((void*)e.data);
-  if( rc == SIO_OK && kind == STATEIO_UPDATE && epoch > start ) rc = SIO_CORRUPT_ENTRY;
-  if( rc ){
-    st->bad_offset = start;
-    return rc;
+  int rc = stateio_parse_entry(p, n, &se);
+  if( rc ) return rc;
+  if( se.kind == STATEIO_SNAPSHOT ){
+    *epoch = off;
+  }else{
+    if( se.epoch > off ) return SIO_CORRUPT_ENTRY;
+    *epoch = se.epoch;
   }
-  /*
-  ** The last entry is a snapshot (its own offset is the epoch) or an update
-  ** naming its epoch. Either way the epoch's snapshot is read at its
-  ** offset; if it is damaged that is an error, never an older epoch.
-  */
-  if( kind == STATEIO_SNAPSHOT ) epoch = start;
-  rc = read_epoch(img, epoch, st);
-  if( rc == SIO_NOTFOUND ) rc = SIO_CORRUPT_LOG;
-  if( rc ) st->bad_offset = epoch;
+  return SIO_OK;
+}
+
+static int find_tail(const logio_image *img, log_tail *t){
+  memset(t, 0, sizeof(*t));
+  uint64_t total = logio_image_size(img), start, end;
+  if( total == 0 ) return SIO_OK;
+  int rc = logio_rewind(img, total, &start, &end);
+  if( rc == SIO_OK ){
+    logio_entry e;
+    rc = logio_read_entry_at(img, start, &e);
+    if( rc == SIO_OK ){
+      rc = entry_epoch(e.data, e.len, start, &t->epoch);
+      sio_free((void*)e.data);
+    }
+    if( rc ){
+      t->bad_offset = start;
+      return rc == SIO_NOTFOUND ? SIO_CORRUPT_LOG : rc;
+    }
+    t->has_last = 1;
+    t->end = end;
+  }else if( rc != SIO_DONE ){
+    return rc;
+  }else if( !logio_starts_with_record(img) ){
+    return SIO_NOTLOG;       /* nothing of a log: not ours to truncate */
+  }
+  if( t->end == total ) return SIO_OK;
+
+  logio_reader *r;
+  rc = logio_reader_open_after(&r, img, t->end);
+  if( rc ) return rc;
+  int at_region = 0;         /* the last read was a damaged region */
+  logio_entry region;
+  memset(&region, 0, sizeof(region));
+  for(;;){
+    logio_entry e;
+    rc = logio_reader_next(r, &e);
+    if( rc == SIO_OK ){
+      /* Only when rewinding and reading forward disagree: the reader wins. */
+      rc = entry_epoch(e.data, e.len, e.offset, &t->epoch);
+      if( rc ){ t->bad_offset = e.offset; break; }
+      t->has_last = 1;
+      t->end = e.end;
+      at_region = 0;
+    }else if( rc == SIO_CORRUPT_LOG ){
+      region = e;
+      at_region = 1;
+    }else if( rc == SIO_TORN ){
+      /* Counted below. */
+    }else if( rc == SIO_DONE ){
+      rc = SIO_OK;
+      if( at_region ){
+        logio_damage d;
+        logio_reader_damage(r, &d);
+        int last_update = d.complete && d.entry_start == region.offset && d.entry_end == total
+                       && d.head_len == STATEIO_ENTRY_HEADER && d.head[0] == STATEIO_UPDATE
+                       && sio_get64(d.head + 1) == t->epoch;
+        if( last_update ){
+          t->end = total;
+        }else{
+          t->bad_offset = region.offset;
+          rc = SIO_CORRUPT_LOG;
+        }
+      }
+      break;
+    }else{
+      break;
+    }
+  }
+  logio_reader_close(r);
+  /* What follows the entries holds none: a torn append (or its padding). */
+  if( rc == SIO_OK ) t->torn_len = total - t->end;
   return rc;
 }
 
-/* ------------------------------------------------------------ the log's end */
+/*
+** The link from the snapshot of st to the epoch before it: prev_epoch must
+** name an earlier snapshot (or 0, the first epoch). Checked one link deep,
+** at the cost of one record: a valid entry at prev_epoch that is not such a
+** snapshot is a broken chain. An entry there that cannot be read is damage
+** in an older epoch, which does not make the current state wrong.
+*/
+static int check_chain(const logio_image *img, const stateio_epoch *st){
+  if( !st->has_snapshot || st->epoch == 0 ) return SIO_OK;
+  uint64_t prev = st->prev_epoch;
+  unsigned char head[STATEIO_ENTRY_HEADER];
+  size_t n;
+  int rc = logio_peek_entry(img, prev, head, &n);
+  if( rc == SIO_CORRUPT_LOG ) return SIO_OK;
+  if( rc ) return rc;
+  if( n < STATEIO_ENTRY_HEADER ) return SIO_CORRUPT_ENTRY;
+  uint64_t field = sio_get64(head + 1);
+  if( head[0] == STATEIO_SNAPSHOT ){
+    if( field < prev || (field == 0 && prev == 0) ) return SIO_OK;
+  }else if( head[0] == STATEIO_UPDATE && prev == 0 ){
+    return SIO_OK;           /* epoch 0 begun without a snapshot */
+  }
+  return SIO_CORRUPT_ENTRY;
+}
+
+int stateio_restore(const logio_image *img, stateio_epoch *st){
+  memset(st, 0, sizeof(*st));
+  log_tail t;
+  int rc = find_tail(img, &t);
+  if( rc ){
+    st->bad_offset = t.bad_offset;
+    return rc;
+  }
+  if( t.has_last ){
+    /*
+    ** The last entry is a snapshot (its own offset is the epoch) or an
+    ** update naming its epoch. Either way the epoch's snapshot is read at
+    ** its offset; if it is damaged that is an error, never an older epoch.
+    */
+    rc = read_epoch(img, t.epoch, st);
+    if( rc == SIO_NOTFOUND ) rc = SIO_CORRUPT_LOG;
+    if( rc == SIO_OK ) rc = check_chain(img, st);
+    if( rc ){
+      st->bad_offset = t.epoch;
+      return rc;
+    }
+  }
+  /* Without a complete entry: epoch 0, no snapshot, updates from offset 0. */
+  st->log_end = t.end;
+  st->torn_len = t.torn_len;
+  return SIO_OK;
+}
 
 int sio_log_end(const logio_image *img, uint64_t *end, uint64_t *epoch){
-  uint64_t size = logio_image_size(img), start;
-  int rc = logio_rewind(img, size, &start, end);
-  if( rc == SIO_DONE ){
-    if( size > 0 && !logio_starts_with_record(img) ) return SIO_NOTLOG;
-    *end = 0;
-    *epoch = 0;
-    return SIO_OK;
-  }
+  log_tail t;
+  int rc = find_tail(img, &t);
   if( rc ) return rc;
-  logio_entry e;
-  rc = logio_read_entry_at(img, start, &e);
-  if( rc ) return rc == SIO_NOTFOUND ? SIO_CORRUPT_LOG : rc;
-  stateio_entry se;
-  rc = stateio_parse_entry(e.data, e.len, &se);
-  *epoch = se.kind == STATEIO_SNAPSHOT ? start : se.epoch;
-  sio_free((void*)e.data);
-  if( rc ) return rc;
-  if( *epoch > start ) return SIO_CORRUPT_ENTRY;
+  *end = t.end;
+  *epoch = t.epoch;
   return SIO_OK;
 }
 

@@ -57,7 +57,12 @@ static state_text restore_text(const char *path){
       logio_entry e;
       int rc;
       while( (rc = stateio_updates_next(u, &e)) != SIO_DONE ){
-        if( rc != SIO_OK ){ st_addf(&t, "|error %llu", (unsigned long long)rc); break; }
+        if( rc != SIO_OK ){
+          /* A damaged region or entry is part of the state's text; the reader goes on. */
+          st_addf(&t, "|error %llu", (unsigned long long)rc);
+          if( rc == SIO_CORRUPT_LOG || rc == SIO_CORRUPT_ENTRY ) continue;
+          break;
+        }
         st_addf(&t, "|update %llu:", (unsigned long long)e.len);
         st_add(&t, e.data, e.len);
       }
