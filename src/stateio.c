@@ -260,6 +260,7 @@ int stateio_restore(const logio_image *img, stateio_epoch *st){
     if( rc == SIO_NOTFOUND ) rc = SIO_CORRUPT_LOG;
     if( rc == SIO_OK ) rc = check_chain(img, st);
     if( rc ){
+      stateio_epoch_clear(st);   /* the caller owns nothing after an error */
       st->bad_offset = t.epoch;
       return rc;
     }

@@ -1,0 +1,586 @@
+/* SPDX-License-Identifier: MIT */
+/*
+** scan_test.c - the reader's damage rules, case by case: where it goes on
+** after a damaged record (resync.c), what is a torn tail and what is
+** corruption at the end of a log (with and without a commit file), what
+** restore and a writer make of a damaged last entry, and the state log's
+** rules in the one scan (the snapshot chain, updates of the wrong epoch).
+**
+** Logs are built in memory with logio_encode(), damaged with tiny helpers
+** (flip a byte, set a byte, fix a checksum, cut), and read as memory
+** images; the writer cases use a temporary file.
+*/
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "stateio.h"
+#include "testhelp.h"
+
+#define BLK    ((uint64_t)LOGIO_BLOCK)
+#define HDR    LOGIO_HEADER
+#define EHDR   STATEIO_ENTRY_HEADER
+
+static char tmpdir[256];
+
+/* ------------------------------------------------------------ logs in memory */
+
+typedef struct went { uint64_t start, end; int kind; uint64_t efield; } went;
+
+typedef struct mlog {
+  unsigned char *p;
+  size_t n, cap;
+  went e[64];
+  int ne;
+  uint64_t epoch;
+} mlog;
+
+static void m_reset(mlog *m){ free(m->p); memset(m, 0, sizeof(*m)); }
+
+/* Append a state entry [kind][epoch][data] as a writer would. */
+static void m_add(mlog *m, int kind, const void *data, size_t len){
+  unsigned char head[EHDR];
+  head[0] = (unsigned char)kind;
+  for(int i = 0; i < 8; i++) head[1 + i] = (unsigned char)(m->epoch >> (8 * i));
+  uint64_t need = logio_encoded_size(m->n, EHDR + len);
+  if( m->n + need > m->cap ){
+    m->cap = (m->n + need) * 2;
+    m->p = realloc(m->p, m->cap);
+    if( !m->p ){ perror("realloc"); exit(2); }
+  }
+  uint64_t start;
+  logio_encode(m->n, head, EHDR, data, len, m->p + m->n, &start);
+  went *w = &m->e[m->ne++];
+  w->start = start;
+  w->end = m->n + need;
+  w->kind = kind;
+  w->efield = m->epoch;
+  m->n += need;
+  if( kind == STATEIO_SNAPSHOT ) m->epoch = start;
+}
+
+static void m_update(mlog *m, size_t len, int seed){
+  unsigned char *d = malloc(len + 1);
+  for(size_t i = 0; i < len; i++) d[i] = (unsigned char)(seed * 31 + i * 7);
+  m_add(m, STATEIO_UPDATE, d, len);
+  free(d);
+}
+
+static void m_snapshot(mlog *m, size_t len, int seed){
+  unsigned char *d = malloc(len + 1);
+  for(size_t i = 0; i < len; i++) d[i] = (unsigned char)(seed * 17 + i * 5);
+  m_add(m, STATEIO_SNAPSHOT, d, len);
+  free(d);
+}
+
+/* A whole small state log as bytes (to be an entry's data). */
+static unsigned char *inner_log(size_t *n){
+  mlog in = {0};
+  m_update(&in, 20, 1);
+  m_snapshot(&in, 30, 2);
+  m_update(&in, 10, 3);
+  m_update(&in, 5, 4);
+  *n = in.n;
+  return in.p;
+}
+
+static logio_image mem(const unsigned char *p, size_t n){
+  logio_image img = { .fd = -1, .file_size = 0, .tail = p, .tail_len = n };
+  return img;
+}
+
+/* Recompute the checksum of the record at p (its header says its length). */
+static void fix_checksum(unsigned char *p){
+  size_t len = (size_t)p[5] | ((size_t)p[6] << 8);
+  uint32_t sum = (uint32_t)XXH64(p + 4, 11 + len, 0);
+  for(int i = 0; i < 4; i++) p[i] = (unsigned char)(sum >> (8 * i));
+}
+
+/* Overwrite the 8-byte epoch field of the FULL entry at off (checksum fixed). */
+static void set_epoch_field(unsigned char *log, uint64_t off, uint64_t v){
+  for(int i = 0; i < 8; i++) log[off + HDR + 1 + i] = (unsigned char)(v >> (8 * i));
+  fix_checksum(log + off);
+}
+
+/* ------------------------------------------------------------ what readers give */
+
+/* The forward reader's reads: "entry S E", "corrupt S E", "torn S E", then "done". */
+static char *events(const logio_image *img, uint64_t start){
+  sbuf b = {0};
+  logio_reader *r;
+  if( logio_reader_open(&r, img, start) ){ sb_printf(&b, "open failed\n"); return b.s; }
+  for(int guard = 0; guard < 10000; guard++){
+    logio_entry e;
+    int rc = logio_reader_next(r, &e);
+    if( rc == SIO_OK ) sb_printf(&b, "entry %llu %llu\n", (unsigned long long)e.offset, (unsigned long long)e.end);
+    else if( rc == SIO_CORRUPT_LOG ) sb_printf(&b, "corrupt %llu %llu\n", (unsigned long long)e.offset,
+                                               (unsigned long long)(e.offset + e.len));
+    else if( rc == SIO_TORN ) sb_printf(&b, "torn %llu %llu\n", (unsigned long long)e.offset,
+                                        (unsigned long long)(e.offset + e.len));
+    else if( rc == SIO_DONE ){ sb_printf(&b, "done\n"); break; }
+    else { sb_printf(&b, "error %s\n", sio_strstatus(rc)); break; }
+  }
+  logio_reader_close(r);
+  return b.s ? b.s : strdup("");
+}
+
+static int expect_events(const char *ctx, const logio_image *img, const char *want){
+  char *got = events(img, 0);
+  int ok = CHECK_MSG(strcmp(got, want) == 0, "%s: reader gives\n%s  want\n%s", ctx, got, want);
+  free(got);
+  return ok;
+}
+
+/* Restore and the update reader: "epoch E", "update S", "corrupt S E", "badentry S", "done"; or "error RC at OFF". */
+static char *restored(const logio_image *img){
+  sbuf b = {0};
+  stateio_epoch st;
+  int rc = stateio_restore(img, &st);
+  if( rc ){
+    sb_printf(&b, "error %s at %llu\n", sio_strstatus(rc), (unsigned long long)st.bad_offset);
+    return b.s;
+  }
+  sb_printf(&b, "epoch %llu end %llu torn %llu\n", (unsigned long long)st.epoch,
+            (unsigned long long)st.log_end, (unsigned long long)st.torn_len);
+  stateio_updates *u;
+  if( stateio_updates_open(&u, img, &st) == SIO_OK ){
+    for(int guard = 0; guard < 10000; guard++){
+      logio_entry e;
+      rc = stateio_updates_next(u, &e);
+      if( rc == SIO_OK ) sb_printf(&b, "update %llu\n", (unsigned long long)e.offset);
+      else if( rc == SIO_CORRUPT_LOG ) sb_printf(&b, "corrupt %llu %llu\n", (unsigned long long)e.offset,
+                                                 (unsigned long long)(e.offset + e.len));
+      else if( rc == SIO_CORRUPT_ENTRY ) sb_printf(&b, "badentry %llu\n", (unsigned long long)e.offset);
+      else if( rc == SIO_DONE ){ sb_printf(&b, "done\n"); break; }
+      else { sb_printf(&b, "error %s\n", sio_strstatus(rc)); break; }
+    }
+    stateio_updates_close(u);
+  }
+  stateio_epoch_clear(&st);
+  return b.s;
+}
+
+static int expect_restore(const char *ctx, const logio_image *img, const char *want){
+  char *got = restored(img);
+  int ok = CHECK_MSG(strcmp(got, want) == 0, "%s: restore gives\n%s  want\n%s", ctx, got, want);
+  free(got);
+  return ok;
+}
+
+/* The problems stateio_check lists, as "OFF LEN problem" lines. */
+static int check_cb(void *arg, uint64_t off, uint64_t len, const char *why){
+  sb_printf(arg, "%llu %llu %s\n", (unsigned long long)off, (unsigned long long)len, why);
+  return 0;
+}
+static char *problems(const logio_image *img){
+  sbuf b = {0};
+  int rc = stateio_check(img, check_cb, &b);
+  if( rc ) sb_printf(&b, "check failed: %s\n", sio_strstatus(rc));
+  return b.s ? b.s : strdup("");
+}
+
+/*
+** Every entry a reader of a prefix of the image finds, a reader of the
+** whole finds too (a reader that sees more of a file never loses an entry
+** another saw), for every prefix length. Returns the number of violations.
+*/
+static int prefixes_agree(const unsigned char *p, size_t n){
+  char *whole = events(&(logio_image){ .fd = -1, .tail = p, .tail_len = n }, 0);
+  int bad = 0;
+  for(size_t k = 0; k < n; k++){
+    logio_image img = mem(p, k);
+    char *part = events(&img, 0);
+    for(char *line = part; *line; ){
+      char *nl = strchr(line, '\n');
+      size_t len = nl ? (size_t)(nl - line) : strlen(line);
+      if( len > 6 && strncmp(line, "entry ", 6) == 0 ){
+        char want[64];
+        snprintf(want, sizeof(want), "%.*s\n", (int)len, line);
+        if( !strstr(whole, want) ){
+          if( bad++ < 3 ) printf("  prefix %zu finds %.*s, the whole does not\n", k, (int)len, line);
+        }
+      }
+      line = nl ? nl + 1 : line + len;
+    }
+    free(part);
+  }
+  free(whole);
+  return bad;
+}
+
+/* ------------------------------------------------------------ 1. resync inside a block */
+
+/*
+** Three FULL entries in one block; every byte of the middle one's header,
+** and a payload byte, damaged in turn. Each time the reader reports exactly
+** the middle entry and reads the other two: the damaged record's end is
+** proven (its checksum with one field repaired, one byte of the checksum
+** field, or the valid record at its claimed end).
+*/
+static void test_header_bytes(int embedded){
+  mlog m = {0};
+  size_t inner_n = 0;
+  unsigned char *inner = inner_log(&inner_n);
+  m_update(&m, 40, 1);
+  if( embedded ){
+    /* The middle entry's data is a whole log: its records must never come out. */
+    m_add(&m, STATEIO_UPDATE, inner, inner_n);
+  }else{
+    m_update(&m, 60, 2);
+  }
+  m_update(&m, 30, 3);
+  char want[256], ctx[96];
+  snprintf(want, sizeof(want), "entry 0 %llu\ncorrupt %llu %llu\nentry %llu %llu\ndone\n",
+           (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start,
+           (unsigned long long)m.e[1].end, (unsigned long long)m.e[2].start,
+           (unsigned long long)m.e[2].end);
+  int bad = 0, cases = 0, bad_prefix = 0;
+  static const unsigned char xors[] = { 0xff, 0x01, 0x80 };
+  for(uint64_t i = 0; i < HDR + 2; i++){
+    uint64_t at = m.e[1].start + (i < HDR ? i : HDR + 3 + (i - HDR) * 11);
+    for(size_t x = 0; x < sizeof(xors); x++){
+      m.p[at] ^= xors[x];
+      logio_image img = mem(m.p, m.n);
+      snprintf(ctx, sizeof(ctx), "%s: byte %llu of the middle record ^ 0x%02x",
+               embedded ? "a log inside the middle entry" : "three entries",
+               (unsigned long long)(at - m.e[1].start), xors[x]);
+      cases++;
+      if( !expect_events(ctx, &img, want) ) bad++;
+      if( x == 0 && i % 4 == 0 ) bad_prefix += prefixes_agree(m.p, m.n);
+      m.p[at] ^= xors[x];
+    }
+  }
+  printf("scan: %s: %d damaged headers and payloads, %d read wrong\n",
+         embedded ? "log inside an entry" : "three entries", cases, bad);
+  CHECK_MSG(bad_prefix == 0, "a reader of a prefix finds no entry the whole does not (%d)", bad_prefix);
+  free(inner);
+  m_reset(&m);
+}
+
+/*
+** Damage that proves nothing (the length field and the payload both
+** wrong): the rest of the block is dropped, as the reference does, and
+** reading goes on at the next block, passing over the continuation of an
+** entry begun in the damage. Nothing in between is searched for records.
+*/
+static void test_unprovable(void){
+  mlog m = {0};
+  m_update(&m, 100, 1);                        /* A */
+  m_update(&m, 100, 2);                        /* B: damaged */
+  m_update(&m, 100, 3);                        /* C: lost with the rest of the block */
+  m_update(&m, BLK - m.n + 200, 4);            /* D: FIRST in block 0, LAST in block 1 */
+  m_update(&m, 50, 5);                         /* E */
+  m_update(&m, 60, 6);                         /* F */
+  CHECK(m.e[3].start < BLK && m.e[3].end > BLK && m.e[4].start > BLK);
+  m.p[m.e[1].start + 5] ^= 0x10;               /* length */
+  m.p[m.e[1].start + HDR + 20] ^= 0x10;        /* and payload */
+  logio_image img = mem(m.p, m.n);
+  char want[256];
+  snprintf(want, sizeof(want), "entry 0 %llu\ncorrupt %llu %llu\nentry %llu %llu\nentry %llu %llu\ndone\n",
+           (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start,
+           (unsigned long long)m.e[4].start, (unsigned long long)m.e[4].start,
+           (unsigned long long)m.e[4].end, (unsigned long long)m.e[5].start,
+           (unsigned long long)m.e[5].end);
+  expect_events("unprovable damage", &img, want);
+  CHECK_MSG(prefixes_agree(m.p, m.n) == 0, "unprovable damage: prefixes agree");
+
+  /* The same inside a log held by an entry: never one of its records. */
+  m_reset(&m);
+  size_t inner_n;
+  unsigned char *inner = inner_log(&inner_n);
+  m_update(&m, 10, 1);
+  m_add(&m, STATEIO_UPDATE, inner, inner_n);
+  m_update(&m, 10, 3);
+  m.p[m.e[1].start + 6] ^= 0x80;               /* length, high byte: past the block */
+  m.p[m.e[1].start + 2] ^= 0x44;               /* and the checksum */
+  img = mem(m.p, m.n);
+  snprintf(want, sizeof(want), "entry 0 %llu\ncorrupt %llu %llu\ndone\n",
+           (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start, (unsigned long long)m.n);
+  expect_events("unprovable damage over a held log", &img, want);
+  /*
+  ** A length that runs past the end of the file instead: the signature of
+  ** an append cut short. Whatever follows lies in its missing payload (a
+  ** torn tail), so the last entry is not read either.
+  */
+  m.p[m.e[1].start + 6] ^= 0x80 ^ 0x01;
+  snprintf(want, sizeof(want), "entry 0 %llu\ntorn %llu %llu\ndone\n",
+           (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start, (unsigned long long)m.n);
+  expect_events("a damaged length past the end over a held log", &img, want);
+  free(inner);
+  m_reset(&m);
+}
+
+/* ------------------------------------------------------------ 2. the end of a log */
+
+/*
+** Without a commit file: only an entry cut short by the end is a torn tail;
+** a complete entry, damaged, is corruption. With one: damage past what the
+** file records as done is the last commit, torn.
+*/
+static void test_end(void){
+  char want[256], ctx[96];
+  mlog m = {0};
+  m_update(&m, 40, 1);
+  m_update(&m, 50, 2);
+  m_update(&m, 60, 3);                         /* the last entry */
+  uint64_t s = m.e[2].start, n = m.n;
+
+  /* Cut at every length inside the last entry: torn. */
+  int bad = 0;
+  for(uint64_t k = s + 1; k < n; k++){
+    logio_image img = mem(m.p, k);
+    snprintf(want, sizeof(want), "entry 0 %llu\nentry %llu %llu\ntorn %llu %llu\ndone\n",
+             (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start,
+             (unsigned long long)m.e[1].end, (unsigned long long)s, (unsigned long long)k);
+    snprintf(ctx, sizeof(ctx), "cut at %llu", (unsigned long long)k);
+    if( !expect_events(ctx, &img, want) ) bad++;
+  }
+  CHECK_MSG(bad == 0, "every cut inside the last entry is a torn tail (%d not)", bad);
+
+  /* A damaged payload byte of the complete last entry: corruption. */
+  m.p[s + HDR + 30] ^= 0xff;
+  logio_image img = mem(m.p, n);
+  snprintf(want, sizeof(want), "entry 0 %llu\nentry %llu %llu\ncorrupt %llu %llu\ndone\n",
+           (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start,
+           (unsigned long long)m.e[1].end, (unsigned long long)s, (unsigned long long)n);
+  expect_events("damaged last entry", &img, want);
+  /* With a commit file: torn when it lies past what the file records as done. */
+  img.journaled = 1;
+  img.committed = s;
+  snprintf(want, sizeof(want), "entry 0 %llu\nentry %llu %llu\ntorn %llu %llu\ndone\n",
+           (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start,
+           (unsigned long long)m.e[1].end, (unsigned long long)s, (unsigned long long)n);
+  expect_events("damaged last entry past the commit file's last done commit", &img, want);
+  img.committed = s + 1;
+  snprintf(want, sizeof(want), "entry 0 %llu\nentry %llu %llu\ncorrupt %llu %llu\ndone\n",
+           (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start,
+           (unsigned long long)m.e[1].end, (unsigned long long)s, (unsigned long long)n);
+  expect_events("damaged last entry inside a done commit", &img, want);
+  m.p[s + HDR + 30] ^= 0xff;
+
+  /* Garbage after the last entry: torn. Garbage with records written after it: damage. */
+  m_reset(&m);
+  m_update(&m, 40, 1);
+  uint64_t e0 = m.n;
+  m.p = realloc(m.p, m.n + 4096);
+  memset(m.p + m.n, 0xab, 40);
+  img = mem(m.p, e0 + 40);
+  snprintf(want, sizeof(want), "entry 0 %llu\ntorn %llu %llu\ndone\n", (unsigned long long)e0,
+           (unsigned long long)e0, (unsigned long long)(e0 + 40));
+  expect_events("garbage tail", &img, want);
+  memcpy(m.p + e0 + 40, m.p, e0);             /* a copy of a valid record after the garbage */
+  img = mem(m.p, e0 + 40 + e0);
+  snprintf(want, sizeof(want), "entry 0 %llu\ncorrupt %llu %llu\ndone\n", (unsigned long long)e0,
+           (unsigned long long)e0, (unsigned long long)(e0 + 40 + e0));
+  expect_events("garbage with a record after it", &img, want);
+  m_reset(&m);
+
+  /* A multi-block last entry: its FIRST damaged, its LAST there: corruption; without its LAST: torn. */
+  m_update(&m, 100, 1);
+  m_snapshot(&m, 40000, 2);
+  s = m.e[1].start;
+  n = m.n;
+  m.p[s + HDR + 50] ^= 0xff;
+  img = mem(m.p, n);
+  snprintf(want, sizeof(want), "entry 0 %llu\ncorrupt %llu %llu\ndone\n",
+           (unsigned long long)m.e[0].end, (unsigned long long)s, (unsigned long long)n);
+  expect_events("multi-block last entry, FIRST damaged", &img, want);
+  snprintf(want, sizeof(want), "error corrupt log at %llu\n", (unsigned long long)s);
+  expect_restore("multi-block last snapshot, FIRST damaged", &img, want);
+  img = mem(m.p, BLK + 10);
+  snprintf(want, sizeof(want), "entry 0 %llu\ntorn %llu %llu\ndone\n",
+           (unsigned long long)m.e[0].end, (unsigned long long)s, (unsigned long long)(BLK + 10));
+  expect_events("multi-block last entry cut before its LAST", &img, want);
+  m_reset(&m);
+}
+
+/*
+** Restore over a damaged last entry: a complete update of the current
+** epoch is reported at the end of its updates; a snapshot, or an entry the
+** damage hides, fails restore naming it; never an older epoch as current.
+** A writer appends after a damaged last update (never cutting it) and
+** refuses to append after what it cannot tell.
+*/
+static void test_restore_end(void){
+  char want[320];
+  mlog m = {0};
+  m_update(&m, 20, 1);
+  m_snapshot(&m, 50, 2);
+  m_update(&m, 30, 3);
+  m_update(&m, 40, 4);
+  uint64_t E = m.e[1].start, s = m.e[3].start;
+  m.p[s + HDR + EHDR + 10] ^= 0xff;            /* a data byte of the last update */
+  logio_image img = mem(m.p, m.n);
+  snprintf(want, sizeof(want), "epoch %llu end %llu torn 0\nupdate %llu\ncorrupt %llu %llu\ndone\n",
+           (unsigned long long)E, (unsigned long long)m.n, (unsigned long long)m.e[2].start,
+           (unsigned long long)s, (unsigned long long)m.n);
+  expect_restore("damaged last update", &img, want);
+  m.p[s + HDR + EHDR + 10] ^= 0xff;
+  m.p[s + HDR + 2] ^= 0xff;                    /* its epoch field: not the current epoch's */
+  snprintf(want, sizeof(want), "error corrupt log at %llu\n", (unsigned long long)s);
+  expect_restore("damaged last update naming another epoch", &img, want);
+  m.p[s + HDR + 2] ^= 0xff;
+
+  /* The writer: after a damaged last update it appends; after the other, it refuses. */
+  char path[300];
+  snprintf(path, sizeof(path), "%s/end.log", tmpdir);
+  for(int variant = 0; variant < 2; variant++){
+    uint64_t at = variant == 0 ? s + HDR + EHDR + 10 : s + HDR + 2;
+    m.p[at] ^= 0xff;
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(m.p, 1, m.n, f) == m.n && fclose(f) == 0);
+    stateio_writer *w;
+    CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
+    int rc = stateio_update(w, "more", 4);
+    stateio_writer_close(w);
+    struct stat st;
+    stat(path, &st);
+    if( variant == 0 ){
+      CHECK_MSG(rc == SIO_OK && (uint64_t)st.st_size > m.n, "writer appends after a damaged last update: %s",
+                sio_strstatus(rc));
+      logio_image fimg;
+      CHECK(stateio_open_image(path, &fimg) == SIO_OK);
+      snprintf(want, sizeof(want), "epoch %llu end %llu torn 0\nupdate %llu\ncorrupt %llu %llu\nupdate %llu\ndone\n",
+               (unsigned long long)E, (unsigned long long)st.st_size, (unsigned long long)m.e[2].start,
+               (unsigned long long)s, (unsigned long long)m.n, (unsigned long long)m.n);
+      expect_restore("after the append", &fimg, want);
+      stateio_close_image(&fimg);
+    }else{
+      CHECK_MSG(rc == SIO_CORRUPT_LOG && (uint64_t)st.st_size == m.n,
+                "writer refuses a log whose current epoch the damage hides: %s, size %lld",
+                sio_strstatus(rc), (long long)st.st_size);
+    }
+    m.p[at] ^= 0xff;
+  }
+  unlink(path);
+
+  /* The damaged current snapshot, last: an error naming it. */
+  m_reset(&m);
+  m_update(&m, 20, 1);
+  m_snapshot(&m, 50, 2);
+  m.p[m.e[1].start + HDR + EHDR + 3] ^= 0xff;
+  img = mem(m.p, m.n);
+  snprintf(want, sizeof(want), "error corrupt log at %llu\n", (unsigned long long)m.e[1].start);
+  expect_restore("damaged last snapshot", &img, want);
+  m_reset(&m);
+}
+
+/* ------------------------------------------------------------ 3. the state log's rules */
+
+/*
+** The snapshot chain: prev_epoch must name an earlier snapshot (or 0).
+** Restore checks the current snapshot's link; the scan (and so
+** stateio_check) checks every snapshot against the one before it.
+*/
+static void test_chain(void){
+  char want[320], *got;
+  mlog m = {0};
+  m_update(&m, 20, 1);                         /* epoch 0 without a snapshot */
+  m_snapshot(&m, 30, 2);                       /* S1 */
+  m_update(&m, 20, 3);
+  m_snapshot(&m, 30, 4);                       /* S2: the current one */
+  m_update(&m, 20, 5);
+  uint64_t S1 = m.e[1].start, S2 = m.e[3].start, U = m.e[2].start;
+  struct { const char *name; uint64_t prev; const char *restore_rc; const char *problem; } cases[] = {
+    { "itself",        S2,       "corrupt state entry", "snapshot names a previous epoch that is not before it" },
+    { "forward",       S2 + 100, "corrupt state entry", "snapshot names a previous epoch that is not before it" },
+    { "an update",     U,        "corrupt state entry", "snapshot names the wrong previous epoch" },
+    { "epoch 0",       0,        NULL,                  "snapshot names the wrong previous epoch" },
+  };
+  for(size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++){
+    set_epoch_field(m.p, S2, cases[i].prev);
+    logio_image img = mem(m.p, m.n);
+    if( cases[i].restore_rc ){
+      snprintf(want, sizeof(want), "error %s at %llu\n", cases[i].restore_rc, (unsigned long long)S2);
+    }else{
+      /* One link deep: 0 names epoch 0 (begun without a snapshot): restore cannot tell. */
+      snprintf(want, sizeof(want), "epoch %llu end %llu torn 0\nupdate %llu\ndone\n", (unsigned long long)S2,
+               (unsigned long long)m.n, (unsigned long long)m.e[4].start);
+    }
+    char ctx[80];
+    snprintf(ctx, sizeof(ctx), "prev_epoch of the current snapshot: %s", cases[i].name);
+    expect_restore(ctx, &img, want);
+    got = problems(&img);
+    snprintf(want, sizeof(want), "%llu %llu %s\n", (unsigned long long)S2,
+             (unsigned long long)(m.e[3].end - S2), cases[i].problem);
+    CHECK_MSG(strcmp(got, want) == 0, "%s: stateio_check lists\n%s  want\n%s", ctx, got, want);
+    free(got);
+  }
+  set_epoch_field(m.p, S2, S1);
+  logio_image img = mem(m.p, m.n);
+  got = problems(&img);
+  CHECK_MSG(strcmp(got, "") == 0, "restored chain: no problems (%s)", got);
+  free(got);
+
+  /* An update of the wrong epoch: a bad entry, the others read. */
+  set_epoch_field(m.p, m.e[2].start, 0);
+  snprintf(want, sizeof(want), "%llu %llu update of the wrong epoch\n", (unsigned long long)U,
+           (unsigned long long)(m.e[2].end - U));
+  got = problems(&img);
+  CHECK_MSG(strcmp(got, want) == 0, "wrong-epoch update: stateio_check lists\n%s  want\n%s", got, want);
+  free(got);
+  stateio_epoch st;
+  CHECK(stateio_read_epoch(&img, S1, &st) == SIO_OK);
+  stateio_updates *u;
+  CHECK(stateio_updates_open(&u, &img, &st) == SIO_OK);
+  logio_entry e;
+  CHECK(stateio_updates_next(u, &e) == SIO_CORRUPT_ENTRY && e.offset == U);
+  CHECK(stateio_updates_next(u, &e) == SIO_DONE);
+  stateio_updates_close(u);
+  stateio_epoch_clear(&st);
+  m_reset(&m);
+}
+
+/* The scan itself: kinds, epochs, and the problems it names. */
+static void test_scan(void){
+  mlog m = {0};
+  m_update(&m, 20, 1);
+  m_snapshot(&m, 30, 2);
+  m_update(&m, 0, 3);
+  unsigned char shortent[3] = { 1, 2, 3 };     /* an entry shorter than a state entry header */
+  uint64_t start;
+  m.p = realloc(m.p, m.n + 64);
+  logio_encode(m.n, shortent, 3, NULL, 0, m.p + m.n, &start);
+  m.n += logio_encoded_size(m.n, 3);
+  logio_image img = mem(m.p, m.n);
+  stateio_scan *s;
+  CHECK(stateio_scan_open(&s, &img, 0, 0) == SIO_OK);
+  stateio_entry e;
+  CHECK(stateio_scan_next(s, &e) == SIO_OK && e.kind == STATEIO_UPDATE && e.epoch == 0 && e.len == 20);
+  CHECK(stateio_scan_next(s, &e) == SIO_OK && e.kind == STATEIO_SNAPSHOT && e.epoch == 0
+        && e.offset == m.e[1].start && stateio_scan_epoch(s) == m.e[1].start);
+  CHECK(stateio_scan_next(s, &e) == SIO_OK && e.kind == STATEIO_UPDATE && e.epoch == m.e[1].start && e.len == 0);
+  CHECK(stateio_scan_next(s, &e) == SIO_CORRUPT_ENTRY && e.offset == start && e.problem
+        && strcmp(e.problem, "state entry shorter than 9 bytes") == 0);
+  uint64_t torn_len;
+  CHECK(stateio_scan_next(s, &e) == SIO_DONE && stateio_scan_torn(s, &torn_len) == 0 && torn_len == 0);
+  stateio_scan_close(s);
+  /* A torn tail: the scan ends, and says where the tail is. */
+  img = mem(m.p, m.e[2].end - 3);
+  CHECK(stateio_scan_open(&s, &img, 0, 0) == SIO_OK);
+  while( stateio_scan_next(s, &e) == SIO_OK ){}
+  CHECK(stateio_scan_torn(s, &torn_len) == m.e[2].start && torn_len == m.e[2].end - 3 - m.e[2].start);
+  stateio_scan_close(s);
+  m_reset(&m);
+}
+
+int main(void){
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  const char *t = getenv("TMPDIR");
+  snprintf(tmpdir, sizeof(tmpdir), "%s/scan_test.XXXXXX", t && *t ? t : "/tmp");
+  if( !mkdtemp(tmpdir) ){ perror("mkdtemp"); return 2; }
+  test_header_bytes(0);
+  test_header_bytes(1);
+  test_unprovable();
+  test_end();
+  test_restore_end();
+  test_chain();
+  test_scan();
+  rmdir(tmpdir);
+  return test_report();
+}
