@@ -171,10 +171,27 @@ struct logio_reader {
   int have_stash;          /* a complete entry found after a damaged region */
   logio_entry stash;
   int done;
+  sio_prefetch *pf;        /* a large sequential scan: verifying on a second thread */
+  uint32_t blk_chain;      /* bytes of the block last loaded that pf verified */
+  uint64_t walk;           /* the reader follows the block's chain of records to here */
 };
 
 /* Make bytes [off, off+n) available in r->buf; they lie in one block. */
 static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p){
+  r->blk_chain = 0;
+  if( r->pf ){
+    const unsigned char *cp;
+    const uint32_t *chain;
+    uint64_t base;
+    size_t cn;
+    int rc = sio_prefetch_get(r->pf, off, &cp, &base, &cn, &chain);
+    if( rc == SIO_OK && off + n <= base + cn ){
+      *p = cp + (off - base);
+      r->blk_chain = chain[(off - base) / BLOCK];
+      return SIO_OK;
+    }
+    if( rc != SIO_OK && rc != SIO_NOTFOUND ) return rc;
+  }
   if( off < r->buf_off || off + n > r->buf_off + r->buf_len ){
     uint64_t from = off - off % BLOCK;
     size_t blocks = 1;                        /* a jump: start small */
@@ -226,8 +243,17 @@ static int reader_new(logio_reader **pp, const logio_image *img, uint64_t start)
   r->total = r->image_size;
   r->pos = start;
   r->skip_continuations = (start % BLOCK == 0);
+  r->walk = UINT64_MAX;
   *pp = r;
   return SIO_OK;
+}
+
+/* Scans shorter than this read and verify on one thread. */
+#define PARALLEL_MIN ((uint64_t)8 << 20)
+
+int logio_reader_parallel(logio_reader *r){
+  if( r->pf || r->total - r->pos < PARALLEL_MIN ) return SIO_OK;
+  return sio_prefetch_start(&r->pf, &r->img, r->pos, r->total);
 }
 
 int logio_reader_open(logio_reader **pp, const logio_image *img, uint64_t start){
@@ -242,6 +268,7 @@ int logio_reader_open_after(logio_reader **pp, const logio_image *img, uint64_t 
 
 void logio_reader_close(logio_reader *r){
   if( !r ) return;
+  sio_prefetch_stop(r->pf);
   sio_free(r->buf);
   sio_free(r->ent);
   sio_free(r);
@@ -407,6 +434,19 @@ static int append_payload(logio_reader *r, const sio_record *rec){
   return SIO_OK;
 }
 
+/*
+** The record at r->pos is one the prefetch thread verified: the reader has
+** followed its block's records from the block's start, and the record lies
+** inside the chain of valid records found there. Then only its header is
+** decoded; its checksum was checked once, on the other thread.
+*/
+static int on_verified_chain(logio_reader *r, const sio_block *b, sio_record *rec){
+  if( r->walk != r->pos || r->blk_chain == 0 ) return 0;
+  if( b->base + b->n - r->pos < HEADER + 1 ) return 0;
+  sio_record_decode(b->p + (r->pos - b->base), r->pos, rec);
+  return r->pos + HEADER + rec->len <= b->base + r->blk_chain && rec->len > 0;
+}
+
 int logio_reader_next(logio_reader *r, logio_entry *e){
   if( r->have_stash ){
     r->have_stash = 0;
@@ -434,7 +474,9 @@ int logio_reader_next(logio_reader *r, logio_entry *e){
     sio_record rec;
     const char *why;
     int truncated;
-    if( !sio_record_parse(&b, r->pos, &rec, &why, &truncated) ){
+    if( r->pos == b.base ) r->walk = r->pos;
+    if( !on_verified_chain(r, &b, &rec) && !sio_record_parse(&b, r->pos, &rec, &why, &truncated) ){
+      r->walk = UINT64_MAX;
       sio_resync rs;
       sio_resync_after(&b, r->pos, r->assembling ? r->ent_start : REC_NONE, &rs);
       damaged_record(r, &b, &rs);
@@ -444,6 +486,7 @@ int logio_reader_next(logio_reader *r, logio_entry *e){
       continue;
     }
     uint64_t rec_end = rec.pos + HEADER + rec.len;
+    if( r->walk == rec.pos ) r->walk = rec_end;
     if( rec.type == LOGIO_FULL || rec.type == LOGIO_FIRST ){
       if( r->assembling ) bad_assembling(r, "broken entry sequence");
       r->assembling = 0;

@@ -133,6 +133,14 @@ int logio_reader_open(logio_reader **pp, const logio_image *img, uint64_t start)
 int logio_reader_open_after(logio_reader **pp, const logio_image *img, uint64_t end);
 
 /*
+** Ask a reader that will go through a large part of the image in order
+** (a check, a compaction, a full scan) to read ahead and verify checksums
+** on a second thread (prefetch.c). Below 8 MiB to read, nothing changes.
+** Call it before the first logio_reader_next().
+*/
+int logio_reader_parallel(logio_reader *r);
+
+/*
 ** Read the next entry.
 **   SIO_OK           *e holds an entry.
 **   SIO_CORRUPT_LOG  *e->offset, e->len: a damaged region (bytes that hold

@@ -95,3 +95,16 @@ int sio_record_parse(const sio_block *b, uint64_t pos, sio_record *rec,
   }
   return 1;
 }
+
+size_t sio_block_chain(const sio_block *b){
+  uint64_t pos = b->base, end = b->base + b->n;
+  while( end - pos >= REC_HEADER + 1 ){
+    const unsigned char *p = b->p + (pos - b->base);
+    sio_record h;
+    sio_record_decode(p, pos, &h);
+    if( !sio_record_plausible(&h) || pos + REC_HEADER + h.len > end ) break;
+    if( record_sum_in_place(p, h.len) != h.checksum ) break;
+    pos += REC_HEADER + h.len;
+  }
+  return (size_t)(pos - b->base);
+}

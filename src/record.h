@@ -87,6 +87,29 @@ void sio_record_encode(unsigned char *out, int type, size_t len, uint64_t off,
 int sio_record_parse(const sio_block *b, uint64_t pos, sio_record *rec,
                      const char **why, int *truncated);
 
+/*
+** How many bytes from the start of block b (b->base a block boundary) form
+** an unbroken chain of valid records: the records a reader that enters
+** the block at its start finds valid, one after the other.
+*/
+size_t sio_block_chain(const sio_block *b);
+
+/* ------------------------------------------------------------ prefetch.c */
+
+/* Reading ahead and verifying on a second thread (prefetch.c). */
+typedef struct sio_prefetch sio_prefetch;
+int sio_prefetch_start(sio_prefetch **pp, const logio_image *img, uint64_t from, uint64_t total);
+/*
+** The chunk of whole blocks that holds off, read and verified: its bytes
+** p[0..n) from file offset base, and chain[i], the bytes from the start of
+** its block i that form a chain of valid records (sio_block_chain).
+** Only for the reader's chunk and the next one: SIO_NOTFOUND for any other
+** (the caller reads it itself).
+*/
+int sio_prefetch_get(sio_prefetch *pf, uint64_t off, const unsigned char **p,
+                     uint64_t *base, size_t *n, const uint32_t **chain);
+void sio_prefetch_stop(sio_prefetch *pf);
+
 /* ------------------------------------------------------------ resync.c */
 
 /* What the recovery policy found about a damaged record. */

@@ -49,6 +49,8 @@ uint64_t stateio_scan_torn(const stateio_scan *s, uint64_t *torn_len){
 
 uint64_t stateio_scan_epoch(const stateio_scan *s){ return s->epoch; }
 
+int stateio_scan_parallel(stateio_scan *s){ return logio_reader_parallel(s->r); }
+
 /*
 ** Apply the epoch rules to the decoded entry e. Returns the problem, or
 ** NULL for a good entry; either way the epoch in force moves on as the

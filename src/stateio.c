@@ -340,6 +340,11 @@ int stateio_check(const logio_image *img, stateio_check_fn cb, void *arg){
   stateio_scan *s;
   int rc = stateio_scan_open(&s, img, 0, 0);
   if( rc ) return rc;
+  rc = stateio_scan_parallel(s);     /* the whole file, in order */
+  if( rc ){
+    stateio_scan_close(s);
+    return rc;
+  }
   int stop = 0;
   for(;;){
     stateio_entry e;

@@ -189,6 +189,13 @@ int stateio_scan_next(stateio_scan *s, stateio_entry *e);
 */
 uint64_t stateio_scan_torn(const stateio_scan *s, uint64_t *torn_len);
 
+/*
+** A scan that will go through much of the log in order (a check, a copy, a
+** full read): read ahead and verify checksums on a second thread. Call it
+** before the first stateio_scan_next(); below 8 MiB to read it does nothing.
+*/
+int stateio_scan_parallel(stateio_scan *s);
+
 /* The epoch in force after the last entry returned (or UNKNOWN). */
 uint64_t stateio_scan_epoch(const stateio_scan *s);
 

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+** prefetch.c - reading ahead and verifying on a second thread, for large
+** sequential scans (a check, a compaction, a salvage, a full scan).
+**
+** One core's XXH64 runs at about the speed of one copy out of the page
+** cache, so a reader that copies and then verifies gets about a third of
+** the bandwidth of a plain read(). Records never cross a block and every
+** block's first record starts at the block's start, so each block can be
+** verified on its own: the scan is cut into chunks of whole blocks, and
+** the chunks are shared between the reader's thread (even chunks) and one
+** helper thread (odd chunks), each reading its chunk and walking the
+** records of each block from the block's start, checking headers and
+** checksums. For each block the reader is told how many bytes from its
+** start form an unbroken chain of valid records; it takes a record on
+** that chain as valid without hashing it again, and parses everything
+** else itself, as always. The helper stops at the first record of a block
+** that is not valid: what comes after damage is the reader's to judge.
+*/
+#include <pthread.h>
+#include <string.h>
+
+#include "record.h"
+#include "sio_int.h"
+
+#define CHUNK_BLOCKS 32
+#define CHUNK        (CHUNK_BLOCKS * REC_BLOCK)
+#define RING         4
+
+typedef struct slot {
+  uint64_t k;              /* the chunk it holds (UINT64_MAX: none) */
+  int ready;               /* filled and verified */
+  int rc;                  /* the read's status */
+  unsigned char *buf;
+  uint32_t chain[CHUNK_BLOCKS];
+} slot;
+
+struct sio_prefetch {
+  logio_image img;
+  uint64_t total;          /* read no further */
+  uint64_t k0;             /* the first chunk (the helper fills k0+1, k0+3 ...) */
+  uint64_t nchunks;        /* chunks up to total */
+  uint64_t cur;            /* the chunk the reader is in */
+  slot ring[RING];
+  pthread_t helper;
+  int started, quit;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+};
+
+/* Copy image bytes [off, off+n): the file, then the tail (as logio.c's image_read). */
+static int read_bytes(const logio_image *img, uint64_t off, size_t n, unsigned char *dst){
+  if( off < img->file_size ){
+    uint64_t avail = img->file_size - off;
+    size_t k = n < avail ? n : (size_t)avail;
+    int rc = sio_pread_full(img->fd, dst, k, off);
+    if( rc ) return rc;
+    dst += k; off += k; n -= k;
+  }
+  if( n > 0 ) memcpy(dst, img->tail + (off - img->file_size), n);
+  return SIO_OK;
+}
+
+/* Read chunk k into s and verify the record chain of each of its blocks. */
+static void fill(sio_prefetch *pf, slot *s, uint64_t k){
+  uint64_t base = k * CHUNK;
+  uint64_t end = base + CHUNK < pf->total ? base + CHUNK : pf->total;
+  s->rc = read_bytes(&pf->img, base, (size_t)(end - base), s->buf);
+  for(uint64_t b = 0; b < CHUNK_BLOCKS; b++){
+    uint64_t bbase = base + b * REC_BLOCK;
+    s->chain[b] = 0;
+    if( s->rc || bbase >= end ) continue;
+    sio_block blk;
+    blk.p = s->buf + b * REC_BLOCK;
+    blk.base = bbase;
+    blk.n = (size_t)((end - bbase) < REC_BLOCK ? end - bbase : REC_BLOCK);
+    blk.image_end = 0;
+    s->chain[b] = (uint32_t)sio_block_chain(&blk);
+  }
+}
+
+static void *helper_main(void *arg){
+  sio_prefetch *pf = arg;
+  pthread_mutex_lock(&pf->mu);
+  for(uint64_t j = pf->k0 + 1; j < pf->nchunks && !pf->quit; j += 2){
+    slot *s = &pf->ring[j % RING];
+    /* Its slot is free once the reader has moved past the chunk RING before. */
+    while( !pf->quit && j >= pf->cur + RING ) pthread_cond_wait(&pf->cv, &pf->mu);
+    if( pf->quit ) break;
+    s->ready = 0;
+    s->k = j;
+    pthread_mutex_unlock(&pf->mu);
+    fill(pf, s, j);
+    pthread_mutex_lock(&pf->mu);
+    s->ready = 1;
+    pthread_cond_broadcast(&pf->cv);
+  }
+  pthread_mutex_unlock(&pf->mu);
+  return NULL;
+}
+
+int sio_prefetch_start(sio_prefetch **pp, const logio_image *img, uint64_t from, uint64_t total){
+  *pp = NULL;
+  sio_prefetch *pf = sio_malloc(sizeof(*pf));
+  if( !pf ) return SIO_NOMEM;
+  memset(pf, 0, sizeof(*pf));
+  pf->img = *img;
+  pf->total = total;
+  pf->k0 = from / CHUNK;
+  pf->cur = pf->k0;
+  pf->nchunks = (total + CHUNK - 1) / CHUNK;
+  for(int i = 0; i < RING; i++){
+    pf->ring[i].k = UINT64_MAX;
+    pf->ring[i].buf = sio_malloc(CHUNK);
+    if( !pf->ring[i].buf ){
+      sio_prefetch_stop(pf);
+      return SIO_NOMEM;
+    }
+  }
+  if( pthread_mutex_init(&pf->mu, NULL) != 0 ){
+    sio_prefetch_stop(pf);
+    return SIO_NOMEM;
+  }
+  if( pthread_cond_init(&pf->cv, NULL) != 0 ){
+    pthread_mutex_destroy(&pf->mu);
+    sio_prefetch_stop(pf);
+    return SIO_NOMEM;
+  }
+  pf->started = pthread_create(&pf->helper, NULL, helper_main, pf) == 0;
+  if( !pf->started ){
+    pthread_cond_destroy(&pf->cv);
+    pthread_mutex_destroy(&pf->mu);
+    pf->started = -1;        /* no helper: the reader goes on alone */
+  }
+  *pp = pf;
+  return SIO_OK;
+}
+
+int sio_prefetch_get(sio_prefetch *pf, uint64_t off, const unsigned char **p,
+                     uint64_t *base, size_t *n, const uint32_t **chain){
+  uint64_t k = off / CHUNK;
+  if( pf->started < 0 || k < pf->cur || k > pf->cur + 1 || k >= pf->nchunks ) return SIO_NOTFOUND;
+  slot *s = &pf->ring[k % RING];
+  if( (k - pf->k0) % 2 == 0 ){
+    if( s->k != k ){
+      /* Ours to fill: its slot held chunk k - RING, long passed. */
+      pthread_mutex_lock(&pf->mu);
+      if( k > pf->cur ){ pf->cur = k; pthread_cond_broadcast(&pf->cv); }
+      pthread_mutex_unlock(&pf->mu);
+      s->k = k;
+      fill(pf, s, k);
+      s->ready = 1;
+    }
+  }else{
+    pthread_mutex_lock(&pf->mu);
+    if( k > pf->cur ){ pf->cur = k; pthread_cond_broadcast(&pf->cv); }
+    while( !(s->k == k && s->ready) ) pthread_cond_wait(&pf->cv, &pf->mu);
+    pthread_mutex_unlock(&pf->mu);
+  }
+  if( s->rc ) return s->rc;
+  *base = k * CHUNK;
+  *n = (size_t)((k * CHUNK + CHUNK < pf->total ? k * CHUNK + CHUNK : pf->total) - k * CHUNK);
+  *p = s->buf;
+  *chain = s->chain;
+  return SIO_OK;
+}
+
+void sio_prefetch_stop(sio_prefetch *pf){
+  if( !pf ) return;
+  if( pf->started > 0 ){
+    pthread_mutex_lock(&pf->mu);
+    pf->quit = 1;
+    pthread_cond_broadcast(&pf->cv);
+    pthread_mutex_unlock(&pf->mu);
+    pthread_join(pf->helper, NULL);
+    pthread_cond_destroy(&pf->cv);
+    pthread_mutex_destroy(&pf->mu);
+  }
+  for(int i = 0; i < RING; i++) sio_free(pf->ring[i].buf);
+  sio_free(pf);
+}
