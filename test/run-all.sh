@@ -5,7 +5,7 @@
 #
 # From the project root, in this order:
 #   1. build/X_test for every test/X_test.c (golden_test gets the golden
-#      directory as its argument: GOLDEN_DIR, default ../shared/golden);
+#      directory as its argument: GOLDEN_DIR, default test/golden);
 #   2. build/san/X_test, the same tests built with ASan+UBSan, with
 #      ASAN_OPTIONS=detect_leaks=1 and
 #      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1;
@@ -23,7 +23,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
-golden=${GOLDEN_DIR:-../shared/golden}
+golden=${GOLDEN_DIR:-test/golden}
 limit=${STATEIO_TEST_TIMEOUT:-900}
 export GOLDEN_DIR="$golden"
 
