@@ -307,7 +307,7 @@ int cli_stat(const cli_verb *v, int argc, char **argv){
   printf("entries     %" PRIu64 ": %" PRIu64 " update%s, %" PRIu64 " snapshot%s, %s of data\n",
          s.updates + s.snapshots, s.updates, s.updates == 1 ? "" : "s",
          s.snapshots, s.snapshots == 1 ? "" : "s", cli_size(s.data_bytes, b2, sizeof(b2)));
-  printf("epochs      %zu\n", s.nrows ? s.nrows : (size_t)1);
+  printf("epochs      %zu\n", s.nrows);
   if( rrc == SIO_OK ){
     uint64_t updates = 0;
     for(size_t i = 0; i < s.nrows; i++){
