@@ -4,8 +4,9 @@
 #   sh test/run-all.sh
 #
 # From the project root, in this order:
-#   1. build/X_test for every test/X_test.c (golden_test gets the golden
-#      directory as its argument: GOLDEN_DIR, default test/golden);
+#   1. build/X_test for every test/X_test.c (golden_test and compact_test
+#      get the golden directory as their argument: GOLDEN_DIR, default
+#      test/golden);
 #   2. build/san/X_test, the same tests built with ASan+UBSan, with
 #      ASAN_OPTIONS=detect_leaks=1 and
 #      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1;
@@ -105,7 +106,7 @@ for dir in build build/san; do
       continue
     fi
     set -- "./$bin"
-    [ "$t" = golden_test ] && set -- "./$bin" "$golden"
+    case $t in golden_test|compact_test) set -- "./$bin" "$golden";; esac
     if [ "$dir" = build/san ]; then
       run "$bin" env ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
         UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" "$@"
