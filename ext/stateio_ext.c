@@ -12,9 +12,22 @@
 **   stateio_part     the companions' module (created by stateio)
 **   stateio_entries, stateio_updates, stateio_snapshot, stateio_epochs,
 **   stateio_check    read-only table-valued functions (vtab_func.c)
+** Functions:
+**   stateio_version()  the library's version, "X.Y.Z" (STATEIO_VERSION)
 */
 #include "stateio_ext.h"
 SQLITE_EXTENSION_INIT1
+
+/* stateio_version(): the version of the library compiled into the extension. */
+static void sioVersionFunc(
+  sqlite3_context *ctx,
+  int argc,
+  sqlite3_value **argv
+){
+  (void)argc;
+  (void)argv;
+  sqlite3_result_text(ctx, stateio_version(), -1, SQLITE_STATIC);
+}
 
 #ifdef _WIN32
 __declspec(dllexport)
@@ -34,6 +47,11 @@ int sqlite3_stateio_init(
   }
   rc = sioRegisterTables(db);
   if( rc==SQLITE_OK ) rc = sioRegisterFunctions(db);
+  if( rc==SQLITE_OK ){
+    rc = sqlite3_create_function(db, "stateio_version", 0,
+             SQLITE_UTF8|SQLITE_DETERMINISTIC|SQLITE_INNOCUOUS, 0,
+             sioVersionFunc, 0, 0);
+  }
   if( rc!=SQLITE_OK ){
     *pzErrMsg = sqlite3_mprintf("stateio: cannot register modules: %s",
                                 sqlite3_errstr(rc));

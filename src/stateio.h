@@ -29,6 +29,16 @@
 extern "C" {
 #endif
 
+/*
+** The version of the library: STATEIO_VERSION is the text "X.Y.Z" and
+** STATEIO_VERSION_NUMBER is X*1000000 + Y*1000 + Z (SQLite's scheme), for
+** the header a program was compiled with; stateio_version() returns the
+** version of the library it runs with.
+*/
+#define STATEIO_VERSION        "0.9.0"
+#define STATEIO_VERSION_NUMBER 9000
+const char *stateio_version(void);
+
 #define STATEIO_UPDATE   1
 #define STATEIO_SNAPSHOT 2
 #define STATEIO_ENTRY_HEADER 9   /* kind u8 + epoch u64 */

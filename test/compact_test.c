@@ -3,7 +3,7 @@
 ** keep-N, a crash at each step, and compaction while another process
 ** appends and another reader restores.
 **
-** Usage: compact_test [GOLDEN_DIR]
+** Usage: compact_test [GOLDEN_DIR]     (default test/golden)
 */
 #include <dirent.h>
 #include <errno.h>
@@ -390,7 +390,7 @@ static void test_live(void){
 }
 
 int main(int argc, char **argv){
-  const char *golden = argc > 1 ? argv[1] : "../shared/golden";
+  const char *golden = argc > 1 ? argv[1] : "test/golden";
   snprintf(tmpdir, sizeof(tmpdir), "/tmp/stateio-compact-%d", (int)getpid());
   mkdir(tmpdir, 0700);
   test_golden_shapes(golden);

@@ -5,7 +5,7 @@
 #
 # First replays every input in test/fuzz-regress/ (inputs that once broke an
 # invariant), then fuzzes for SECONDS from the golden logs
-# (GOLDEN_DIR, default ../shared/golden) plus the corpus kept in
+# (GOLDEN_DIR, default test/golden) plus the corpus kept in
 # build/fuzz-corpus/. Ends with a line "N passed, N failed": one for the
 # replay, one for the run (which must execute inputs and find nothing).
 # Without clang's libFuzzer runtime this fails; it never passes silently.
@@ -13,7 +13,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 secs=${1:-${FUZZ_SECONDS:-20}}
-golden=${GOLDEN_DIR:-../shared/golden}
+golden=${GOLDEN_DIR:-test/golden}
 bin=build/fuzz_stateio
 pass=0
 fail=0

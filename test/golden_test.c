@@ -1,6 +1,6 @@
 /*
 ** golden_test.c - the golden test vectors of the reference implementation
-** (../shared/golden, see its README.md), against our library.
+** (test/golden, see its README.md), against our library.
 **
 ** For every case folder (found with opendir, never a fixed list):
 **  a. ops.txt is replayed with our writer into a temporary file; mutate.txt
@@ -22,7 +22,7 @@
 **     appends an update (truncating a torn tail first), and a restore then
 **     returns what it returned before plus the new update.
 **
-** Usage: golden_test [GOLDEN_DIR]     (default ../shared/golden)
+** Usage: golden_test [GOLDEN_DIR]     (default test/golden)
 ** Prints one line per case, "golden CASE: ok" or what differed, and ends
 ** with "N passed, N failed".
 */
@@ -953,7 +953,7 @@ static int cmp_str(const void *a, const void *b){
 }
 
 int main(int argc, char **argv){
-  const char *golden = argc > 1 ? argv[1] : "../shared/golden";
+  const char *golden = argc > 1 ? argv[1] : "test/golden";
   setvbuf(stdout, NULL, _IOLBF, 0);
   const char *t = getenv("TMPDIR");
   snprintf(tmpdir, sizeof(tmpdir), "%s/golden_test.XXXXXX", t && *t ? t : "/tmp");

@@ -4,13 +4,16 @@
 #   sh test/run-all.sh
 #
 # From the project root, in this order:
-#   1. build/X_test for every test/X_test.c (golden_test gets the golden
-#      directory as its argument: GOLDEN_DIR, default ../shared/golden);
+#   1. build/X_test for every test/X_test.c (golden_test and compact_test
+#      get the golden directory as their argument: GOLDEN_DIR, default
+#      test/golden);
 #   2. build/san/X_test, the same tests built with ASan+UBSan, with
 #      ASAN_OPTIONS=detect_leaks=1 and
 #      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1;
 #   3. tclsh test/X.test for every Tcl test, then again with the extension
-#      built with ASan+UBSan (build/san/stateio.so, libasan preloaded);
+#      and the tool built with ASan+UBSan (build/san/stateio.so, with the
+#      sanitizer runtime of the compiler that built it preloaded, and
+#      build/san/stateio);
 #   4. test/fuzz-short.sh for 20 s (FUZZ_SHORT_SECONDS), when it exists:
 #      the fuzz target on the regression inputs, then fuzzing.
 # Each program's output is captured, then printed. Its last line of the form
@@ -23,7 +26,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
-golden=${GOLDEN_DIR:-../shared/golden}
+golden=${GOLDEN_DIR:-test/golden}
 limit=${STATEIO_TEST_TIMEOUT:-900}
 export GOLDEN_DIR="$golden"
 
@@ -103,7 +106,7 @@ for dir in build build/san; do
       continue
     fi
     set -- "./$bin"
-    [ "$t" = golden_test ] && set -- "./$bin" "$golden"
+    case $t in golden_test|compact_test) set -- "./$bin" "$golden";; esac
     if [ "$dir" = build/san ]; then
       run "$bin" env ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
         UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" "$@"
@@ -121,16 +124,36 @@ done
 
 # 3b: the Tcl tests again with the extension built with ASan+UBSan
 # (build/san/stateio.so), the sanitizer runtime preloaded into tclsh (and
-# the processes the tests start).
-asan=$(${CC:-cc} -print-file-name=libasan.so 2>/dev/null)
+# the processes the tests start), and the sanitized tool (build/san/stateio).
+# The runtime must be the one of the compiler that built the extension:
+# gcc's libasan.so, or clang's libclang_rt.asan-ARCH.so. make test passes
+# it (STATEIO_SAN_RUNTIME); else the Makefile wrote it beside the extension
+# (build/san/sanitizer-runtime); else it is asked of $CC (default cc),
+# clang's name first (clang also finds gcc's libasan.so).
+san_runtime() {
+  arch=$(${CC:-cc} -dumpmachine 2>/dev/null | cut -d- -f1)
+  for f in "libclang_rt.asan-$arch.so" libasan.so; do
+    p=$(${CC:-cc} -print-file-name="$f" 2>/dev/null)
+    case $p in /*) if [ -f "$p" ]; then echo "$p"; return; fi;; esac
+  done
+}
+asan=${STATEIO_SAN_RUNTIME:-}
+if [ -z "$asan" ] && [ -s build/san/sanitizer-runtime ]; then
+  asan=$(cat build/san/sanitizer-runtime)
+fi
+[ -n "$asan" ] || asan=$(san_runtime)
 if [ ! -f build/san/stateio.so ]; then
   missing build/san/stateio.so
-elif [ ! -f "$asan" ]; then
-  missing "libasan.so (for build/san/stateio.so)"
+elif [ ! -x build/san/stateio ]; then
+  missing build/san/stateio
+elif [ -z "$asan" ] || [ ! -f "$asan" ]; then
+  missing "the sanitizer runtime of ${CC:-cc} (for build/san/stateio.so)"
 else
+  echo "== sanitized Tcl tests: LD_PRELOAD=$asan"
   for t in test/*.test; do
     [ -f "$t" ] || continue
     run "san:$t" env LD_PRELOAD="$asan" STATEIO_EXT=build/san/stateio \
+      STATEIO_CLI=build/san/stateio \
       ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
       tclsh "$t"

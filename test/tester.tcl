@@ -45,8 +45,8 @@
 #                                    (default CASE.log); returns DEST
 # Variables:
 #   ::testdir     absolute path of test/          ::projectdir  the project root
-#   ::goldendir   the golden test vectors (../shared/golden beside the
-#                 project, or $env(GOLDEN_DIR))
+#   ::goldendir   the golden test vectors (test/golden, or
+#                 $env(GOLDEN_DIR))
 #   ::tmpdir      this file's temporary directory, test/tmp/NAME/; the
 #                 current directory while the test runs; emptied when the
 #                 file starts, removed by finish_test when nothing failed
@@ -60,7 +60,7 @@ set ::projectdir [file dirname $::testdir]
 if {[info exists ::env(GOLDEN_DIR)] && $::env(GOLDEN_DIR) ne ""} {
   set ::goldendir [file normalize $::env(GOLDEN_DIR)]
 } else {
-  set ::goldendir [file normalize [file join $::projectdir .. shared golden]]
+  set ::goldendir [file join $::testdir golden]
 }
 # STATEIO_EXT names another build of it (test/run-all.sh: the sanitized one).
 if {[info exists ::env(STATEIO_EXT)] && $::env(STATEIO_EXT) ne ""} {
