@@ -172,7 +172,7 @@ static int write_all(const char *path, const unsigned char *p, uint64_t n){
 }
 
 static logio_image mem_image(const unsigned char *p, uint64_t n){
-  logio_image img = { -1, 0, p, (size_t)n };
+  logio_image img = { -1, 0, p, (size_t)n, 0, 0 };
   return img;
 }
 
@@ -544,7 +544,7 @@ static void torn_worker(int id, int jobs, uint64_t stride, const unsigned char *
     int n = 0;
     for(int i = 0; i <= k; i++) list[n++] = W[i];
     list[n++] = A; list[n++] = B; list[n++] = C;
-    logio_image fimg = { fd, size, NULL, 0 };
+    logio_image fimg = { fd, size, NULL, 0, 0, 0 };
     check_state(&fimg, list, n, size, &t->f_after, "torn+append", L);
   }
   close(fd);

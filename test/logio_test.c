@@ -406,10 +406,10 @@ static void verify_torn(const char *ctx, const char *path, const model *m, uint6
   unsigned char *bytes = read_all(path, &n);
   /* (Only when the file passed: one bug, one set of messages.) */
   if( test_failures() == before && CHECK(bytes != NULL && n == img.file_size) ){
-    logio_image mem = { -1, 0, bytes, n };
+    logio_image mem = { -1, 0, bytes, n, 0, 0 };
     snprintf(c2, sizeof(c2), "%s (in memory)", ctx);
     verify_image(c2, &mem, m, torn);
-    logio_image half = { img.fd, n / 2, bytes + n / 2, n - n / 2 };
+    logio_image half = { img.fd, n / 2, bytes + n / 2, n - n / 2, 0, 0 };
     snprintf(c2, sizeof(c2), "%s (half file, half tail)", ctx);
     verify_image(c2, &half, m, torn);
   }
@@ -1256,7 +1256,7 @@ static void test_empty(void){
   CHECK(logio_starts_with_record(&img) == 0);
   stateio_close_image(&img);
   /* An image of nothing at all (fd -1). */
-  logio_image none = { -1, 0, NULL, 0 };
+  logio_image none = { -1, 0, NULL, 0, 0, 0 };
   CHECK(stateio_restore(&none, &st) == SIO_OK && st.epoch == 0 && !st.has_snapshot);
   stateio_epoch_clear(&st);
   stateio_writer *w;
