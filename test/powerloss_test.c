@@ -334,7 +334,7 @@ static void clear_dir(const char *dir){
 static void crash_file(int f, int mode, unsigned char **out, size_t *out_len){
   mfile *m = &files[f];
   *out = malloc(m->dur_len + 1);
-  memcpy(*out, m->dur, m->dur_len);
+  if( m->dur_len ) memcpy(*out, m->dur, m->dur_len);
   *out_len = m->dur_len;
   for(int i = 0; i < m->npend; i++){
     rop *o = &ops[m->pend[i]];
@@ -543,7 +543,7 @@ static void replay(int per_sync){
       if( f < 0 ) continue;
       mfile *m = &files[f];
       m->dur = realloc(m->dur, m->cur_len + 1);
-      memcpy(m->dur, m->cur, m->cur_len);
+      if( m->cur_len ) memcpy(m->dur, m->cur, m->cur_len);
       m->dur_len = m->cur_len;
       m->npend = 0;
     }else if( strcmp(o->op, "create") == 0 ){
