@@ -310,6 +310,22 @@ static int view_inflight(int fd, const char *path, const char *cpath, int lock_f
       }
     }
   }
+  /*
+  ** Read once more before trying the lock: a writer that just finished
+  ** has marked its record done, and a reader that takes the lock even for
+  ** a moment can make a writer wait.
+  */
+  {
+    sio_rec again;
+    unsigned char raw[SIO_REC_SIZE];
+    if( read_stable(cfd, &again, raw) == SIO_OK && again.state == SIO_REC_DONE ){
+      if( own_lfd ) close(lfd);
+      if( file_size(fd, &size) != SIO_OK ) return SIO_IOERR;
+      if( again.log_id != id || again.l1 > size ) img->file_size = size;
+      else view_done(img, &again, size);
+      return SIO_OK;
+    }
+  }
   rc = sio_flock(lfd, STATEIO_FILE_LOG, path, LOCK_EX | LOCK_NB);
   if( rc == SIO_BUSY ){
     /* A live writer: its commit is not visible yet. */
@@ -492,7 +508,7 @@ int sio_lock_wait(int fd, const char *path, int cfd, int timeout_ms,
   static const int delays[] = { 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 };
   const int ndelays = (int)(sizeof(delays) / sizeof(delays[0]));
   uint64_t t0 = now_ms();
-  int waited = 0, marked = 0, i = 0;
+  int waited = 0, marked = 0, i = 0, spins = 0;
   char *cpath = NULL;
   memset(r, 0, sizeof(*r));
   for(;;){
@@ -526,6 +542,16 @@ int sio_lock_wait(int fd, const char *path, int cfd, int timeout_ms,
       return rc;
     }
     uint64_t now = now_ms();
+    if( timeout_ms <= 0 && spins < 20 ){
+      /*
+      ** No timeout: still try again a few times over about a millisecond,
+      ** as a reader that settles a record takes the lock for a moment.
+      */
+      spins++;
+      struct timespec ts = { 0, 50000 };
+      nanosleep(&ts, NULL);
+      continue;
+    }
     if( timeout_ms <= 0 || now - t0 >= (uint64_t)timeout_ms ){
       if( marked ){
         sio_waiter wt;
