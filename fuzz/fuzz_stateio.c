@@ -150,7 +150,7 @@ static int check_cb(void *arg, uint64_t offset, uint64_t length, const char *pro
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size){
-  logio_image img = { -1, 0, data, size };
+  logio_image img = { -1, 0, data, size, 0, 0 };
   spans all = {0};
 
   /* The forward reader from 0, and from block boundaries. */
@@ -175,7 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size){
   }
   if( size > 2 ) cuts[ncut++] = size - 1 - (size > 64 ? data[size / 2] % 64 : 0);
   for(int c = 0; c < ncut; c++){
-    logio_image cut = { -1, 0, data, (size_t)cuts[c] };
+    logio_image cut = { -1, 0, data, (size_t)cuts[c], 0, 0 };
     forward(&cut, data, 0, NULL, &all, NULL);
     uint64_t cs, ce;
     if( logio_rewind(&cut, cuts[c], &cs, &ce) == SIO_OK ) ASSERT(spans_has(&all, cs, ce));
