@@ -2,17 +2,20 @@
 ** compact.c - dropping old epochs (log truncation).
 **
 ** The kept epochs are re-encoded into PATH.compact beside the log, which is
-** synced and renamed over the log, and then the directory is synced: a
-** crash at any point leaves either the old log or the new one, never a mix.
-** Epoch numbers are file offsets, so they change: the oldest kept snapshot
-** lands at offset 0 and names epoch 0.
+** synced; then the commit file PATH-commit gets the new log's record (its
+** identity, everything done), synced; then PATH.compact is renamed over
+** the log and the directory synced. A crash at any point leaves either the
+** old log (with a record that is its own, or stale: it was recovered
+** first, so it is taken as it is) or the new log with its own record,
+** never a mix. Epoch numbers are file offsets, so they change: the oldest
+** kept snapshot lands at offset 0 and names epoch 0.
 **
-** The log's write lock is held throughout, so no writer appends to the old
-** file meanwhile; writers and readers notice the new file by its inode.
+** The log's write lock is held throughout (taken with the caller's
+** timeout), so no writer appends to the old file meanwhile; writers and
+** readers notice the new file by its link count (the old one's is 0).
 */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -27,43 +30,52 @@
 /* Flush the new file's entries to disk every so many bytes of input. */
 #define COMPACT_BATCH (8u << 20)
 
-static int sync_dir_of(const char *path){
-  char *copy = sio_strdup(path);
-  if( !copy ) return SIO_NOMEM;
-  int rc = SIO_IOERR;
-  int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if( dfd >= 0 ){
-    rc = sio_fsync(dfd);
-    close(dfd);
-  }
-  sio_free(copy);
-  return rc;
-}
-
-/* Open and lock the file that is at path now (it may be replaced meanwhile). */
-static int open_locked(const char *path, int *pfd, struct stat *st){
+/*
+** Open and lock the file that is at path now (it may be replaced
+** meanwhile), waiting up to timeout_ms, with its commit file (*pcfd, -1
+** when there is none) and the record read under the lock.
+*/
+static int open_locked(const char *path, const char *cpath, int timeout_ms,
+                       int *pfd, int *pcfd, sio_rec *r, struct stat *st,
+                       stateio_compact_info *info){
+  uint64_t token = sio_lock_token(info);
   for(;;){
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if( fd < 0 ) return SIO_IOERR;
-    if( fstat(fd, st) != 0 || !S_ISREG(st->st_mode) ){
+    int fd, cfd = -1;
+    int rc = sio_open_regular(path, STATEIO_FILE_LOG, O_RDWR, 0, &fd);
+    if( rc ){ info->errfile = STATEIO_FILE_LOG; return rc; }
+    rc = sio_open_regular(cpath, STATEIO_FILE_COMMIT, O_RDWR, 0, &cfd);
+    if( rc == SIO_IOERR && errno == ENOENT ){
+      rc = SIO_OK;
+    }else if( rc == SIO_OK ){
+      struct stat cst;
+      if( fstat(cfd, &cst) != 0 ) rc = SIO_IOERR;
+      else if( cst.st_size != SIO_COMMIT_FILE_SIZE ) rc = STATEIO_CORRUPT_COMMIT;
+    }else if( rc == SIO_NOTLOG ){
+      rc = STATEIO_CORRUPT_COMMIT;
+    }
+    if( rc == SIO_OK ){
+      rc = sio_lock_wait(fd, path, cfd, timeout_ms, token, r);
+      if( rc && rc != STATEIO_CORRUPT_COMMIT ) info->errfile = STATEIO_FILE_LOG;
+    }
+    if( rc == STATEIO_CORRUPT_COMMIT || (rc && !info->errfile) ) info->errfile = STATEIO_FILE_COMMIT;
+    if( rc == SIO_OK && fstat(fd, st) != 0 ){
+      rc = SIO_IOERR;
+      info->errfile = STATEIO_FILE_LOG;
+    }
+    if( rc ){
       int e = errno;
       close(fd);
-      if( S_ISDIR(st->st_mode) ){ errno = EISDIR; return SIO_IOERR; }
+      if( cfd >= 0 ) close(cfd);
       errno = e;
-      return S_ISREG(st->st_mode) ? SIO_IOERR : SIO_NOTLOG;
+      return rc;
     }
-    if( flock(fd, LOCK_EX | LOCK_NB) != 0 ){
-      int e = errno;
-      close(fd);
-      errno = e;
-      return e == EWOULDBLOCK ? SIO_BUSY : SIO_IOERR;
-    }
-    struct stat now;
-    if( stat(path, &now) == 0 && now.st_ino == st->st_ino && now.st_dev == st->st_dev ){
+    if( st->st_nlink > 0 ){
       *pfd = fd;
+      *pcfd = cfd;
       return SIO_OK;
     }
     close(fd);   /* replaced between open and lock: try the new one */
+    if( cfd >= 0 ) close(cfd);
   }
 }
 
@@ -99,32 +111,62 @@ static int copy_entries(const logio_image *img, uint64_t from, uint64_t end,
   return rc;
 }
 
-/* Give the test hook a chance to stop the process between steps. */
-static int step(const char *name){
-  size_t n = 0;
-  int e = sio_fault(name, &n);
-  if( e ){ errno = e; return SIO_IOERR; }
-  return SIO_OK;
+int stateio_compact(const char *path, unsigned keep, stateio_compact_info *info){
+  return stateio_compact_wait(path, keep, 0, info);
 }
 
-int stateio_compact(const char *path, unsigned keep, stateio_compact_info *info){
+int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
+                         stateio_compact_info *info){
   memset(info, 0, sizeof(*info));
   if( keep < 1 ) return SIO_MISUSE;
-  int fd;
+  char *cpath = sio_commit_path(path);
+  size_t n = strlen(path) + sizeof(".compact");
+  char *tmp = sio_malloc(n);
+  if( !cpath || !tmp ){
+    sio_free(cpath);
+    sio_free(tmp);
+    return SIO_NOMEM;
+  }
+  snprintf(tmp, n, "%s.compact", path);
+  int fd = -1, cfd = -1, tfd = -1, rc, rec_changed = 0;
   struct stat st;
-  int rc = open_locked(path, &fd, &st);
-  if( rc ) return rc;
+  sio_rec rec, old_rec;
+  uint64_t log_id = 0;
   logio_image img;
   stateio_epoch cur, ep;
   memset(&cur, 0, sizeof(cur));
   memset(&ep, 0, sizeof(ep));
-  char *tmp = NULL;
-  int tfd = -1;
   stateio_writer *w = NULL;
 
+  rc = open_locked(path, cpath, timeout_ms, &fd, &cfd, &rec, &st, info);
+  if( rc ) goto done;
+  old_rec = rec;
+  rc = sio_log_id(fd, &log_id);
+  if( rc ){ info->errfile = STATEIO_FILE_LOG; goto done; }
+
+  /* Recover first: a dead writer's commit is settled before anything is copied. */
+  uint64_t size = (uint64_t)st.st_size;
+  int own = cfd >= 0 && rec.log_id == log_id && rec.l0 <= size
+         && !(rec.state == SIO_REC_DONE && rec.l1 > size);
+  if( own && rec.state != SIO_REC_DONE ){
+    const char *bad = NULL;
+    rc = sio_commit_recover(fd, path, cfd, cpath, &rec, size, &size, &bad);
+    if( rc ){ info->errfile = bad == cpath ? STATEIO_FILE_COMMIT : STATEIO_FILE_LOG; goto done; }
+    old_rec = rec;
+  }
+
   rc = logio_image_from_fd(&img, fd);
-  if( rc == SIO_OK ) rc = stateio_restore(&img, &cur);
-  if( rc ){ info->bad_offset = cur.bad_offset; goto done; }
+  if( rc ){ info->errfile = STATEIO_FILE_LOG; goto done; }
+  if( own ){
+    img.journaled = 1;
+    img.committed = (rec.flags & SIO_REC_SYNCED) ? rec.l1 : 0;
+  }
+  rc = stateio_restore(&img, &cur);
+  if( rc ){
+    info->bad_offset = cur.bad_offset;
+    info->errfile = STATEIO_FILE_LOG;
+    goto done;
+  }
   info->old_size = img.file_size;
   info->new_size = img.file_size;
 
@@ -135,6 +177,7 @@ int stateio_compact(const char *path, unsigned keep, stateio_compact_info *info)
     rc = stateio_read_epoch(&img, cur.prev_epoch, &ep);
     if( rc ){
       info->bad_offset = cur.prev_epoch;
+      info->errfile = STATEIO_FILE_LOG;
       if( rc == SIO_NOTFOUND ) rc = SIO_CORRUPT_LOG;
       goto done;
     }
@@ -148,22 +191,60 @@ int stateio_compact(const char *path, unsigned keep, stateio_compact_info *info)
     goto done;
   }
 
-  size_t n = strlen(path) + sizeof(".compact");
-  tmp = sio_malloc(n);
-  if( !tmp ){ rc = SIO_NOMEM; goto done; }
-  snprintf(tmp, n, "%s.compact", path);
-  tfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 07777);
-  if( tfd < 0 ){ rc = SIO_IOERR; goto done; }
-  rc = stateio_writer_open_fd(&w, tfd, 0, 0, 0);
+  rc = sio_open_regular(tmp, STATEIO_FILE_COMPACT, O_RDWR | O_CREAT | O_TRUNC,
+                        (int)(st.st_mode & 07777), &tfd);
+  if( rc ){ info->errfile = STATEIO_FILE_COMPACT; goto done; }
+  rc = sio_writer_open_named(&w, tfd, STATEIO_FILE_COMPACT, tmp);
   if( rc ) goto done;
   rc = copy_entries(&img, first, cur.log_end, w, &info->bad_offset);
-  if( rc == SIO_OK ) rc = step("compact:written");
-  if( rc == SIO_OK ) rc = sio_fsync(tfd);
-  if( rc == SIO_OK ) rc = step("compact:synced");
-  if( rc == SIO_OK && rename(tmp, path) != 0 ) rc = SIO_IOERR;
-  if( rc == SIO_OK ) rc = step("compact:renamed");
-  if( rc == SIO_OK ) rc = sync_dir_of(path);
-  if( rc == SIO_OK ){
+  if( rc ){
+    info->errfile = stateio_writer_errfile(w) ? STATEIO_FILE_COMPACT : STATEIO_FILE_LOG;
+    goto failed;
+  }
+  rc = sio_step("compact:written", tmp);
+  if( rc == SIO_OK ) rc = sio_fsync(tfd, STATEIO_FILE_COMPACT, tmp);
+  if( rc == SIO_OK ) rc = sio_step("compact:synced", tmp);
+  if( rc ){ info->errfile = STATEIO_FILE_COMPACT; goto failed; }
+
+  /*
+  ** The new log's commit file before the rename: a crash from here on
+  ** leaves the old log with a record that is not its own (stale: taken as
+  ** it is, and it was recovered above), or the new log with its own.
+  */
+  {
+    struct stat nst;
+    sio_rec r;
+    memset(&r, 0, sizeof(r));
+    r.state = SIO_REC_DONE;
+    r.flags = SIO_REC_SYNCED;
+    r.seq = rec.seq + 1;
+    r.l0 = 0;
+    if( fstat(tfd, &nst) != 0 ) rc = SIO_IOERR;
+    r.l1 = (uint64_t)nst.st_size;
+    r.hash = 0;            /* a done record's hash is never checked */
+    if( rc == SIO_OK ) rc = sio_log_id(tfd, &r.log_id);
+    if( rc ){ info->errfile = STATEIO_FILE_COMPACT; goto failed; }
+    if( cfd >= 0 ){
+      rc = sio_commit_write(cfd, cpath, &r, 1);
+      if( rc ) info->errfile = STATEIO_FILE_COMMIT;
+    }else{
+      const char *bad = NULL;
+      rc = sio_commit_create(cpath, &r, &cfd, &bad);
+      if( rc ) info->errfile = bad ? STATEIO_FILE_COMMIT : STATEIO_FILE_DIR;
+    }
+    if( rc ) goto failed;
+    rec_changed = 1;
+    rec = r;
+  }
+  rc = sio_step("compact:commit", cpath);
+  if( rc ){ info->errfile = STATEIO_FILE_COMMIT; goto failed; }
+  rc = sio_rename(STATEIO_FILE_COMPACT, tmp, path);
+  if( rc ){ info->errfile = STATEIO_FILE_COMPACT; goto failed; }
+  rec_changed = 0;
+  rc = sio_step("compact:renamed", path);
+  if( rc == SIO_OK ) rc = sio_sync_dir(path);
+  if( rc ){ info->errfile = STATEIO_FILE_DIR; goto done; }
+  {
     struct stat nst;
     info->compacted = 1;
     info->dropped_bytes = first;
@@ -175,9 +256,18 @@ int stateio_compact(const char *path, unsigned keep, stateio_compact_info *info)
       info->new_epoch = nst_epoch.epoch;
       stateio_epoch_clear(&nst_epoch);
     }
-  }else if( tfd >= 0 ){
+  }
+  goto done;
+
+failed:
+  {
     int e = errno;
-    unlink(tmp);
+    if( rec_changed ){
+      /* Give the old log its own record back (the new one would be stale for it anyway). */
+      old_rec.seq = rec.seq + 1;
+      (void)sio_commit_write(cfd, cpath, &old_rec, 1);
+    }
+    (void)sio_unlink(STATEIO_FILE_COMPACT, tmp);
     errno = e;
   }
 
@@ -188,10 +278,13 @@ done:
     if( tfd >= 0 ) close(tfd);
     stateio_epoch_clear(&cur);
     stateio_epoch_clear(&ep);
+    if( cfd >= 0 ) close(cfd);
+    if( fd >= 0 ) close(fd);      /* releases the lock on the old file */
     sio_free(tmp);
-    close(fd);              /* releases the lock on the old file */
+    sio_free(cpath);
     errno = e;
   }
+  if( rc == SIO_OK ) info->errfile = 0;
   return rc;
 }
 

@@ -43,6 +43,7 @@ const char *sio_strstatus(int rc){
     case SIO_MISUSE:        return "library misuse";
     case SIO_NOTFOUND:      return "not found";
     case SIO_TOOBIG:        return "entry too big";
+    case STATEIO_CORRUPT_COMMIT: return "corrupt commit file";
   }
   return "unknown status";
 }

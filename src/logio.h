@@ -40,7 +40,8 @@ enum {
   SIO_BUSY,           /* another open file description holds the log's write lock */
   SIO_MISUSE,         /* bad argument or call out of order */
   SIO_NOTFOUND,       /* no epoch / entry at the given offset */
-  SIO_TOOBIG          /* an entry larger than the format or memory allows */
+  SIO_TOOBIG,         /* an entry larger than the format or memory allows */
+  STATEIO_CORRUPT_COMMIT  /* the log's commit file PATH-commit is damaged (doc/COMMIT.md) */
 };
 
 /* A short, lowercase, static description of a status code. */

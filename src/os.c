@@ -1,10 +1,28 @@
 /*
-** os.c - the system calls that read and change a log file. Writes, syncs
-** and truncations pass through the test hook (stateio_set_fault_hook) so
-** that tests can make any of them fail or come up short.
+** os.c - the system calls that change a log's files, in one place.
+**
+** Every write, sync, truncation, rename, creation, unlink, directory sync
+** and lock of the library goes through here, and each one first asks the
+** test hooks (stateio.h, "testing hook"): the old fault hook
+** (stateio_set_fault_hook: fail a call or make a write short) and the os
+** hook (stateio_set_os_hook: the same, plus the file, offset and bytes of
+** every operation, and a second call after it succeeded, so that a crash
+** simulator can record the workload). EINTR is retried everywhere, the
+** injected one too.
+**
+** Files are opened without blocking (O_NONBLOCK) and anything but a
+** regular file is refused before a byte is read, so a FIFO or a device at
+** a log's path never hangs a reader or a writer.
 */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
 #include "sio_int.h"
 #include "stateio.h"
 
@@ -12,15 +30,71 @@
 
 static stateio_fault_fn fault_fn;
 static void *fault_arg;
+static stateio_os_hook os_fn;
+static void *os_arg;
 
 void stateio_set_fault_hook(stateio_fault_fn fn, void *arg){
   fault_fn = fn;
   fault_arg = arg;
 }
 
-/* Ask the hook about op; returns the errno to fail with, or 0. */
-int sio_fault(const char *op, size_t *n){
-  return fault_fn ? fault_fn(fault_arg, op, n) : 0;
+void stateio_set_os_hook(stateio_os_hook fn, void *arg){
+  os_fn = fn;
+  os_arg = arg;
+}
+
+/*
+** The name the old fault hook knows an operation by: the log's own writes
+** and syncs keep their historic names ("write", "fdatasync", ...); those of
+** the commit file are "commit:write", "commit:fdatasync"; the others
+** ("create", "rename", "flock", ...) are new names.
+*/
+static const char *fault_name(const stateio_os_op *o, char *buf, size_t n){
+  if( o->file != STATEIO_FILE_COMMIT ) return o->op;
+  snprintf(buf, n, "commit:%s", o->op);
+  return buf;
+}
+
+/* Ask the hooks about o before it runs; the errno to fail it with, or 0. */
+static int ask(stateio_os_op *o){
+  o->after = 0;
+  if( fault_fn ){
+    char buf[64];
+    size_t n = o->len;
+    int e = fault_fn(fault_arg, fault_name(o, buf, sizeof(buf)), &n);
+    if( e ) return e;
+    if( n < o->len ) o->len = n;
+  }
+  if( os_fn ){
+    int e = os_fn(os_arg, o);
+    if( e ) return e;
+  }
+  return 0;
+}
+
+/* Tell the os hook that o succeeded (for a recorder). */
+static void tell(stateio_os_op *o){
+  if( os_fn ){
+    o->after = 1;
+    (void)os_fn(os_arg, o);
+  }
+}
+
+static stateio_os_op op_of(const char *op, int file, const char *path){
+  stateio_os_op o;
+  memset(&o, 0, sizeof(o));
+  o.op = op;
+  o.file = file;
+  o.path = path;
+  return o;
+}
+
+int sio_step(const char *name, const char *path){
+  stateio_os_op o = op_of(name, STATEIO_FILE_LOG, path);
+  int e = ask(&o);
+  if( e ){ errno = e; return SIO_IOERR; }
+  tell(&o);
+  return SIO_OK;
 }
 
 int sio_pread_full(int fd, void *buf, size_t n, uint64_t off){
@@ -37,7 +111,8 @@ int sio_pread_full(int fd, void *buf, size_t n, uint64_t off){
   return SIO_OK;
 }
 
-int sio_pwrite_full(int fd, const void *buf, size_t n, uint64_t off){
+int sio_pwrite_full(int fd, int file, const char *name, const void *buf,
+                    size_t n, uint64_t off){
   const unsigned char *p = buf;
   while( n > 0 ){
     /*
@@ -47,15 +122,21 @@ int sio_pwrite_full(int fd, const void *buf, size_t n, uint64_t off){
     ** 1600 MB/s), since one huge write is throttled as a whole.
     */
     size_t asked = n < SIO_WRITE_CHUNK ? n : SIO_WRITE_CHUNK;
-    size_t want = asked;
-    int e = sio_fault("write", &want);
+    stateio_os_op o = op_of("write", file, name);
+    o.offset = off;
+    o.data = p;
+    o.len = asked;
+    int e = ask(&o);
+    if( e == EINTR ) continue;
     if( e ){ errno = e; return SIO_IOERR; }
-    if( want == 0 || want > asked ) want = asked;
+    size_t want = o.len == 0 ? asked : o.len;
     ssize_t put = pwrite(fd, p, want, (off_t)off);
     if( put < 0 ){
       if( errno == EINTR ) continue;
       return SIO_IOERR;
     }
+    o.len = (size_t)put;
+    tell(&o);
     if( want < asked && (size_t)put == want ){
       /* An injected short write: report it the way a full disk would. */
       errno = ENOSPC;
@@ -66,26 +147,131 @@ int sio_pwrite_full(int fd, const void *buf, size_t n, uint64_t off){
   return SIO_OK;
 }
 
-int sio_fdatasync(int fd){
-  size_t n = 0;
-  int e = sio_fault("fdatasync", &n);
-  if( e ){ errno = e; return SIO_IOERR; }
-  return fdatasync(fd) == 0 ? SIO_OK : SIO_IOERR;
-}
-
-int sio_fsync(int fd){
-  size_t n = 0;
-  int e = sio_fault("fsync", &n);
-  if( e ){ errno = e; return SIO_IOERR; }
-  return fsync(fd) == 0 ? SIO_OK : SIO_IOERR;
-}
-
-int sio_ftruncate(int fd, uint64_t len){
-  size_t n = (size_t)len;
-  int e = sio_fault("ftruncate", &n);
-  if( e ){ errno = e; return SIO_IOERR; }
-  while( ftruncate(fd, (off_t)len) != 0 ){
-    if( errno != EINTR ) return SIO_IOERR;
+/* fdatasync or fsync (full) of fd, EINTR retried. */
+static int do_sync(int fd, int file, const char *name, const char *op, int full){
+  for(;;){
+    stateio_os_op o = op_of(op, file, name);
+    int e = ask(&o);
+    if( e == EINTR ) continue;
+    if( e ){ errno = e; return SIO_IOERR; }
+    if( (full ? fsync(fd) : fdatasync(fd)) != 0 ){
+      if( errno == EINTR ) continue;
+      return SIO_IOERR;
+    }
+    tell(&o);
+    return SIO_OK;
   }
+}
+
+int sio_fdatasync(int fd, int file, const char *name){
+  return do_sync(fd, file, name, "fdatasync", 0);
+}
+
+int sio_fsync(int fd, int file, const char *name){
+  return do_sync(fd, file, name, "fsync", 1);
+}
+
+int sio_ftruncate(int fd, int file, const char *name, uint64_t len){
+  for(;;){
+    stateio_os_op o = op_of("ftruncate", file, name);
+    o.offset = len;
+    o.len = (size_t)len;
+    int e = ask(&o);
+    if( e == EINTR ) continue;
+    if( e ){ errno = e; return SIO_IOERR; }
+    if( ftruncate(fd, (off_t)len) != 0 ){
+      if( errno == EINTR ) continue;
+      return SIO_IOERR;
+    }
+    tell(&o);
+    return SIO_OK;
+  }
+}
+
+int sio_rename(int file, const char *from, const char *to){
+  stateio_os_op o = op_of("rename", file, from);
+  o.path2 = to;
+  int e = ask(&o);
+  if( e ){ errno = e; return SIO_IOERR; }
+  if( rename(from, to) != 0 ) return SIO_IOERR;
+  tell(&o);
   return SIO_OK;
+}
+
+int sio_unlink(int file, const char *path){
+  stateio_os_op o = op_of("unlink", file, path);
+  int e = ask(&o);
+  if( e ){ errno = e; return SIO_IOERR; }
+  if( unlink(path) != 0 ) return SIO_IOERR;
+  tell(&o);
+  return SIO_OK;
+}
+
+int sio_sync_dir(const char *path){
+  char *copy = sio_strdup(path);
+  if( !copy ) return SIO_NOMEM;
+  const char *dir = dirname(copy);
+  int rc = SIO_IOERR;
+  stateio_os_op o = op_of("syncdir", STATEIO_FILE_DIR, dir);
+  int e = ask(&o);
+  if( e ){
+    errno = e;
+  }else{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if( dfd >= 0 ){
+      while( (rc = fsync(dfd) == 0 ? SIO_OK : SIO_IOERR) != SIO_OK && errno == EINTR ){}
+      int e2 = errno;
+      close(dfd);
+      errno = e2;
+      if( rc == SIO_OK ) tell(&o);
+    }
+  }
+  sio_free(copy);
+  return rc;
+}
+
+int sio_open_regular(const char *path, int file, int flags, int mode, int *pfd){
+  *pfd = -1;
+  int create = (flags & O_CREAT) != 0;
+  stateio_os_op o = op_of(create ? "create" : "open", file, path);
+  o.offset = (uint64_t)flags;
+  /* Only opens that can change something (create, or open for writing) are asked. */
+  if( create || (flags & O_ACCMODE) != O_RDONLY ){
+    int e = ask(&o);
+    if( e ){ errno = e; return SIO_IOERR; }
+  }
+  int fd;
+  while( (fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, mode)) < 0 && errno == EINTR ){}
+  if( fd < 0 ) return SIO_IOERR;
+  struct stat st;
+  if( fstat(fd, &st) != 0 ){
+    int e = errno;
+    close(fd);
+    errno = e;
+    return SIO_IOERR;
+  }
+  if( !S_ISREG(st.st_mode) ){
+    close(fd);
+    if( S_ISDIR(st.st_mode) ){ errno = EISDIR; return SIO_IOERR; }
+    return SIO_NOTLOG;       /* a device, a pipe ...: never a log */
+  }
+  if( create || (flags & O_ACCMODE) != O_RDONLY ) tell(&o);
+  *pfd = fd;
+  return SIO_OK;
+}
+
+int sio_flock(int fd, int file, const char *name, int how){
+  for(;;){
+    stateio_os_op o = op_of((how & LOCK_UN) ? "unlock" : "flock", file, name);
+    o.offset = (uint64_t)how;
+    int e = ask(&o);
+    if( e == EINTR ) continue;
+    if( e ){ errno = e; return e == EWOULDBLOCK ? SIO_BUSY : SIO_IOERR; }
+    if( flock(fd, how) != 0 ){
+      if( errno == EINTR ) continue;
+      return errno == EWOULDBLOCK ? SIO_BUSY : SIO_IOERR;
+    }
+    tell(&o);
+    return SIO_OK;
+  }
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "logio.h"
+
 void *sio_malloc(size_t n);
 void *sio_realloc(void *p, size_t n);
 char *sio_strdup(const char *s);
@@ -17,13 +19,130 @@ char *sio_strdup(const char *s);
 
 /* Read exactly n bytes at off (loops over short reads); SIO_OK or SIO_IOERR. */
 int sio_pread_full(int fd, void *buf, size_t n, uint64_t off);
-/* Write exactly n bytes at off (loops); SIO_OK or SIO_IOERR (errno set). */
-int sio_pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
-int sio_fdatasync(int fd);
-/* The test hook (stateio_set_fault_hook): errno to fail op with, or 0. */
-int sio_fault(const char *op, size_t *n);
-int sio_fsync(int fd);
-int sio_ftruncate(int fd, uint64_t len);
+
+/*
+** The calls that change files (os.c). Each passes through the test hooks
+** (stateio.h) with `file` (STATEIO_FILE_LOG, _COMMIT, _COMPACT, _DIR) and
+** the file's name (may be NULL), retries EINTR, and returns SIO_OK or
+** SIO_IOERR with errno set.
+*/
+/* Write exactly n bytes at off (loops; an injected short write is ENOSPC). */
+int sio_pwrite_full(int fd, int file, const char *name, const void *buf,
+                    size_t n, uint64_t off);
+int sio_fdatasync(int fd, int file, const char *name);
+int sio_fsync(int fd, int file, const char *name);
+int sio_ftruncate(int fd, int file, const char *name, uint64_t len);
+int sio_rename(int file, const char *from, const char *to);
+int sio_unlink(int file, const char *path);
+/* fsync the directory that holds path. */
+int sio_sync_dir(const char *path);
+/*
+** Open path with flags (| O_NONBLOCK | O_CLOEXEC) and refuse anything but
+** a regular file before a byte is read: SIO_NOTLOG for a device or a pipe,
+** SIO_IOERR with EISDIR for a directory. Creating or writable opens are
+** shown to the hooks ("create", "open").
+*/
+int sio_open_regular(const char *path, int file, int flags, int mode, int *pfd);
+/* flock(fd, how), EINTR retried: SIO_OK, SIO_BUSY (EWOULDBLOCK) or SIO_IOERR. */
+int sio_flock(int fd, int file, const char *name, int how);
+/* A named step for the hooks ("compact:written" ...): SIO_IOERR if one fails it. */
+int sio_step(const char *name, const char *path);
+
+/* ------------------------------------------------------------ commit.c */
+
+/*
+** The commit file PATH-commit (doc/COMMIT.md): one 64-byte record at
+** offset 0 and a waiter's mark at offset 512, in a file of
+** SIO_COMMIT_FILE_SIZE bytes.
+*/
+#define SIO_COMMIT_FILE_SIZE 1024
+#define SIO_REC_SIZE 64
+#define SIO_WAIT_OFF 512
+#define SIO_WAIT_SIZE 32
+
+#define SIO_REC_INFLIGHT 1   /* a commit is being written: [l0, l1) with hash */
+#define SIO_REC_DONE     2   /* the last commit is done (or was cut back) */
+#define SIO_REC_CUT      3   /* the log must be cut back to l0 */
+#define SIO_REC_SYNCED   0x1 /* flags: the commit's bytes were synced before it was done */
+#define SIO_L1_UNKNOWN   UINT64_MAX   /* a bulk batch whose end is not known yet */
+
+typedef struct sio_rec {
+  unsigned state, flags;
+  uint64_t seq, log_id, l0, l1, hash;
+} sio_rec;
+
+/* PATH-commit for the log at path (malloc'd), or NULL when out of memory. */
+char *sio_commit_path(const char *path);
+void sio_rec_encode(const sio_rec *r, unsigned char out[SIO_REC_SIZE]);
+/* SIO_OK, or STATEIO_CORRUPT_COMMIT for a bad magic, version, state or checksum. */
+int sio_rec_decode(const unsigned char in[SIO_REC_SIZE], sio_rec *r);
+
+/* The identity a record carries for the log open on fd (stateio_log_id). */
+int sio_log_id(int fd, uint64_t *id);
+
+/*
+** Read the record (and the waiter's mark) of the commit file open on cfd.
+** STATEIO_CORRUPT_COMMIT when the file has the wrong size or a record
+** that does not decode (a read that races a write is retried first).
+*/
+typedef struct sio_waiter {
+  uint64_t token, since, until;   /* 0: nobody waits */
+} sio_waiter;
+int sio_commit_read(int cfd, sio_rec *r, sio_waiter *wt);
+/* Write r at offset 0 of cfd; fdatasync it when sync. */
+int sio_commit_write(int cfd, const char *cpath, const sio_rec *r, int sync);
+/*
+** Create cpath holding r, crash-safe: written to cpath.tmp, synced,
+** renamed, the directory synced. *pcfd: the new file open read-write.
+** A failure names the file in *errfile.
+*/
+int sio_commit_create(const char *cpath, const sio_rec *r, int *pcfd,
+                      const char **errfile);
+
+/*
+** Recovery of the log open read-write on fd (size bytes) under its write
+** lock, given its record *r (in flight or cut, and the log's own):
+** an in-flight batch whose bytes [l0, l1) are all there with their hash is
+** committed (the log is synced, the record marked done); anything else is
+** cut back to l0, the cut synced, and a done record synced. *r is updated
+** to the record written; *end to where the commits end. Failures name the
+** file in *errfile (path or cpath).
+*/
+int sio_commit_recover(int fd, const char *path, int cfd, const char *cpath,
+                       sio_rec *r, uint64_t size, uint64_t *end,
+                       const char **errfile);
+
+/*
+** The readers' view of the log open on fd (read-only is fine) at path:
+** seqlock read of the commit file's record around an fstat of the log.
+** Sets img->file_size (the visible size: nothing in flight, nothing
+** failed), img->journaled and img->committed. A record in flight with the
+** lock free is recovered (with a read-write descriptor when the files can
+** be written, else decided in memory, changing nothing). lock_fd: a
+** descriptor of the log to try the lock on and recover with (-1: open one);
+** cfd: the commit file if already open (-1: open it).
+*/
+int sio_commit_view(int fd, const char *path, int lock_fd, int cfd,
+                    logio_image *img);
+
+/*
+** Take the write lock of the log open on fd, waiting up to timeout_ms
+** (0: try once) with SQLite's backoff. cfd (or -1) is the commit file:
+** the lock reads its record into *r (r->state 0 when there is no record)
+** and honours a waiter's mark there: a locker that has not waited itself
+** lets an earlier waiter in (SIO_BUSY / waits on), and one that waits
+** marks the file so that lockers that keep coming let it in. token names
+** this locker. SIO_OK, SIO_BUSY, SIO_IOERR, STATEIO_CORRUPT_COMMIT.
+*/
+int sio_lock_wait(int fd, const char *path, int cfd, int timeout_ms,
+                  uint64_t token, sio_rec *r);
+/* A token for sio_lock_wait() unique to the caller (its address, pid, time). */
+uint64_t sio_lock_token(const void *owner);
+
+/* A writer on a descriptor whose errors and hook calls name `name` as file `file`. */
+struct stateio_writer;
+int sio_writer_open_named(struct stateio_writer **pp, int fd, int file,
+                          const char *name);
 
 /*
 ** Where an appending writer must go on: the end of the last complete entry

@@ -27,20 +27,26 @@ void stateio_epoch_clear(stateio_epoch *st){
   memset(st, 0, sizeof(*st));
 }
 
+/*
+** The readers' view of a log (doc/COMMIT.md): the file opened without
+** blocking (anything but a regular file is refused before a byte is read),
+** and its size as far as commits are done: the commit file's record is read
+** around an fstat (seqlock), so a commit in flight or one that failed is
+** never seen; a dead writer's commit is settled when the lock is free
+** (recovered if the files may be written, else decided in memory).
+*/
 int stateio_open_image(const char *path, logio_image *img){
   memset(img, 0, sizeof(*img));
   img->fd = -1;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if( fd < 0 ) return SIO_IOERR;
-  int rc = logio_image_from_fd(img, fd);
-  struct stat st;
-  if( rc == SIO_OK && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) ){
-    rc = SIO_NOTLOG;         /* a device, a pipe ...: never a log */
-  }
+  int fd;
+  int rc = sio_open_regular(path, STATEIO_FILE_LOG, O_RDONLY, 0, &fd);
+  if( rc ) return rc;
+  rc = sio_commit_view(fd, path, -1, -1, img);
   if( rc ){
     int e = errno;
     close(fd);
     errno = e;
+    memset(img, 0, sizeof(*img));
     img->fd = -1;
     return rc;
   }

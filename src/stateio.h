@@ -7,6 +7,10 @@
 ** a snapshot. Restore gives the last epoch's snapshot and a reader of its
 ** updates; a writer appends updates and snapshots, in batches, under an
 ** advisory lock, with one write() and one fdatasync() per commit.
+** A commit is atomic, isolated and durable before it is visible: the
+** small commit file PATH-commit beside the log says what a commit is and
+** how far readers may see (doc/COMMIT.md); the log's bytes stay the
+** reference format.
 **
 ** All functions return SIO_* status codes from logio.h. After SIO_IOERR,
 ** errno holds the failing system call's error. Nothing here prints.
@@ -14,7 +18,10 @@
 ** Damage, and what the library does with it:
 **  - A torn tail (bytes after the last complete entry with no complete entry
 **    after them: a crash during the last append) is not an error. Restore
-**    ignores it; a writer truncates it before it appends.
+**    ignores it; a writer truncates it (and syncs the cut) before it appends.
+**  - A torn commit (a batch the commit file says was in flight, not all of
+**    it there) is cut back whole by the next writer, compaction, or a reader
+**    that finds the lock free: never half a transaction.
 **  - Damage in the middle of the log is never truncated. Readers report it
 **    (offset and length) and can go on past it.
 **  - A non-empty file with no complete entry and no valid record at offset 0
@@ -103,9 +110,19 @@ int stateio_read_epoch(const logio_image *img, uint64_t epoch, stateio_epoch *st
 void stateio_epoch_clear(stateio_epoch *st);
 
 /*
-** Open `path` read-only and make an image of it at its current size.
+** Open `path` read-only and make an image of it as readers may see it:
+** up to the last commit that is done (doc/COMMIT.md, "Readers"). The
+** commit file's record is read around an fstat of the log (seqlock), so
+** the image never holds a commit in flight, nor one that failed. A commit
+** left in flight by a dead writer (the lock is free) is settled first:
+** recovered when the files can be written, else decided in memory (the
+** files are not changed). img->journaled and img->committed say what the
+** commit file says. Never blocks: a FIFO or device is refused before any
+** read, and the lock is only tried.
 ** SIO_IOERR with errno (ENOENT, EACCES, EISDIR for a directory ...);
-** SIO_NOTLOG for anything but a regular file (/dev/null, a pipe ...).
+** SIO_NOTLOG for anything but a regular file (/dev/null, a pipe ...);
+** STATEIO_CORRUPT_COMMIT when PATH-commit is damaged (wrong size, bad
+** checksum): the file named by the status, never silently ignored.
 */
 int stateio_open_image(const char *path, logio_image *img);
 
@@ -214,7 +231,7 @@ void stateio_scan_close(stateio_scan *s);
 
 /* ---------------------------------------------------------------- writer */
 
-#define STATEIO_SYNC   0x01  /* fdatasync after every commit */
+#define STATEIO_SYNC   0x01  /* fdatasync at every commit: a commit that returned SIO_OK is durable */
 #define STATEIO_CREATE 0x02  /* stateio_writer_open: create the file if missing */
 
 typedef struct stateio_writer stateio_writer;
@@ -223,9 +240,14 @@ typedef struct stateio_writer stateio_writer;
 ** Open a writer on `path` (like the reference's NewFileWriter): the epoch
 ** and the end of the log are read from the file's contents now, and again
 ** under the write lock when it is first taken (another process may have
-** appended meanwhile). Nothing is locked or written until then.
-** SIO_IOERR with errno for an unopenable path; SIO_NOTLOG / SIO_CORRUPT_*
-** are reported by the first append if the file is not a healthy log.
+** appended meanwhile). Nothing is locked or written until then. The
+** writer keeps the commit file PATH-commit (created by the first commit
+** that needs it: with STATEIO_SYNC or several entries; created crash-safe
+** through PATH-commit.tmp and a rename, the directory synced).
+** SIO_IOERR with errno for an unopenable path, or (STATEIO_CREATE with
+** STATEIO_SYNC) when the new file's directory cannot be synced;
+** SIO_NOTLOG / SIO_CORRUPT_* are reported by the first append if the file
+** is not a healthy log.
 */
 int stateio_writer_open(stateio_writer **pp, const char *path, int flags);
 
@@ -234,9 +256,31 @@ int stateio_writer_open(stateio_writer **pp, const char *path, int flags);
 ** `offset` bytes long and its current epoch is `epoch`. The descriptor is
 ** not closed by stateio_writer_close(). If, when the lock is taken, the
 ** file's size is not `offset`, the writer restores from the file instead.
+** Without a path there is no commit file: its batches are not atomic
+** across a crash (as for a log of another program). Use it on logs that
+** have no commit file, or that no path writer uses meanwhile.
 */
 int stateio_writer_open_fd(stateio_writer **pp, int fd, uint64_t offset,
                            uint64_t epoch, int flags);
+
+/*
+** How long the first append of a batch waits for the write lock while
+** another writer (or compaction) holds it, in milliseconds (0, the
+** default: SIO_BUSY at once). Like SQLite's busy handler, it polls with
+** growing sleeps (1, 2, 5, 10 ... 100 ms). A writer that has waited
+** announces itself in the commit file, and writers that come later let it
+** in first (they wait, or get SIO_BUSY with no timeout), so a waiter is
+** not starved by writers that commit in a loop.
+*/
+void stateio_writer_set_timeout(stateio_writer *w, int ms);
+
+/*
+** The file the writer's last failure was on: the log's path, PATH-commit,
+** the directory (a failed directory sync), or, for compaction's own
+** writer, PATH.compact. NULL when the last failure was not a file's (or
+** nothing failed since the last append began). Valid while w lives.
+*/
+const char *stateio_writer_errfile(const stateio_writer *w);
 
 /*
 ** Start a batch: the entries appended until stateio_writer_commit() are
@@ -248,33 +292,47 @@ int stateio_writer_begin(stateio_writer *w);
 /*
 ** Start a bulk batch, for loading many entries fast: like a batch, but the
 ** pending entries are written out in chunks of a few MiB as they come (no
-** write per entry, little memory), and synced once at commit. It is not
-** atomic across a crash: after one, any prefix of its entries may be in the
-** log. stateio_writer_rollback() truncates what it wrote.
+** write per entry, little memory), and synced at commit (two syncs: the
+** log, then the commit file, whose sync is the commit point). It is as
+** atomic as a batch: before its first chunk the commit file records it in
+** flight, and a crash before the commit leaves none of it.
+** stateio_writer_rollback() truncates what it wrote.
 */
 int stateio_writer_begin_bulk(stateio_writer *w);
 
 /*
 ** Append an update / a snapshot to the current epoch. The first append of
-** a batch takes the write lock (SIO_BUSY if another open file description
-** holds it) and re-reads the end of the file. A snapshot starts a new
-** epoch at aligned(end).
+** a batch takes the write lock (waiting as set by
+** stateio_writer_set_timeout(); SIO_BUSY if another open file description
+** holds it), settles a commit a dead writer left in flight, and re-reads
+** the end of the file. A snapshot starts a new epoch at aligned(end).
+** STATEIO_CORRUPT_COMMIT: PATH-commit is damaged (nothing is written).
 */
 int stateio_update(stateio_writer *w, const void *data, size_t len);
 int stateio_snapshot(stateio_writer *w, const void *data, size_t len);
 
 /*
-** Write the batch (truncating a torn tail first), sync it, release the
-** lock. On failure the file is truncated back to where the batch began and
-** the batch is gone (the lock is released either way).
+** Commit the batch: write it (cutting a torn tail first), sync it, make it
+** visible, release the lock (doc/COMMIT.md, "The protocol"):
+**  1. the commit file records it in flight: where the log ends before and
+**     after it, and the XXH64 of its bytes (synced first when the batch
+**     has several entries and STATEIO_SYNC);
+**  2. one pwrite() of the batch, one fdatasync() of the log (STATEIO_SYNC):
+**     the commit point;
+**  3. the record is marked done: readers see the batch from now on.
+** A single entry without STATEIO_SYNC skips the commit file (one entry is
+** atomic by itself).
 **
-** Crash atomicity: the format has no commit record, so a batch is one
-** write() and one fdatasync(), not an atomic unit on disk. A crash (or
-** kill) during commit can leave any prefix of the batch's bytes in the
-** file; restore then sees the complete entries of that prefix, and a torn
-** tail after them. What the writer promises is that a commit that
-** returned SIO_OK with STATEIO_SYNC is durable, and that no complete
-** entry is ever lost or followed by garbage.
+** Crash atomicity: a crash or kill -9 at any point leaves the whole batch
+** or none of it, once the next writer, compaction or reader has recovered
+** the log. With STATEIO_SYNC a commit that returned SIO_OK survives a
+** power loss; no complete entry is ever lost or followed by garbage.
+**
+** A failed commit leaves nothing: the file is cut back to where the batch
+** began, the cut synced, and the batch is gone (the lock is released
+** either way). If even the cut fails, the commit file says "cut" and this
+** writer, or whoever recovers next, finishes the cut (synced) before any
+** later append; readers never see the failed batch meanwhile.
 **
 ** A bulk batch whose chunk could not be written is failed: the file is put
 ** back to where the batch began, and every later append and the commit
@@ -282,7 +340,22 @@ int stateio_snapshot(stateio_writer *w, const void *data, size_t len);
 */
 int stateio_writer_commit(stateio_writer *w);
 
-/* Discard the batch and release the lock. */
+/*
+** Two-phase commit, for SQLite's xSync / xCommit / xRollback: prepare does
+** steps 1 and 2 of the commit (the batch is written and synced: durable)
+** and keeps the lock; readers do not see it yet. Then either
+** stateio_writer_commit() (step 3: visible, lock released) or
+** stateio_writer_rollback() (the batch is cut back, the cut synced, the
+** record done; as if it had never been). No append between the two
+** (SIO_MISUSE). On failure prepare undoes the batch as a failed commit
+** does, releases the lock and returns the error; the writer is outside a
+** batch. A crash between prepare and commit leaves the batch in the log
+** (it is durable and whole): a caller that needs the log to agree with
+** another store must decide at recovery (doc/COMMIT.md, "Two-phase").
+*/
+int stateio_writer_prepare(stateio_writer *w);
+
+/* Discard the batch (also after prepare, or after chunks of a bulk batch were written) and release the lock. */
 void stateio_writer_rollback(stateio_writer *w);
 
 /*
@@ -306,10 +379,11 @@ uint64_t stateio_writer_pending_count(const stateio_writer *w);
 int stateio_writer_locked(const stateio_writer *w);
 
 /*
-** An image of the log as the writer sees it: the committed file (without
-** its torn tail) followed by the pending entries. Valid until the next
-** call on the writer. Only meaningful while locked; otherwise it is the
-** file as it is now.
+** An image of the log as the writer sees it. While locked: the committed
+** file (without its torn tail) followed by the pending entries. Otherwise
+** what readers see (stateio_open_image(): up to the last commit that is
+** done), following a replaced (compacted) file. Valid until the next call
+** on the writer.
 */
 int stateio_writer_image(stateio_writer *w, logio_image *img);
 
@@ -318,6 +392,12 @@ int stateio_writer_close(stateio_writer *w);
 
 /* ---------------------------------------------------------- compaction */
 
+/* Which of a log's files an operation or a failure is on (compaction's errfile, the os hook). */
+#define STATEIO_FILE_LOG     1   /* the log, PATH */
+#define STATEIO_FILE_COMMIT  2   /* its commit file, PATH-commit (and PATH-commit.tmp) */
+#define STATEIO_FILE_COMPACT 3   /* compaction's new log, PATH.compact */
+#define STATEIO_FILE_DIR     4   /* the directory that holds them */
+
 typedef struct stateio_compact_info {
   int compacted;           /* 0: nothing before the kept epochs, file untouched */
   uint64_t old_size;       /* file size before */
@@ -325,6 +405,7 @@ typedef struct stateio_compact_info {
   uint64_t dropped_bytes;  /* bytes of the old file before the first kept snapshot */
   uint64_t new_epoch;      /* the current epoch's number in the new file */
   uint64_t bad_offset;     /* on a corruption error: where */
+  int errfile;             /* on an error: the file it is on (STATEIO_FILE_*), 0 if none */
 } stateio_compact_info;
 
 /*
@@ -335,16 +416,30 @@ typedef struct stateio_compact_info {
 ** offset 0 and becomes epoch 0. A torn tail is dropped when the file is
 ** rewritten (with nothing to drop, the file is left untouched, tail and all).
 **
-** Crash-safe: the new log is written to PATH.compact, synced, renamed over
-** path, and the directory is synced. The log's write lock is held
-** meanwhile: SIO_BUSY if a writer holds it. Writers and readers that have
-** the old file open notice the new one (inode change) when they next lock
-** or take an image. Damage in the kept epochs: SIO_CORRUPT_* and nothing
-** changes (info->bad_offset says where). The test hook is also called with
-** op "compact:written", "compact:synced" and "compact:renamed" between the
-** steps.
+** Crash-safe: the log is recovered first (a dead writer's commit settled);
+** the new log is written to PATH.compact and synced; PATH-commit gets the
+** new log's record (its identity, all of it done) and is synced; then
+** PATH.compact is renamed over path and the directory is synced. Any crash
+** leaves the old log (with its own record, or one that is stale for it:
+** taken as it is) or the new log with its own, never a mix. The log's
+** write lock is held meanwhile: SIO_BUSY if a writer holds it.
+** Writers and readers that have the old file open notice the new one (its
+** link count is 0) when they next lock or take an image. Damage in the
+** kept epochs: SIO_CORRUPT_* and nothing changes (info->bad_offset says
+** where). On any error info->errfile names the file (STATEIO_FILE_LOG,
+** _COMMIT, _COMPACT for PATH.compact, _DIR). The test hooks are also
+** called with op "compact:written", "compact:synced", "compact:commit"
+** and "compact:renamed" between the steps.
 */
 int stateio_compact(const char *path, unsigned keep, stateio_compact_info *info);
+
+/*
+** The same, waiting up to timeout_ms for the write lock (as
+** stateio_writer_set_timeout() does; 0: stateio_compact()). A compaction
+** that waits announces itself, so writers that keep committing let it in.
+*/
+int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
+                         stateio_compact_info *info);
 
 /*
 ** A positive 63-bit identity of the log file open on fd, for followers: a
@@ -354,17 +449,49 @@ int stateio_compact(const char *path, unsigned keep, stateio_compact_info *info)
 */
 int stateio_log_id(int fd, int64_t *id);
 
-/* --------------------------------------------------------- testing hook */
+/* --------------------------------------------------------- testing hooks */
 
 /*
-** Fault injection for tests. Before each write, fdatasync, fsync and
-** ftruncate the library calls fn(arg, op, &n) with op "write", "fdatasync",
-** "fsync" or "ftruncate" and n the byte count (write) or length
-** (ftruncate). A non-zero return is the errno the call fails with; fn may
+** Fault injection for tests (the old hook, kept as it was). Before each
+** write, fdatasync, fsync and ftruncate of the log (and of PATH.compact)
+** the library calls fn(arg, op, &n) with op "write", "fdatasync", "fsync"
+** or "ftruncate" and n the byte count (write) or length (ftruncate); the
+** commit file's are "commit:write" and "commit:fdatasync"; other
+** operations are "create", "open", "rename", "unlink", "syncdir", "flock",
+** "unlock" and compaction's steps. A non-zero return is the errno the call
+** fails with (EINTR: the call is retried, as a real EINTR is); fn may
 ** instead lower n for a write to make it short. NULL removes the hook.
 */
 typedef int (*stateio_fault_fn)(void *arg, const char *op, size_t *n);
 void stateio_set_fault_hook(stateio_fault_fn fn, void *arg);
+
+/*
+** The os hook: every operation that changes a file, or locks one, with
+** what a crash simulator needs to record it. Called twice: before the
+** call (after == 0: a non-zero return fails it with that errno, EINTR
+** retries it, lowering len makes a write short, sleeping delays it), and
+** after it succeeded (after == 1: the return value is ignored; len is what
+** was written). Ops: "write" (offset, data, len), "fdatasync", "fsync",
+** "ftruncate" (offset: the new length), "create" and "open" (offset: the
+** open flags; only opens that create or may write), "rename" (path ->
+** path2), "unlink", "syncdir" (path: the directory), "flock" and
+** "unlock" (offset: the flock operation), and compaction's steps
+** ("compact:written", ...). file says which of the log's files it is
+** (STATEIO_FILE_*), path its name (NULL for a caller's descriptor).
+** Both hooks are process-wide and not thread-safe to change.
+*/
+typedef struct stateio_os_op {
+  const char *op;
+  int file;                /* STATEIO_FILE_* */
+  const char *path;
+  const char *path2;       /* rename: the new name */
+  uint64_t offset;
+  const void *data;
+  size_t len;
+  int after;               /* 0: before the call; 1: after it succeeded */
+} stateio_os_op;
+typedef int (*stateio_os_hook)(void *arg, stateio_os_op *op);
+void stateio_set_os_hook(stateio_os_hook fn, void *arg);
 
 #ifdef __cplusplus
 }

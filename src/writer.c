@@ -1,13 +1,17 @@
 /*
-** writer.c - appending updates and snapshots (FORMAT.md, "Writing").
+** writer.c - appending updates and snapshots (FORMAT.md, "Writing"), in
+** commits that are atomic, isolated and durable (doc/COMMIT.md).
 **
 ** Entries are encoded into a pending buffer as they are appended and
-** written at commit with one pwrite() and one fdatasync(). The first append
-** of a batch takes an flock() on the file (flock, not fcntl: fcntl locks
-** belong to the process and vanish when any descriptor of the file is
-** closed, so two connections in one process would not exclude each other)
-** and re-reads the end of the log, since another process may have
-** appended, or replaced the file, since we last looked.
+** written at commit with one pwrite() and one fdatasync(), bracketed by the
+** commit file's record (commit.c): in flight before the bytes go out
+** (synced first for a batch of several entries), done after the sync.
+** The first append of a batch takes an flock() on the file (flock, not
+** fcntl: fcntl locks belong to the process and vanish when any descriptor
+** of the file is closed, so two connections in one process would not
+** exclude each other), settles whatever a dead writer left in flight, and
+** re-reads the end of the log, since another process may have appended,
+** or replaced the file, since we last looked.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +21,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <xxhash.h>
 
 #include "stateio.h"
 #include "sio_int.h"
@@ -28,9 +34,19 @@ struct stateio_writer {
   int fd;
   int own_fd;              /* opened by us: closed (and reopened) by us */
   int flags;
+  int file;                /* STATEIO_FILE_LOG, or _COMPACT for compaction's new log */
   char *path;              /* NULL for a caller's descriptor */
-  dev_t dev;               /* identity of the open file, to notice replacement */
-  ino_t ino;
+  const char *name;        /* the log's name in errors and hook calls (may be NULL) */
+  char *cpath;             /* PATH-commit (NULL without a path) */
+  char *dpath;             /* the directory of path */
+  int cfd;                 /* the commit file, -1 while there is none */
+  uint64_t log_id;         /* identity of the open log, for its records */
+  int timeout_ms;          /* how long to wait for the lock */
+  uint64_t token;          /* names this writer to other waiters */
+  const char *errfile;     /* the file the last failure was on */
+  sio_rec rec;             /* the record as last read or written */
+  int own_rec;             /* rec is this log's own (not stale, not missing) */
+  int rec_unsure;          /* the done record after a cut may not be durable */
   int given;               /* end/epoch given by the caller, not yet checked */
   int known;               /* end/epoch/file_size below are valid */
   uint64_t end;            /* end of the log's last complete entry */
@@ -38,57 +54,81 @@ struct stateio_writer {
   uint64_t epoch;          /* committed current epoch */
   int in_batch;
   int bulk;                /* in a bulk batch: pending bytes go out in chunks */
-  uint64_t batch_start;    /* end of the log when the batch began (bulk rollback) */
+  uint64_t batch_start;    /* end of the log when the batch began */
   uint64_t batch_epoch;    /* epoch when the batch began */
   int locked;
+  int prepared;            /* written and synced by stateio_writer_prepare(); lock kept */
+  int inflight;            /* this batch's in-flight record is written */
+  int wrote;               /* this batch wrote (or tried to write) bytes to the log */
   int batch_rc;            /* a bulk batch could not write a chunk: only rollback goes on */
+  int cut_pending;         /* a failed commit's cut failed too: finish it first */
+  uint64_t cut_to, cut_size;
+  XXH64_state_t *hs;       /* bulk: hash of the batch's bytes written so far */
   unsigned char *pend;     /* encoded pending entries, to be written at end */
   size_t pend_len, pend_cap;
   uint64_t pend_epoch;     /* current epoch including pending snapshots */
   uint64_t pend_count;
 };
 
+/* Remember which file failed; returns rc. */
+static int fail(stateio_writer *w, int rc, const char *file){
+  if( rc != SIO_OK && rc != SIO_BUSY ) w->errfile = file;
+  return rc;
+}
+
 static int open_path(stateio_writer *w){
-  int oflags = O_RDWR | O_CLOEXEC;
   int created = 0;
-  int fd = -1;
+  int fd = -1, rc;
   if( w->flags & STATEIO_CREATE ){
-    fd = open(w->path, oflags | O_CREAT | O_EXCL, 0644);
-    if( fd >= 0 ) created = 1;
-    else if( errno != EEXIST ) return SIO_IOERR;
+    rc = sio_open_regular(w->path, STATEIO_FILE_LOG, O_RDWR | O_CREAT | O_EXCL, 0644, &fd);
+    if( rc == SIO_OK ) created = 1;
+    else if( rc != SIO_IOERR || errno != EEXIST ) return fail(w, rc, w->path);
   }
   if( fd < 0 ){
-    fd = open(w->path, oflags);
-    if( fd < 0 ) return SIO_IOERR;
+    rc = sio_open_regular(w->path, STATEIO_FILE_LOG, O_RDWR, 0, &fd);
+    if( rc ) return fail(w, rc, w->path);
   }
-  struct stat st;
-  if( fstat(fd, &st) != 0 ){
+  if( created && (w->flags & STATEIO_SYNC) ){
+    /* The new file's directory entry must be durable too; if it cannot be, say so. */
+    rc = sio_sync_dir(w->path);
+    if( rc ){
+      int e = errno;
+      close(fd);
+      errno = e;
+      return fail(w, rc, w->dpath);
+    }
+  }
+  rc = sio_log_id(fd, &w->log_id);
+  if( rc ){
     int e = errno;
     close(fd);
     errno = e;
-    return SIO_IOERR;
-  }
-  if( !S_ISREG(st.st_mode) ){
-    close(fd);
-    return SIO_NOTLOG;
-  }
-  if( created && (w->flags & STATEIO_SYNC) ){
-    /* Make the new file's directory entry durable too. */
-    char *copy = sio_strdup(w->path);
-    if( copy ){
-      int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if( dfd >= 0 ){
-        sio_fsync(dfd);
-        close(dfd);
-      }
-      sio_free(copy);
-    }
+    return fail(w, rc, w->path);
   }
   w->fd = fd;
-  w->dev = st.st_dev;
-  w->ino = st.st_ino;
   w->known = 0;
+  w->own_rec = 0;
   return SIO_OK;
+}
+
+/* Open the commit file if there is one and we have not yet (ENOENT: none yet). */
+static int open_commit(stateio_writer *w){
+  if( !w->cpath || w->cfd >= 0 ) return SIO_OK;
+  int rc = sio_open_regular(w->cpath, STATEIO_FILE_COMMIT, O_RDWR, 0, &w->cfd);
+  if( rc == SIO_IOERR && errno == ENOENT ) return SIO_OK;
+  if( rc == SIO_NOTLOG ) rc = STATEIO_CORRUPT_COMMIT;
+  if( rc == SIO_OK ){
+    struct stat st;
+    if( fstat(w->cfd, &st) != 0 ) rc = SIO_IOERR;
+    else if( st.st_size != SIO_COMMIT_FILE_SIZE ) rc = STATEIO_CORRUPT_COMMIT;
+    if( rc ){
+      int e = errno;
+      close(w->cfd);
+      w->cfd = -1;
+      errno = e;
+    }
+  }
+  return fail(w, rc, w->cpath);
 }
 
 static int find_end(stateio_writer *w);
@@ -98,9 +138,21 @@ static stateio_writer *writer_new(int flags){
   if( w ){
     memset(w, 0, sizeof(*w));
     w->fd = -1;
+    w->cfd = -1;
     w->flags = flags;
+    w->file = STATEIO_FILE_LOG;
+    w->token = sio_lock_token(w);
   }
   return w;
+}
+
+static void writer_free(stateio_writer *w){
+  if( w->hs ) XXH64_freeState(w->hs);
+  sio_free(w->pend);
+  sio_free(w->path);
+  sio_free(w->cpath);
+  sio_free(w->dpath);
+  sio_free(w);
 }
 
 int stateio_writer_open(stateio_writer **pp, const char *path, int flags){
@@ -108,16 +160,25 @@ int stateio_writer_open(stateio_writer **pp, const char *path, int flags){
   stateio_writer *w = writer_new(flags);
   if( !w ) return SIO_NOMEM;
   w->path = sio_strdup(path);
-  if( !w->path ){
-    sio_free(w);
+  w->cpath = sio_commit_path(path);
+  w->dpath = sio_strdup(path);
+  if( !w->path || !w->cpath || !w->dpath ){
+    writer_free(w);
     return SIO_NOMEM;
   }
+  {
+    /* dirname() may return a static string or shorten its argument. */
+    char *d = sio_strdup(dirname(w->dpath));
+    sio_free(w->dpath);
+    w->dpath = d;
+    if( !d ){ writer_free(w); return SIO_NOMEM; }
+  }
+  w->name = w->path;
   w->own_fd = 1;
   int rc = open_path(w);
   if( rc ){
     int e = errno;
-    sio_free(w->path);
-    sio_free(w);
+    writer_free(w);
     errno = e;
     return rc;
   }
@@ -127,6 +188,7 @@ int stateio_writer_open(stateio_writer **pp, const char *path, int flags){
   ** under the lock and reports a file that is not a healthy log.
   */
   if( find_end(w) != SIO_OK ) w->known = 0;
+  w->errfile = NULL;
   *pp = w;
   return SIO_OK;
 }
@@ -146,38 +208,164 @@ int stateio_writer_open_fd(stateio_writer **pp, int fd, uint64_t offset,
   return SIO_OK;
 }
 
+int sio_writer_open_named(stateio_writer **pp, int fd, int file, const char *name){
+  int rc = stateio_writer_open_fd(pp, fd, 0, 0, 0);
+  if( rc == SIO_OK ){
+    (*pp)->file = file;
+    (*pp)->name = name;
+  }
+  return rc;
+}
+
+void stateio_writer_set_timeout(stateio_writer *w, int ms){
+  w->timeout_ms = ms > 0 ? ms : 0;
+}
+
+const char *stateio_writer_errfile(const stateio_writer *w){
+  return w->errfile;
+}
+
+/* An image of the file as it is (fstat), with what its record says. */
+static int file_image(stateio_writer *w, logio_image *img){
+  int rc = logio_image_from_fd(img, w->fd);
+  if( rc ) return fail(w, rc, w->name);
+  if( w->own_rec && w->rec.state == SIO_REC_DONE && w->rec.l1 <= img->file_size ){
+    img->journaled = 1;
+    img->committed = (w->rec.flags & SIO_REC_SYNCED) ? w->rec.l1 : 0;
+  }
+  return SIO_OK;
+}
+
 /* Find the end of the log and its current epoch from the file (sio_log_end). */
 static int find_end(stateio_writer *w){
   logio_image img;
-  int rc = logio_image_from_fd(&img, w->fd);
-  if( rc == SIO_OK ) rc = sio_log_end(&img, &w->end, &w->epoch);
+  int rc = file_image(w, &img);
+  if( rc == SIO_OK ) rc = fail(w, sio_log_end(&img, &w->end, &w->epoch), w->name);
   if( rc ) return rc;
   w->file_size = img.file_size;
   w->known = 1;
   return SIO_OK;
 }
 
-/* Take the lock, then make sure end/epoch describe the file as it is now. */
-static int lock_and_refresh(stateio_writer *w){
-  for(;;){
-    if( flock(w->fd, LOCK_EX | LOCK_NB) != 0 ){
-      if( errno == EINTR ) continue;
-      return (errno == EWOULDBLOCK) ? SIO_BUSY : SIO_IOERR;
-    }
-    if( !w->path ) break;
-    /* The file may have been replaced (compacted) since we opened it. */
-    struct stat st;
-    if( stat(w->path, &st) == 0 && st.st_dev == w->dev && st.st_ino == w->ino ) break;
-    flock(w->fd, LOCK_UN);
+/* Release the lock. A failed unlock closes the descriptor, which drops it, and reopens. */
+static int unlock(stateio_writer *w){
+  if( !w->locked ) return SIO_OK;
+  w->locked = 0;
+  int rc = sio_flock(w->fd, w->file, w->name, LOCK_UN);
+  if( rc == SIO_OK ) return SIO_OK;
+  int e = errno;
+  if( w->own_fd && w->path ){
     close(w->fd);
     w->fd = -1;
-    int rc = open_path(w);
+    (void)open_path(w);          /* if it fails, the next lock tries again */
+    errno = e;
+    fail(w, rc, w->path);
+    return SIO_OK;               /* the lock is gone with the descriptor */
+  }
+  errno = e;
+  return fail(w, rc, w->name);   /* the caller's descriptor: we cannot close it */
+}
+
+/* Write a record r (seq taken from the last one, plus one); sync it when asked. */
+static int put_record(stateio_writer *w, sio_rec r, int sync){
+  r.seq = w->rec.seq + 1;
+  r.log_id = w->log_id;
+  int rc = sio_commit_write(w->cfd, w->cpath, &r, sync);
+  if( rc ) return fail(w, rc, w->cpath);
+  w->rec = r;
+  w->own_rec = 1;
+  return SIO_OK;
+}
+
+/* Create the commit file, holding a done record for the log as it is. */
+static int create_commit(stateio_writer *w, sio_rec r){
+  r.seq = w->rec.seq + 1;
+  r.log_id = w->log_id;
+  const char *bad = NULL;
+  int rc = sio_commit_create(w->cpath, &r, &w->cfd, &bad);
+  if( rc ) return fail(w, rc, bad ? bad : w->dpath);
+  w->rec = r;
+  w->own_rec = 1;
+  return SIO_OK;
+}
+
+/* A done record that says the log ends at l0, with nothing in flight. */
+static sio_rec done_at(uint64_t l0){
+  sio_rec r;
+  memset(&r, 0, sizeof(r));
+  r.state = SIO_REC_DONE;
+  r.flags = SIO_REC_SYNCED;
+  r.l0 = r.l1 = l0;
+  r.hash = XXH64(NULL, 0, 0);
+  return r;
+}
+
+/* Finish a cut that failed before (double fault), if nobody else has. */
+static int finish_cut(stateio_writer *w, uint64_t *size){
+  w->cut_pending = 0;
+  if( *size != w->cut_size || w->cut_to > *size ) return SIO_OK;   /* settled by someone else */
+  int rc = sio_ftruncate(w->fd, w->file, w->name, w->cut_to);
+  if( rc == SIO_OK ) rc = sio_fdatasync(w->fd, w->file, w->name);
+  if( rc ){
+    w->cut_pending = 1;
+    return fail(w, rc, w->name);
+  }
+  *size = w->cut_to;
+  w->known = 0;
+  if( w->cfd >= 0 ) return put_record(w, done_at(w->cut_to), 1);
+  return SIO_OK;
+}
+
+/* Take the lock, settle the commit file, make sure end/epoch describe the file as it is now. */
+static int lock_and_refresh(stateio_writer *w){
+  struct stat st;
+  sio_rec r;
+  for(;;){
+    if( w->fd < 0 ){
+      int rc = open_path(w);
+      if( rc ) return rc;
+    }
+    int rc = open_commit(w);
+    if( rc ) return rc;
+    rc = sio_lock_wait(w->fd, w->name, w->cfd, w->timeout_ms, w->token, &r);
+    if( rc ) return fail(w, rc, rc == STATEIO_CORRUPT_COMMIT ? w->cpath : w->name);
+    w->locked = 1;
+    if( fstat(w->fd, &st) != 0 ) return fail(w, SIO_IOERR, w->name);
+    if( !w->path || st.st_nlink > 0 ) break;
+    /* The file was replaced (compacted) or removed since we opened it. */
+    (void)unlock(w);
+    close(w->fd);
+    w->fd = -1;
+  }
+  uint64_t size = (uint64_t)st.st_size;
+  if( w->cfd >= 0 ){
+    uint64_t seq = r.seq > w->rec.seq ? r.seq : w->rec.seq;
+    int own = r.log_id == w->log_id && r.l0 <= size
+           && !(r.state == SIO_REC_DONE && r.l1 > size);
+    if( own && r.state != SIO_REC_DONE ){
+      /* A writer died in a commit (or could not finish a cut): settle it first. */
+      const char *bad = NULL;
+      uint64_t end;
+      int rc = sio_commit_recover(w->fd, w->name, w->cfd, w->cpath, &r, size, &end, &bad);
+      if( rc ) return fail(w, rc, bad);
+      size = end;
+      w->known = 0;
+      w->cut_pending = 0;
+    }
+    w->rec = r;
+    w->rec.seq = seq > r.seq ? seq : r.seq;
+    w->own_rec = own;
+    if( own && w->rec_unsure && r.state == SIO_REC_DONE ){
+      /* Our done record after a cut may not have reached the disk: make it so. */
+      int rc = put_record(w, r, 1);
+      if( rc ) return rc;
+    }
+    w->rec_unsure = 0;
+  }
+  if( w->cut_pending ){
+    int rc = finish_cut(w, &size);
     if( rc ) return rc;
   }
-  w->locked = 1;
-  struct stat st;
-  if( fstat(w->fd, &st) != 0 ) return SIO_IOERR;
-  uint64_t size = (uint64_t)st.st_size;
   if( w->given ){
     w->given = 0;
     w->known = (size == w->end);
@@ -197,15 +385,8 @@ static int lock_and_refresh(stateio_writer *w){
   return SIO_OK;
 }
 
-static void unlock(stateio_writer *w){
-  if( w->locked ){
-    flock(w->fd, LOCK_UN);
-    w->locked = 0;
-  }
-}
-
 int stateio_writer_begin(stateio_writer *w){
-  if( w->in_batch ) return SIO_MISUSE;
+  if( w->in_batch || w->prepared ) return SIO_MISUSE;
   w->in_batch = 1;
   w->bulk = 0;
   return SIO_OK;
@@ -217,46 +398,138 @@ int stateio_writer_begin_bulk(stateio_writer *w){
   return rc;
 }
 
-/* Write the pending bytes at the end of the log (not synced). */
+/* Cut a torn tail (bytes past the last complete entry) before anything is appended. */
+static int cut_torn(stateio_writer *w){
+  if( w->file_size <= w->end ) return SIO_OK;
+  int rc = sio_ftruncate(w->fd, w->file, w->name, w->end);
+  if( rc == SIO_OK && (w->flags & STATEIO_SYNC) ) rc = sio_fdatasync(w->fd, w->file, w->name);
+  if( rc ) return fail(w, rc, w->name);
+  w->file_size = w->end;
+  return SIO_OK;
+}
+
+/* Whether this batch's commit needs the commit file (a path writer only). */
+static int needs_record(const stateio_writer *w){
+  if( !w->cpath ) return 0;
+  /* One entry without sync is atomic by itself (a torn one is a torn tail). */
+  return w->bulk || w->pend_count > 1 || (w->flags & STATEIO_SYNC) || w->inflight;
+}
+
+/* Make sure the commit file exists (created holding "done at the batch's start"). */
+static int ensure_commit(stateio_writer *w){
+  if( w->cfd >= 0 ) return SIO_OK;
+  return create_commit(w, done_at(w->batch_start));
+}
+
+/* Write the pending bytes at the end of the log (not synced), hashing them for a bulk batch. */
 static int flush_pending(stateio_writer *w){
-  int rc = SIO_OK;
-  if( w->file_size > w->end ){
-    /* A torn tail: new entries must never sit behind garbage. */
-    rc = sio_ftruncate(w->fd, w->end);
-    if( rc ) return rc;
-    w->file_size = w->end;
-  }
-  rc = sio_pwrite_full(w->fd, w->pend, w->pend_len, w->end);
-  if( rc ) return rc;
+  w->wrote = 1;
+  if( w->hs ) XXH64_update(w->hs, w->pend, w->pend_len);
+  int rc = sio_pwrite_full(w->fd, w->file, w->name, w->pend, w->pend_len, w->end);
+  if( rc ) return fail(w, rc, w->name);
   w->end += w->pend_len;
   w->file_size = w->end;
   w->pend_len = 0;
   return SIO_OK;
 }
 
-/* Put the file back to `end` bytes after a failed or rolled-back write. */
-static void truncate_back(stateio_writer *w, uint64_t end){
-  int e = errno;
-  if( sio_ftruncate(w->fd, end) == SIO_OK ){
-    w->end = end;
-    w->file_size = end;
-  }else{
-    w->known = 0;     /* look at the file afresh next time */
+/* A bulk batch's first chunk: record it in flight, its end unknown, before any byte goes out. */
+static int bulk_start(stateio_writer *w){
+  int rc = cut_torn(w);
+  if( rc == SIO_OK && w->cpath ) rc = ensure_commit(w);
+  if( rc == SIO_OK && w->cpath ){
+    sio_rec r;
+    memset(&r, 0, sizeof(r));
+    r.state = SIO_REC_INFLIGHT;
+    r.l0 = w->batch_start;
+    r.l1 = SIO_L1_UNKNOWN;
+    r.flags = (w->flags & STATEIO_SYNC) ? SIO_REC_SYNCED : 0;
+    rc = put_record(w, r, (w->flags & STATEIO_SYNC) != 0);
+    if( rc == SIO_OK ) w->inflight = 1;
   }
+  if( rc == SIO_OK ){
+    if( !w->hs ) w->hs = XXH64_createState();
+    if( !w->hs ) return SIO_NOMEM;
+    XXH64_reset(w->hs, 0);
+  }
+  return rc;
+}
+
+/*
+** A commit (or a bulk chunk) failed, or a written batch is rolled back:
+** leave nothing. Cut the log back to where the batch began and sync the
+** cut; then a done record, synced. If the cut fails too (a double fault),
+** a record "cut" (synced) makes whoever recovers next finish it, and this
+** writer finishes it before its next append. Keeps errno and errfile of
+** the first failure.
+*/
+static void undo_batch(stateio_writer *w){
+  int e = errno;
+  const char *ef = w->errfile;
+  uint64_t l0 = w->batch_start;
+  int sync = (w->flags & STATEIO_SYNC) != 0;
+  if( w->wrote ){
+    int rc = sio_ftruncate(w->fd, w->file, w->name, l0);
+    if( rc == SIO_OK && sync ) rc = sio_fdatasync(w->fd, w->file, w->name);
+    if( rc == SIO_OK ){
+      w->end = w->file_size = l0;
+      if( w->inflight && put_record(w, done_at(l0), sync) != SIO_OK ) w->rec_unsure = 1;
+    }else{
+      sio_rec c;
+      memset(&c, 0, sizeof(c));
+      c.state = SIO_REC_CUT;
+      c.l0 = c.l1 = l0;
+      int rc2 = SIO_OK;
+      if( w->cpath && w->cfd < 0 ) rc2 = create_commit(w, c);
+      else if( w->cpath ) rc2 = put_record(w, c, sync);
+      (void)rc2;                       /* the writer's own memory covers it */
+      w->cut_pending = 1;
+      w->cut_to = l0;
+      struct stat st;
+      w->cut_size = fstat(w->fd, &st) == 0 ? (uint64_t)st.st_size : UINT64_MAX;
+      w->known = 0;
+    }
+  }else if( w->inflight ){
+    if( put_record(w, done_at(l0), 0) != SIO_OK ) w->rec_unsure = 1;
+  }
+  w->inflight = 0;
+  w->wrote = 0;
+  w->end = l0 < w->end ? l0 : w->end;
+  w->errfile = ef;
   errno = e;
+}
+
+/* Re-hash the batch's bytes written so far, [batch_start, upto), after a rollback into them. */
+static int rehash(stateio_writer *w, uint64_t upto){
+  XXH64_reset(w->hs, 0);
+  unsigned char buf[65536];
+  for(uint64_t off = w->batch_start; off < upto; ){
+    size_t k = upto - off < sizeof(buf) ? (size_t)(upto - off) : sizeof(buf);
+    int rc = sio_pread_full(w->fd, buf, k, off);
+    if( rc ) return fail(w, rc, w->name);
+    XXH64_update(w->hs, buf, k);
+    off += k;
+  }
+  return SIO_OK;
 }
 
 static int append(stateio_writer *w, int kind, const void *data, size_t len){
   if( !data && len > 0 ) return SIO_MISUSE;
+  if( w->prepared ) return SIO_MISUSE;
   if( w->batch_rc ) return w->batch_rc;
   if( !w->locked ){
+    w->errfile = NULL;
     int rc = lock_and_refresh(w);
     if( rc ){
-      unlock(w);
+      int e = errno;
+      (void)unlock(w);
+      errno = e;
       return rc;
     }
     w->batch_start = w->end;
     w->batch_epoch = w->epoch;
+    w->inflight = 0;
+    w->wrote = 0;
   }
   uint64_t off = w->end + w->pend_len;
   uint64_t need = logio_encoded_size(off, STATEIO_ENTRY_HEADER + (uint64_t)len);
@@ -290,10 +563,12 @@ static int append(stateio_writer *w, int kind, const void *data, size_t len){
   if( kind == STATEIO_SNAPSHOT ) w->pend_epoch = start;
   if( !w->in_batch ) return stateio_writer_commit(w);
   if( w->bulk && w->pend_len >= SIO_BULK_CHUNK ){
-    int rc = flush_pending(w);
+    int rc = w->wrote ? SIO_OK : bulk_start(w);
+    if( rc == SIO_OK ) rc = flush_pending(w);
     if( rc ){
       /* The pending entries were encoded for offsets that are gone now. */
-      truncate_back(w, w->batch_start);
+      w->wrote = 1;
+      undo_batch(w);
       w->pend_len = 0;
       w->pend_count = 0;
       w->batch_rc = rc;
@@ -311,45 +586,140 @@ int stateio_snapshot(stateio_writer *w, const void *data, size_t len){
   return append(w, STATEIO_SNAPSHOT, data, len);
 }
 
-int stateio_writer_commit(stateio_writer *w){
+/*
+** Steps 1 and 2 of a commit (doc/COMMIT.md): the record in flight, the
+** bytes, the sync. On failure the batch is undone (undo_batch).
+*/
+static int write_batch(stateio_writer *w){
+  int sync = (w->flags & STATEIO_SYNC) != 0;
   int rc = SIO_OK;
-  if( w->batch_rc ){
-    rc = w->batch_rc;
-    stateio_writer_rollback(w);
-    return rc;
-  }
-  w->in_batch = 0;
-  w->bulk = 0;
-  if( !w->locked ) return SIO_OK;
-  if( w->pend_len > 0 || w->end > w->batch_start ){
+  if( w->bulk && w->wrote ){
+    /* A bulk batch with chunks out: the rest, the log's sync, then the record says where it ends. */
     if( w->pend_len > 0 ) rc = flush_pending(w);
-    if( rc == SIO_OK && (w->flags & STATEIO_SYNC) ) rc = sio_fdatasync(w->fd);
-    if( rc == SIO_OK ){
-      w->epoch = w->pend_epoch;
-    }else{
-      /*
-      ** Put the file back as it was. If even that fails, what is left is a
-      ** torn tail (or whole entries) that the next writer looks at afresh.
-      */
-      truncate_back(w, w->batch_start);
+    if( rc == SIO_OK && sync ) rc = fail(w, sio_fdatasync(w->fd, w->file, w->name), w->name);
+    if( rc == SIO_OK && w->inflight ){
+      sio_rec r = w->rec;
+      r.l1 = w->end;
+      r.hash = XXH64_digest(w->hs);
+      rc = put_record(w, r, sync);        /* its sync is the commit point */
     }
+  }else{
+    rc = cut_torn(w);
+    int rec = rc == SIO_OK && needs_record(w);
+    if( rec ) rc = ensure_commit(w);
+    if( rc == SIO_OK && rec ){
+      sio_rec r;
+      memset(&r, 0, sizeof(r));
+      r.state = SIO_REC_INFLIGHT;
+      r.flags = sync ? SIO_REC_SYNCED : 0;
+      r.l0 = w->end;
+      r.l1 = w->end + w->pend_len;
+      r.hash = XXH64(w->pend, w->pend_len, 0);
+      /* Several entries: the record must be on disk before any of them can be. */
+      rc = put_record(w, r, sync && w->pend_count > 1);
+      if( rc == SIO_OK ) w->inflight = 1;
+    }
+    if( rc == SIO_OK ) rc = flush_pending(w);
+    if( rc == SIO_OK && sync ) rc = fail(w, sio_fdatasync(w->fd, w->file, w->name), w->name);
   }
-  w->pend_len = 0;
-  w->pend_count = 0;
-  w->pend_epoch = w->epoch;
-  unlock(w);
+  if( rc ) undo_batch(w);
   return rc;
 }
 
-void stateio_writer_rollback(stateio_writer *w){
-  if( w->locked && w->end > w->batch_start ) truncate_back(w, w->batch_start);
-  w->batch_rc = 0;
+/* Step 3: the commit is done and visible; reset the batch, release the lock. */
+static int finish_batch(stateio_writer *w){
+  if( w->inflight ){
+    sio_rec r = w->rec;
+    r.state = SIO_REC_DONE;
+    /*
+    ** No sync: the in-flight record and the synced bytes already say
+    ** "committed" to any recovery. If this write fails, the record stays
+    ** in flight and the next locker (any writer or reader) marks it done
+    ** after checking the hash: the commit stands either way.
+    */
+    (void)put_record(w, r, 0);
+  }
+  if( w->locked ) w->epoch = w->pend_epoch;
+  w->inflight = 0;
+  w->wrote = 0;
+  w->prepared = 0;
   w->in_batch = 0;
   w->bulk = 0;
   w->pend_len = 0;
   w->pend_count = 0;
   w->pend_epoch = w->epoch;
-  unlock(w);
+  return unlock(w);
+}
+
+/* Forget the batch (the file is already as it should be) and release the lock; keeps errno. */
+static int drop_batch(stateio_writer *w){
+  int e = errno;
+  w->batch_rc = 0;
+  w->in_batch = 0;
+  w->bulk = 0;
+  w->prepared = 0;
+  w->inflight = 0;
+  w->wrote = 0;
+  w->pend_len = 0;
+  w->pend_count = 0;
+  w->pend_epoch = w->epoch;
+  int rc = unlock(w);
+  errno = e;
+  return rc;
+}
+
+int stateio_writer_prepare(stateio_writer *w){
+  if( w->prepared ) return SIO_MISUSE;
+  if( w->batch_rc ){
+    int rc = w->batch_rc;
+    (void)drop_batch(w);
+    return rc;
+  }
+  if( !w->locked ){
+    /* Nothing appended: nothing to write; commit or rollback ends the batch. */
+    w->prepared = 1;
+    return SIO_OK;
+  }
+  if( w->pend_len == 0 && !w->wrote ){
+    w->prepared = 1;
+    return SIO_OK;
+  }
+  int rc = write_batch(w);
+  if( rc ){
+    (void)drop_batch(w);
+    return rc;
+  }
+  w->prepared = 1;
+  return SIO_OK;
+}
+
+int stateio_writer_commit(stateio_writer *w){
+  if( w->prepared ) return finish_batch(w);
+  if( w->batch_rc ){
+    int rc = w->batch_rc;
+    int e = errno;
+    stateio_writer_rollback(w);
+    errno = e;
+    return rc;
+  }
+  if( !w->locked ){
+    w->in_batch = 0;
+    w->bulk = 0;
+    return SIO_OK;
+  }
+  if( w->pend_len > 0 || w->wrote ){
+    int rc = write_batch(w);
+    if( rc ){
+      (void)drop_batch(w);
+      return rc;
+    }
+  }
+  return finish_batch(w);
+}
+
+void stateio_writer_rollback(stateio_writer *w){
+  if( w->locked && (w->wrote || w->prepared) ) undo_batch(w);
+  (void)drop_batch(w);
 }
 
 stateio_mark stateio_writer_mark(const stateio_writer *w){
@@ -361,7 +731,7 @@ stateio_mark stateio_writer_mark(const stateio_writer *w){
 }
 
 void stateio_writer_rollback_to(stateio_writer *w, stateio_mark m){
-  if( !w->locked || w->batch_rc || m.offset > w->end + w->pend_len ) return;
+  if( !w->locked || w->prepared || w->batch_rc || m.offset > w->end + w->pend_len ) return;
   if( m.count == 0 || m.offset < w->batch_start ){
     /* Taken before the batch's first append (and its lock): undo it all. */
     m.offset = w->batch_start;
@@ -371,7 +741,19 @@ void stateio_writer_rollback_to(stateio_writer *w, stateio_mark m){
   if( m.offset >= w->end ){
     w->pend_len = (size_t)(m.offset - w->end);
   }else{
-    truncate_back(w, m.offset);   /* a bulk batch already wrote past the mark */
+    /* A bulk batch already wrote past the mark: cut back into it (its record is in flight). */
+    int rc = sio_ftruncate(w->fd, w->file, w->name, m.offset);
+    if( rc == SIO_OK && w->hs ) rc = rehash(w, m.offset);
+    if( rc ){
+      fail(w, rc, w->name);
+      w->wrote = 1;
+      undo_batch(w);
+      w->batch_rc = rc;
+      w->pend_len = 0;
+      w->pend_count = 0;
+      return;
+    }
+    w->end = w->file_size = m.offset;
     w->pend_len = 0;
   }
   w->pend_epoch = m.epoch;
@@ -388,31 +770,36 @@ uint64_t stateio_writer_pending_count(const stateio_writer *w){
 
 int stateio_writer_locked(const stateio_writer *w){ return w->locked; }
 
-/* Reopen path if the file there is no longer the one we have open. */
-static int follow_replacement(stateio_writer *w){
-  struct stat st;
-  if( !w->path || stat(w->path, &st) != 0 ) return SIO_OK;
-  if( st.st_dev == w->dev && st.st_ino == w->ino ) return SIO_OK;
-  int old = w->fd;
-  int rc = open_path(w);
-  if( rc ){
-    w->fd = old;
-    return rc;
-  }
-  close(old);
-  return SIO_OK;
-}
-
 int stateio_writer_image(stateio_writer *w, logio_image *img){
   if( !w->locked ){
-    int rc = follow_replacement(w);
-    if( rc ) return rc;
+    if( w->path ){
+      /* The file may have been replaced (compacted): follow it. */
+      struct stat st;
+      if( w->fd < 0 || (fstat(w->fd, &st) == 0 && st.st_nlink == 0) ){
+        int old = w->fd;
+        w->fd = -1;
+        int rc = open_path(w);
+        if( rc ){
+          w->fd = old;
+          return rc;
+        }
+        if( old >= 0 ) close(old);
+      }
+      /* What readers see: the log up to its last commit that is done. */
+      int rc = sio_commit_view(w->fd, w->path, w->fd, w->cfd, img);
+      return fail(w, rc, rc == STATEIO_CORRUPT_COMMIT ? w->cpath : w->path);
+    }
     return logio_image_from_fd(img, w->fd);
   }
+  memset(img, 0, sizeof(*img));
   img->fd = w->fd;
   img->file_size = w->end;     /* without the torn tail, if any */
   img->tail = w->pend;
   img->tail_len = w->pend_len;
+  if( w->own_rec && w->rec.l1 != SIO_L1_UNKNOWN ){
+    img->journaled = 1;
+    img->committed = (w->rec.state == SIO_REC_DONE && (w->rec.flags & SIO_REC_SYNCED)) ? w->rec.l1 : 0;
+  }
   return SIO_OK;
 }
 
@@ -421,8 +808,7 @@ int stateio_writer_close(stateio_writer *w){
   stateio_writer_rollback(w);
   int rc = SIO_OK;
   if( w->own_fd && w->fd >= 0 && close(w->fd) != 0 ) rc = SIO_IOERR;
-  sio_free(w->pend);
-  sio_free(w->path);
-  sio_free(w);
+  if( w->cfd >= 0 ) close(w->cfd);
+  writer_free(w);
   return rc;
 }

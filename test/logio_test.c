@@ -2037,7 +2037,12 @@ int main(void){
     "snap0.log", "empty.log", "never.log", "notes.txt", "epochs.log", "batch.log", "two.log",
     "faults.log", "check.log", "snapdamage.log", "many.log", "big.log", "badstate.log", "fd.log"
   };
-  for(size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) unlink(tpath(names[i]));
+  for(size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++){
+    char c[600];
+    unlink(tpath(names[i]));
+    snprintf(c, sizeof(c), "%s-commit", tpath(names[i]));   /* the log's commit file, if any */
+    unlink(c);
+  }
   rmdir(tmpdir);
   return test_report();
 }

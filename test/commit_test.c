@@ -1,0 +1,932 @@
+/*
+** commit_test.c - the commit file and the writer's promises around it
+** (doc/COMMIT.md):
+**  1. isolation: reader processes (restore, and a follower's update
+**     reader) never see part of an 8-entry transaction, nor a commit whose
+**     fdatasync has not returned, while a writer process commits;
+**  2. a delayed, then failing fdatasync: a polling follower gets exactly
+**     the committed entries, and the next real commit at that offset;
+**  3. a failed commit leaves nothing, even when its cut fails too: readers
+**     never see it, and the next append first finishes the cut, synced;
+**  4. EINTR from fdatasync and flock is retried; a failed unlock does not
+**     keep the lock; errors name the file; a failed directory sync when
+**     the log is created is an error;
+**  5. the busy timeout: the writer's lock and compaction wait; with 3
+**     writer processes committing in a loop, compaction gets in;
+**  6. the commit file's own life: missing, damaged, stale, read-only;
+**     compaction gives the new log its record before the rename;
+**  7. two-phase: prepare, then commit or rollback.
+**
+** Environment: STATEIO_ISOLATION_READS=N reads for 1 (default 12000).
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stateio.h"
+#include "testhelp.h"
+
+static char tmpdir[256];
+
+static const char *tpath(const char *name){
+  static char buf[8][400];
+  static int k;
+  char *p = buf[k++ % 8];
+  snprintf(p, 400, "%s/%s", tmpdir, name);
+  return p;
+}
+
+static void rm_log(const char *path){
+  char c[450];
+  unlink(path);
+  snprintf(c, sizeof(c), "%s-commit", path);
+  unlink(c);
+}
+
+static uint64_t fsize(const char *path){
+  struct stat st;
+  return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+static double now_ms(void){
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void sleep_ms(int ms){
+  struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+  nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------ entries */
+
+/* Entry k of n of transaction t: (t, k, n) then len-16 bytes. */
+static void fill(unsigned char *p, size_t len, uint64_t t, uint32_t k, uint32_t n){
+  memcpy(p, &t, 8);
+  memcpy(p + 8, &k, 4);
+  memcpy(p + 12, &n, 4);
+  for(size_t j = 16; j < len; j++) p[j] = (unsigned char)(t + k + j);
+}
+
+static int parse(const unsigned char *p, size_t len, uint64_t *t, uint32_t *k, uint32_t *n){
+  if( len < 16 ) return 0;
+  memcpy(t, p, 8);
+  memcpy(k, p + 8, 4);
+  memcpy(n, p + 12, 4);
+  for(size_t j = 16; j < len; j++) if( p[j] != (unsigned char)(*t + *k + j) ) return 0;
+  return *k < *n;
+}
+
+/* Transaction t of n entries of len bytes (the first a snapshot if snap). */
+static int put_txn(stateio_writer *w, uint64_t t, uint32_t n, size_t len, int snap){
+  unsigned char buf[4096];
+  int rc = n > 1 ? stateio_writer_begin(w) : SIO_OK;
+  for(uint32_t k = 0; rc == SIO_OK && k < n; k++){
+    fill(buf, len, t, k, n);
+    rc = (snap && k == 0) ? stateio_snapshot(w, buf, len) : stateio_update(w, buf, len);
+  }
+  if( n > 1 ){
+    if( rc == SIO_OK ) rc = stateio_writer_commit(w);
+    else stateio_writer_rollback(w);
+  }
+  return rc;
+}
+
+/* Every transaction in the log from 0, as (t) in order; -1 if any is partial or out of order. */
+static int read_txns(const char *path, uint64_t *out, int max, uint64_t *first_off){
+  logio_image img;
+  if( stateio_open_image(path, &img) != SIO_OK ) return -1;
+  stateio_scan *s;
+  int n = 0, bad = 0;
+  uint32_t want = 0, cnt = 0;
+  if( stateio_scan_open(&s, &img, 0, 0) != SIO_OK ){ stateio_close_image(&img); return -1; }
+  for(;;){
+    stateio_entry e;
+    int rc = stateio_scan_next(s, &e);
+    if( rc == SIO_DONE ) break;
+    uint64_t t; uint32_t k, nn;
+    if( rc != SIO_OK || !parse(e.data, e.len, &t, &k, &nn) ){ bad = 1; break; }
+    if( k == 0 ){
+      if( want != cnt ){ bad = 1; break; }
+      if( n < max ){ if( first_off ) first_off[n] = e.offset; out[n] = t; }
+      n++;
+      want = 1; cnt = nn;
+    }else if( k != want ){ bad = 1; break; }
+    else want++;
+  }
+  if( want != cnt ) bad = 1;
+  stateio_scan_close(s);
+  stateio_close_image(&img);
+  return bad ? -1 : n;
+}
+
+/* ------------------------------------------------------------ hooks */
+
+/* A scriptable os hook: fail (or EINTR, or delay) the nth call of an op on a file. */
+static struct hookplan {
+  const char *op;
+  int file;                /* 0: any */
+  int nth;                 /* 1: the first such call */
+  int err;
+  int delay_ms;
+  int times;               /* how many calls from nth on (0: 1) */
+  const char *op2;         /* a second failure, after the first fired */
+  int err2;
+  int seen, fired, fired2;
+  /* recording of log ops after a point */
+  int record;
+  char trace[4096];
+  int tlen;
+} plan;
+
+static int plan_hook(void *arg, stateio_os_op *o){
+  (void)arg;
+  if( o->after ){
+    if( plan.record && plan.tlen < (int)sizeof(plan.trace) - 64 ){
+      plan.tlen += snprintf(plan.trace + plan.tlen, sizeof(plan.trace) - (size_t)plan.tlen, "%s%s:%s",
+                            plan.tlen ? " " : "", o->file == STATEIO_FILE_COMMIT ? "c" : o->file == STATEIO_FILE_LOG ? "l" : "o",
+                            o->op);
+    }
+    return 0;
+  }
+  if( plan.fired && plan.op2 && !plan.fired2 && strcmp(o->op, plan.op2) == 0 && (!plan.file || o->file == plan.file) ){
+    plan.fired2 = 1;
+    return plan.err2;
+  }
+  if( plan.op && strcmp(o->op, plan.op) == 0 && (!plan.file || o->file == plan.file) ){
+    int n = ++plan.seen;
+    int times = plan.times ? plan.times : 1;
+    if( n >= plan.nth && n < plan.nth + times ){
+      plan.fired++;
+      if( plan.delay_ms ) sleep_ms(plan.delay_ms);
+      return plan.err;
+    }
+  }
+  return 0;
+}
+
+static void plan_set(const char *op, int file, int nth, int err){
+  memset(&plan, 0, sizeof(plan));
+  plan.op = op;
+  plan.file = file;
+  plan.nth = nth;
+  plan.err = err;
+  stateio_set_os_hook(plan_hook, NULL);
+}
+
+static void plan_off(void){
+  stateio_set_os_hook(NULL, NULL);
+  memset(&plan, 0, sizeof(plan));
+}
+
+/* ------------------------------------------------------------ 1. isolation */
+
+/* Shared with the writer process: the last transaction whose log fdatasync returned. */
+static volatile uint64_t *synced_txn;
+static uint64_t writing_txn;
+
+static int synced_hook(void *arg, stateio_os_op *o){
+  (void)arg;
+  if( o->after && o->file == STATEIO_FILE_LOG && strcmp(o->op, "fdatasync") == 0 ){
+    __atomic_store_n(synced_txn, writing_txn, __ATOMIC_SEQ_CST);
+  }
+  return 0;
+}
+
+static void test_isolation(void){
+  const char *path = tpath("iso.log");
+  rm_log(path);
+  int reads = 12000;
+  const char *env = getenv("STATEIO_ISOLATION_READS");
+  if( env && atoi(env) > 0 ) reads = atoi(env);
+  if( UNDER_ASAN && !env ) reads = 4000;
+  synced_txn = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  volatile int *stop = (volatile int *)(synced_txn + 8);
+  *synced_txn = 0;
+  *stop = 0;
+  {
+    stateio_writer *w;
+    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == SIO_OK);
+    CHECK(put_txn(w, 1, 8, 40, 1) == SIO_OK);
+    stateio_writer_close(w);
+    *synced_txn = 1;
+  }
+  pid_t wpid = fork();
+  if( wpid == 0 ){
+    stateio_writer *w;
+    if( stateio_writer_open(&w, path, STATEIO_SYNC) ) _exit(2);
+    stateio_set_os_hook(synced_hook, NULL);
+    for(uint64_t t = 2; !*stop; t++){
+      writing_txn = t;
+      if( put_txn(w, t, 8, 30 + (size_t)(t % 200), t % 50 == 0) != SIO_OK ) _exit(3);
+    }
+    stateio_writer_close(w);
+    _exit(0);
+  }
+  /* Two readers: one restores, one follows with the update reader from its offset. */
+  int pfd[2][2];
+  pid_t rpid[2];
+  for(int r = 0; r < 2; r++){
+    if( pipe(pfd[r]) ) return;
+    rpid[r] = fork();
+    if( rpid[r] == 0 ){
+      close(pfd[r][0]);
+      long nread = 0, partial = 0, unsynced = 0, errors = 0, seen_max = 0;
+      uint64_t follow_off = 0, follow_epoch = 0, cur = 0;
+      uint32_t want = 0, cnt = 0;
+      while( nread < reads / 2 ){
+        logio_image img;
+        if( stateio_open_image(path, &img) != SIO_OK ){ errors++; nread++; continue; }
+        uint64_t last = 0;
+        if( r == 0 ){
+          /* Restore: the current epoch's snapshot (a transaction's first entry) and its updates. */
+          stateio_epoch st;
+          if( stateio_restore(&img, &st) != SIO_OK ){ errors++; }
+          else{
+            stateio_updates *u;
+            uint64_t t = 0; uint32_t k = 0, n = 0, have = 0;
+            int ok = 1;
+            if( st.has_snapshot ){
+              if( !parse(st.snapshot, st.snapshot_len, &t, &k, &n) || k != 0 ) ok = 0;
+              have = 1;
+            }
+            if( ok && stateio_updates_open(&u, &img, &st) == SIO_OK ){
+              logio_entry e;
+              int rc;
+              while( (rc = stateio_updates_next(u, &e)) == SIO_OK ){
+                uint64_t t2; uint32_t k2, n2;
+                if( !parse(e.data, e.len, &t2, &k2, &n2) ){ ok = 0; break; }
+                if( k2 == 0 ){ if( have != n && t != 0 ) partial++; t = t2; n = n2; have = 1; }
+                else if( t2 != t || k2 != have ){ ok = 0; break; }
+                else have++;
+              }
+              if( rc != SIO_DONE && rc != SIO_OK ) ok = 0;
+              stateio_updates_close(u);
+              if( have != n ) partial++;
+              last = t;
+            }
+            if( !ok ) errors++;
+          }
+          stateio_epoch_clear(&st);
+        }else{
+          /* A follower: read on from where it stopped, entry by entry. */
+          stateio_scan *s;
+          if( stateio_scan_open(&s, &img, follow_off, follow_off ? follow_epoch : 0) == SIO_OK ){
+            for(;;){
+              stateio_entry e;
+              int rc = stateio_scan_next(s, &e);
+              if( rc == SIO_DONE ) break;
+              uint64_t t; uint32_t k, n;
+              if( rc != SIO_OK || !parse(e.data, e.len, &t, &k, &n) ){ errors++; break; }
+              if( k == 0 ){ if( want != cnt ) partial++; cur = t; want = 1; cnt = n; }
+              else if( t != cur || k != want ){ errors++; break; }
+              else want++;
+              follow_off = e.end;
+              follow_epoch = stateio_scan_epoch(s);
+            }
+            stateio_scan_close(s);
+            /* At the end of what is visible, the last transaction is whole. */
+            if( want != cnt ) partial++;
+            last = cur;
+          }
+        }
+        stateio_close_image(&img);
+        /* Nothing visible before its fdatasync returned. */
+        uint64_t synced = __atomic_load_n(synced_txn, __ATOMIC_SEQ_CST);
+        if( last > synced ) unsynced++;
+        if( (long)last > seen_max ) seen_max = (long)last;
+        nread++;
+      }
+      long res[5] = { nread, partial, unsynced, errors, seen_max };
+      if( write(pfd[r][1], res, sizeof(res)) != (ssize_t)sizeof(res) ) _exit(4);
+      _exit(0);
+    }
+    close(pfd[r][1]);
+  }
+  long tot[5] = {0};
+  for(int r = 0; r < 2; r++){
+    long res[5] = {0};
+    if( read(pfd[r][0], res, sizeof(res)) != (ssize_t)sizeof(res) ) res[3] = 1;
+    close(pfd[r][0]);
+    for(int i = 0; i < 4; i++) tot[i] += res[i];
+    if( res[4] > tot[4] ) tot[4] = res[4];
+    int st;
+    waitpid(rpid[r], &st, 0);
+  }
+  *stop = 1;
+  int st;
+  waitpid(wpid, &st, 0);
+  printf("isolation: %ld reads while a writer committed 8-entry transactions (up to %ld): %ld partial, %ld before their sync, %ld errors\n",
+         tot[0], tot[4], tot[1], tot[2], tot[3]);
+  CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "isolation: writer status %d", st);
+  CHECK_MSG(tot[0] >= reads, "isolation: %ld reads", tot[0]);
+  CHECK_MSG(tot[4] > 20, "isolation: the readers saw the writer's commits (up to %ld)", tot[4]);
+  CHECK_MSG(tot[1] == 0, "isolation: no reader saw part of a transaction (%ld)", tot[1]);
+  CHECK_MSG(tot[2] == 0, "isolation: no reader saw a commit before its fdatasync returned (%ld)", tot[2]);
+  CHECK_MSG(tot[3] == 0, "isolation: no read failed (%ld)", tot[3]);
+  munmap((void*)synced_txn, 4096);
+  rm_log(path);
+}
+
+/* ------------------------------------------------------------ 2. delayed, failing fdatasync */
+
+static void test_failing_sync_follower(void){
+  const char *path = tpath("follow.log");
+  rm_log(path);
+  stateio_writer *w;
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == SIO_OK);
+  CHECK(put_txn(w, 1, 1, 100, 1) == SIO_OK);
+  stateio_writer_close(w);
+  volatile int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  shared[0] = 0;
+  pid_t fpid = fork();
+  if( fpid == 0 ){
+    /* The follower: polls every 0.5 ms, keeps (log_id, offset), records what it gets. */
+    uint64_t off = 0, epoch = 0, seen[64];
+    uint64_t at[64];
+    int n = 0, errors = 0;
+    double t_end = 0;
+    for(;;){
+      /* Go on for 50 ms after the writer is done. */
+      if( shared[0] && t_end == 0 ) t_end = now_ms() + 50;
+      if( t_end != 0 && now_ms() > t_end ) break;
+      logio_image img;
+      if( stateio_open_image(path, &img) == SIO_OK ){
+        stateio_scan *s;
+        if( stateio_scan_open(&s, &img, off, off ? epoch : 0) == SIO_OK ){
+          stateio_entry e;
+          int rc;
+          while( (rc = stateio_scan_next(s, &e)) == SIO_OK ){
+            uint64_t t = 0; uint32_t k, nn;
+            if( !parse(e.data, e.len, &t, &k, &nn) ) errors++;
+            if( n < 64 ){ seen[n] = t; at[n] = e.offset; n++; }
+            off = e.end;
+            epoch = stateio_scan_epoch(s);
+          }
+          if( rc != SIO_DONE ) errors++;
+          stateio_scan_close(s);
+        }
+        stateio_close_image(&img);
+      }
+      sleep_ms(0);
+      struct timespec ts = { 0, 500000 };
+      nanosleep(&ts, NULL);
+    }
+    shared[2] = n;
+    shared[3] = errors;
+    for(int i = 0; i < n && i < 64; i++){ shared[8 + 2 * i] = (int)seen[i]; shared[9 + 2 * i] = (int)at[i]; }
+    _exit(0);
+  }
+  /* The writer: 2 commits, one whose fdatasync waits 300 ms and fails, one more. */
+  CHECK(stateio_writer_open(&w, path, STATEIO_SYNC) == SIO_OK);
+  sleep_ms(20);
+  CHECK(put_txn(w, 2, 1, 50, 0) == SIO_OK);
+  uint64_t before = fsize(path);
+  plan_set("fdatasync", STATEIO_FILE_LOG, 1, EIO);
+  plan.delay_ms = 300;
+  int rc = put_txn(w, 3, 1, 60, 0);
+  plan_off();
+  CHECK_MSG(rc == SIO_IOERR, "failing sync: the commit fails (%s)", sio_strstatus(rc));
+  CHECK_MSG(fsize(path) == before, "failing sync: the file is cut back (%llu, was %llu)",
+            (unsigned long long)fsize(path), (unsigned long long)before);
+  CHECK(put_txn(w, 4, 1, 70, 0) == SIO_OK);     /* the next real commit, at the same offset */
+  stateio_writer_close(w);
+  shared[0] = 1;
+  int st;
+  waitpid(fpid, &st, 0);
+  int n = shared[2];
+  char got[200] = "";
+  for(int i = 0, k = 0; i < n && k < 180; i++) k += snprintf(got + k, sizeof(got) - (size_t)k, "%d@%d ", shared[8 + 2 * i], shared[9 + 2 * i]);
+  CHECK_MSG(n == 3 && shared[8] == 1 && shared[10] == 2 && shared[12] == 4 && (uint64_t)shared[13] == before && shared[3] == 0,
+            "failing sync: the follower got exactly 1, 2 and 4 (4 at %llu, where 3 was written): %s",
+            (unsigned long long)before, got);
+  munmap((void*)shared, 4096);
+  rm_log(path);
+}
+
+/* ------------------------------------------------------------ 3. failed commits, double fault */
+
+static int raw_record(const char *path, unsigned *state, uint64_t *l0){
+  char c[450];
+  snprintf(c, sizeof(c), "%s-commit", path);
+  int fd = open(c, O_RDONLY);
+  unsigned char r[64];
+  int ok = fd >= 0 && pread(fd, r, 64, 0) == 64;
+  if( fd >= 0 ) close(fd);
+  if( !ok ) return 0;
+  *state = (unsigned)r[12] | (unsigned)r[13] << 8;
+  memcpy(l0, r + 32, 8);
+  return 1;
+}
+
+static void test_double_fault(void){
+  const char *path = tpath("double.log");
+  for(int multi = 0; multi < 2; multi++){
+    rm_log(path);
+    stateio_writer *w;
+    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == SIO_OK);
+    CHECK(put_txn(w, 1, 3, 100, 1) == SIO_OK);
+    uint64_t l0 = fsize(path);
+    /* The sync fails, then the cut fails too. */
+    plan_set("fdatasync", STATEIO_FILE_LOG, 1, EIO);
+    plan.op2 = "ftruncate";
+    plan.err2 = EIO;
+    errno = 0;
+    int rc = put_txn(w, 2, multi ? 4 : 1, 200, 0);
+    int e = errno, fired2 = plan.fired2;
+    plan_off();
+    CHECK_MSG(rc == SIO_IOERR && e == EIO && fired2, "double fault (%d entries): the commit fails with the sync's error (%s, %d)",
+              multi ? 4 : 1, sio_strstatus(rc), e);
+    CHECK_MSG(strcmp(stateio_writer_errfile(w) ? stateio_writer_errfile(w) : "", path) == 0,
+              "double fault: the error names the log (%s)", stateio_writer_errfile(w) ? stateio_writer_errfile(w) : "NULL");
+    unsigned state = 0;
+    uint64_t rl0 = 0;
+    CHECK_MSG(fsize(path) > l0 && raw_record(path, &state, &rl0) && state == 3 && rl0 == l0,
+              "double fault: the failed bytes are still there (%llu > %llu), the record says cut to %llu (state %u at %llu)",
+              (unsigned long long)fsize(path), (unsigned long long)l0, (unsigned long long)l0, state, (unsigned long long)rl0);
+    /* A reader that may not write (EACCES) sees the log without the failed commit, and changes nothing. */
+    uint64_t size_then = fsize(path);
+    plan_set("open", STATEIO_FILE_LOG, 1, EACCES);
+    plan.times = 100;
+    logio_image img;
+    rc = stateio_open_image(path, &img);
+    plan_off();
+    CHECK_MSG(rc == SIO_OK && img.file_size == l0, "double fault: a read-only reader sees %llu bytes (want %llu): %s",
+              (unsigned long long)img.file_size, (unsigned long long)l0, sio_strstatus(rc));
+    if( rc == SIO_OK ) stateio_close_image(&img);
+    CHECK_MSG(fsize(path) == size_then && raw_record(path, &state, &rl0) && state == 3,
+              "double fault: the read-only reader changed nothing");
+    int n;
+    /* The next append finishes the cut, synced, before it writes. */
+    plan_set(NULL, 0, 0, 0);
+    plan.record = 1;
+    CHECK(put_txn(w, 3, 2, 50, 0) == SIO_OK);
+    const char *cut = strstr(plan.trace, "l:ftruncate l:fdatasync");
+    const char *wr = strstr(plan.trace, "l:write");
+    CHECK_MSG(cut && wr && cut < wr, "double fault: the next append first cuts and syncs the log: %s", plan.trace);
+    plan_off();
+    uint64_t txns[8];
+    n = read_txns(path, txns, 8, NULL);
+    CHECK_MSG(n == 2 && txns[0] == 1 && txns[1] == 3, "double fault: the log holds transactions 1 and 3 (%d)", n);
+    stateio_writer_close(w);
+  }
+  rm_log(path);
+}
+
+/* ------------------------------------------------------------ 4. EINTR, unlock, errfile, dir sync */
+
+static void test_os_errors(void){
+  const char *path = tpath("os.log");
+  rm_log(path);
+  stateio_writer *w, *w2;
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == SIO_OK);
+  /* EINTR from fdatasync (three times) and flock: retried. */
+  plan_set("fdatasync", 0, 1, EINTR);
+  plan.times = 3;
+  int rc = put_txn(w, 1, 3, 30, 0);
+  CHECK_MSG(rc == SIO_OK && plan.fired == 3, "EINTR from fdatasync is retried (%s, %d)", sio_strstatus(rc), plan.fired);
+  plan_set("flock", 0, 1, EINTR);
+  plan.times = 2;
+  rc = put_txn(w, 2, 1, 30, 0);
+  CHECK_MSG(rc == SIO_OK && plan.fired == 2, "EINTR from flock is retried (%s, %d)", sio_strstatus(rc), plan.fired);
+  /* A failed unlock: the lock is not kept. */
+  plan_set("unlock", STATEIO_FILE_LOG, 1, EIO);
+  rc = put_txn(w, 3, 2, 30, 0);
+  int fired = plan.fired;
+  plan_off();
+  plan.fired = fired;
+  CHECK_MSG(rc == SIO_OK && plan.fired == 1, "a commit whose unlock fails succeeds (%s, %d)", sio_strstatus(rc), plan.fired);
+  CHECK(!stateio_writer_locked(w));
+  CHECK(stateio_writer_open(&w2, path, 0) == SIO_OK);
+  rc = put_txn(w2, 4, 1, 30, 0);
+  CHECK_MSG(rc == SIO_OK, "after a failed unlock another writer gets the lock (%s)", sio_strstatus(rc));
+  stateio_writer_close(w2);
+  CHECK(put_txn(w, 5, 1, 30, 0) == SIO_OK);     /* and the first one goes on */
+  uint64_t txns[16];
+  CHECK(read_txns(path, txns, 16, NULL) == 5);
+  /* Errors name the file: the commit file's write, the log's write. */
+  plan_set("write", STATEIO_FILE_COMMIT, 1, EIO);
+  rc = put_txn(w, 6, 2, 30, 0);
+  plan_off();
+  char cpath[450];
+  snprintf(cpath, sizeof(cpath), "%s-commit", path);
+  const char *ef = stateio_writer_errfile(w);
+  CHECK_MSG(rc == SIO_IOERR && ef && strcmp(ef, cpath) == 0, "a failed write of the commit file names it (%s, %s)",
+            sio_strstatus(rc), ef ? ef : "NULL");
+  plan_set("write", STATEIO_FILE_LOG, 1, ENOSPC);
+  rc = put_txn(w, 7, 2, 30, 0);
+  plan_off();
+  ef = stateio_writer_errfile(w);
+  CHECK_MSG(rc == SIO_IOERR && ef && strcmp(ef, path) == 0, "a failed write of the log names it (%s, %s)",
+            sio_strstatus(rc), ef ? ef : "NULL");
+  CHECK(read_txns(path, txns, 16, NULL) == 5);
+  CHECK(put_txn(w, 8, 2, 30, 0) == SIO_OK && stateio_writer_errfile(w) == NULL);
+  stateio_writer_close(w);
+  /* Compaction: a failed write of PATH.compact names it, and nothing changes. */
+  {
+    CHECK(stateio_writer_open(&w, path, STATEIO_SYNC) == SIO_OK);
+    CHECK(put_txn(w, 9, 2, 30, 1) == SIO_OK);
+    stateio_writer_close(w);
+    uint64_t size = fsize(path);
+    stateio_compact_info info;
+    plan_set("write", STATEIO_FILE_COMPACT, 1, EIO);
+    rc = stateio_compact(path, 1, &info);
+    plan_off();
+    CHECK_MSG(rc == SIO_IOERR && info.errfile == STATEIO_FILE_COMPACT && fsize(path) == size,
+              "compaction: a failed write names PATH.compact (%s, file %d)", sio_strstatus(rc), info.errfile);
+    char tmp[450];
+    snprintf(tmp, sizeof(tmp), "%s.compact", path);
+    CHECK(access(tmp, F_OK) != 0);
+    plan_set("fdatasync", STATEIO_FILE_COMMIT, 1, EIO);
+    rc = stateio_compact(path, 1, &info);
+    plan_off();
+    CHECK_MSG(rc == SIO_IOERR && info.errfile == STATEIO_FILE_COMMIT && fsize(path) == size,
+              "compaction: a failed sync of the commit file names it (%s, file %d)", sio_strstatus(rc), info.errfile);
+    CHECK(read_txns(path, txns, 16, NULL) == 7);
+  }
+  /* A failed directory sync when the log is created: an error. */
+  const char *p2 = tpath("dirsync.log");
+  rm_log(p2);
+  plan_set("syncdir", 0, 1, EIO);
+  errno = 0;
+  rc = stateio_writer_open(&w, p2, STATEIO_CREATE | STATEIO_SYNC);
+  int e = errno;
+  plan_off();
+  CHECK_MSG(rc == SIO_IOERR && e == EIO, "a failed directory sync on create is an error (%s, %d)", sio_strstatus(rc), e);
+  if( rc == SIO_OK ) stateio_writer_close(w);
+  /* And when the commit file is created. */
+  rm_log(p2);
+  CHECK(stateio_writer_open(&w, p2, STATEIO_CREATE) == SIO_OK);
+  plan_set("syncdir", 0, 1, EIO);
+  rc = put_txn(w, 1, 2, 30, 0);
+  plan_off();
+  ef = stateio_writer_errfile(w);
+  CHECK_MSG(rc == SIO_IOERR && ef && strcmp(ef, tmpdir) == 0, "a failed directory sync of the new commit file names the directory (%s, %s)",
+            sio_strstatus(rc), ef ? ef : "NULL");
+  CHECK(put_txn(w, 2, 2, 30, 0) == SIO_OK);
+  CHECK(read_txns(p2, txns, 16, NULL) == 1 && txns[0] == 2);
+  stateio_writer_close(w);
+  rm_log(p2);
+  rm_log(path);
+}
+
+/* ------------------------------------------------------------ 5. busy timeout, fairness */
+
+static void test_timeout(void){
+  const char *path = tpath("busy.log");
+  rm_log(path);
+  stateio_writer *w, *w2;
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == SIO_OK);
+  CHECK(put_txn(w, 1, 2, 30, 1) == SIO_OK);
+  CHECK(stateio_writer_begin(w) == SIO_OK);
+  CHECK(stateio_update(w, "held", 4) == SIO_OK);        /* holds the lock */
+  CHECK(stateio_writer_open(&w2, path, STATEIO_SYNC) == SIO_OK);
+  double t0 = now_ms();
+  CHECK(stateio_update(w2, "x", 1) == SIO_BUSY);
+  double dt0 = now_ms() - t0;
+  stateio_writer_set_timeout(w2, 200);
+  t0 = now_ms();
+  int rc = stateio_update(w2, "x", 1);
+  double dt = now_ms() - t0;
+  CHECK_MSG(rc == SIO_BUSY && dt >= 190 && dt0 < 50, "timeout: BUSY after waiting %.0f ms (200 asked; none: %.1f ms)", dt, dt0);
+  stateio_compact_info info;
+  t0 = now_ms();
+  rc = stateio_compact_wait(path, 1, 150, &info);
+  dt = now_ms() - t0;
+  CHECK_MSG(rc == SIO_BUSY && dt >= 140, "timeout: compaction BUSY after %.0f ms (150 asked)", dt);
+  stateio_writer_rollback(w);
+  /* A holder in another process that lets go after 100 ms: the waiter gets in. */
+  pid_t pid = fork();
+  if( pid == 0 ){
+    stateio_writer *h;
+    if( stateio_writer_open(&h, path, 0) ) _exit(2);
+    if( stateio_writer_begin(h) || stateio_update(h, "h", 1) ) _exit(3);
+    sleep_ms(100);
+    stateio_writer_rollback(h);
+    stateio_writer_close(h);
+    _exit(0);
+  }
+  sleep_ms(30);
+  stateio_writer_set_timeout(w2, 2000);
+  t0 = now_ms();
+  rc = put_txn(w2, 2, 2, 30, 0);
+  dt = now_ms() - t0;
+  int st;
+  waitpid(pid, &st, 0);
+  CHECK_MSG(rc == SIO_OK && dt >= 40, "timeout: the waiting writer commits once the holder lets go (%s after %.0f ms)",
+            sio_strstatus(rc), dt);
+  stateio_writer_close(w2);
+  stateio_writer_close(w);
+
+  /* Three writer processes commit in a loop; compaction with a timeout gets in every time. */
+  volatile int *stop = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  *stop = 0;
+  pid_t kids[3];
+  for(int i = 0; i < 3; i++){
+    kids[i] = fork();
+    if( kids[i] == 0 ){
+      stateio_writer *k;
+      if( stateio_writer_open(&k, path, STATEIO_SYNC) ) _exit(2);
+      stateio_writer_set_timeout(k, 10000);
+      for(uint64_t t = 1000 * (uint64_t)(i + 1); !*stop; t++){
+        int r = put_txn(k, t, 4, 40, t % 10 == 0);
+        if( r != SIO_OK ) _exit(3);
+      }
+      stateio_writer_close(k);
+      _exit(0);
+    }
+  }
+  sleep_ms(100);
+  int ok = 0, tries = 5;
+  double worst = 0, without = 0;
+  int busy_without = 0;
+  for(int i = 0; i < 20; i++){
+    if( stateio_compact(path, 1, &info) == SIO_BUSY ) busy_without++;
+    sleep_ms(1);
+  }
+  for(int i = 0; i < tries; i++){
+    t0 = now_ms();
+    rc = stateio_compact_wait(path, 1, 3000, &info);
+    dt = now_ms() - t0;
+    if( rc == SIO_OK ) ok++;
+    if( dt > worst ) worst = dt;
+    sleep_ms(50);
+  }
+  (void)without;
+  *stop = 1;
+  int bad = 0;
+  for(int i = 0; i < 3; i++){
+    waitpid(kids[i], &st, 0);
+    if( !WIFEXITED(st) || WEXITSTATUS(st) != 0 ) bad++;
+  }
+  printf("timeout: with 3 writers committing, compaction without a timeout was busy %d times of 20;"
+         " with a 3 s timeout it got in %d times of %d (the longest wait %.0f ms)\n", busy_without, ok, tries, worst);
+  CHECK_MSG(ok == tries, "timeout: with 3 busy writers compaction succeeds within its timeout (%d of %d)", ok, tries);
+  CHECK_MSG(bad == 0, "timeout: the writers never failed (%d)", bad);
+  {
+    /* Every transaction in the log is whole. */
+    uint64_t txns[1];
+    CHECK(read_txns(path, txns, 0, NULL) > 0);
+  }
+  munmap((void*)stop, 4096);
+  rm_log(path);
+}
+
+/* ------------------------------------------------------------ 6. the commit file's life */
+
+static int copy_file(const char *from, const char *to){
+  char cmd[1000];
+  snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+  return system(cmd);
+}
+
+static int compact_rename_checked, compact_rename_ok;
+static int rename_hook(void *arg, stateio_os_op *o){
+  const char *path = arg;
+  if( !o->after && strcmp(o->op, "rename") == 0 && o->file == STATEIO_FILE_COMPACT ){
+    /* At the rename, PATH-commit already holds the new log's record, done, synced. */
+    char c[450];
+    snprintf(c, sizeof(c), "%s-commit", path);
+    int cfd = open(c, O_RDONLY), nfd = open(o->path, O_RDONLY);
+    unsigned char r[64];
+    int64_t id = 0, rid;
+    struct stat st;
+    if( cfd >= 0 && nfd >= 0 && pread(cfd, r, 64, 0) == 64 && stateio_log_id(nfd, &id) == SIO_OK && fstat(nfd, &st) == 0 ){
+      uint64_t l0, l1;
+      memcpy(&rid, r + 24, 8);
+      memcpy(&l0, r + 32, 8);
+      memcpy(&l1, r + 40, 8);
+      compact_rename_ok = rid == id && r[12] == 2 && l0 == 0 && l1 == (uint64_t)st.st_size;
+    }
+    compact_rename_checked = 1;
+    if( cfd >= 0 ) close(cfd);
+    if( nfd >= 0 ) close(nfd);
+  }
+  return 0;
+}
+
+/* Kill the process at the log's first fdatasync (after its write). */
+static int kill_at_sync(void *arg, stateio_os_op *o){
+  (void)arg;
+  if( !o->after && o->file == STATEIO_FILE_LOG && strcmp(o->op, "fdatasync") == 0 ) kill(getpid(), SIGKILL);
+  return 0;
+}
+
+static void test_commit_file_life(void){
+  const char *path = tpath("life.log");
+  char cpath[450];
+  snprintf(cpath, sizeof(cpath), "%s-commit", path);
+  rm_log(path);
+  stateio_writer *w;
+  logio_image img;
+  uint64_t txns[16];
+  /* Missing: a log written without one (single entries, no sync) is taken as it is. */
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
+  CHECK(put_txn(w, 1, 1, 40, 1) == SIO_OK);
+  CHECK(put_txn(w, 2, 1, 40, 0) == SIO_OK);
+  stateio_writer_close(w);
+  CHECK_MSG(access(cpath, F_OK) != 0, "single entries without sync make no commit file");
+  CHECK(stateio_open_image(path, &img) == SIO_OK && img.file_size == fsize(path) && !img.journaled);
+  stateio_close_image(&img);
+  /* The first transaction makes it; then the log is journaled. */
+  CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
+  CHECK(put_txn(w, 3, 3, 40, 0) == SIO_OK);
+  stateio_writer_close(w);
+  struct stat st;
+  CHECK_MSG(stat(cpath, &st) == 0 && st.st_size == 1024, "a transaction makes the commit file (1024 bytes)");
+  CHECK(stateio_open_image(path, &img) == SIO_OK && img.file_size == fsize(path) && img.journaled);
+  stateio_close_image(&img);
+  CHECK(read_txns(path, txns, 16, NULL) == 3);
+  /* Stale: a copy of the log and its commit file is another log; the record is ignored, then replaced. */
+  {
+    const char *cp = tpath("copy.log");
+    char ccp[450];
+    snprintf(ccp, sizeof(ccp), "%s-commit", cp);
+    rm_log(cp);
+    CHECK(copy_file(path, cp) == 0 && copy_file(cpath, ccp) == 0);
+    CHECK(stateio_open_image(cp, &img) == SIO_OK && img.file_size == fsize(cp) && !img.journaled);
+    stateio_close_image(&img);
+    CHECK(stateio_writer_open(&w, cp, 0) == SIO_OK);
+    CHECK(put_txn(w, 4, 2, 40, 0) == SIO_OK);
+    stateio_writer_close(w);
+    CHECK(stateio_open_image(cp, &img) == SIO_OK && img.journaled);
+    stateio_close_image(&img);
+    CHECK(read_txns(cp, txns, 16, NULL) == 4);
+    rm_log(cp);
+  }
+  /* Damaged: a byte of the record, or the wrong size: a clear error naming the commit file. */
+  {
+    int fd = open(cpath, O_RDWR);
+    unsigned char b;
+    CHECK(fd >= 0 && pread(fd, &b, 1, 33) == 1);
+    b ^= 0x40;
+    CHECK(pwrite(fd, &b, 1, 33) == 1);
+    int rc = stateio_open_image(path, &img);
+    CHECK_MSG(rc == STATEIO_CORRUPT_COMMIT, "damaged record: the reader says %s", sio_strstatus(rc));
+    CHECK(strcmp(sio_strstatus(STATEIO_CORRUPT_COMMIT), "corrupt commit file") == 0);
+    CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
+    rc = put_txn(w, 4, 2, 40, 0);
+    const char *ef = stateio_writer_errfile(w);
+    CHECK_MSG(rc == STATEIO_CORRUPT_COMMIT && ef && strcmp(ef, cpath) == 0, "damaged record: the writer says %s, naming %s",
+              sio_strstatus(rc), ef ? ef : "NULL");
+    stateio_writer_close(w);
+    stateio_compact_info info;
+    rc = stateio_compact(path, 1, &info);
+    CHECK_MSG(rc == STATEIO_CORRUPT_COMMIT && info.errfile == STATEIO_FILE_COMMIT, "damaged record: compaction says %s", sio_strstatus(rc));
+    b ^= 0x40;
+    CHECK(pwrite(fd, &b, 1, 33) == 1);
+    CHECK(ftruncate(fd, 100) == 0);
+    rc = stateio_open_image(path, &img);
+    CHECK_MSG(rc == STATEIO_CORRUPT_COMMIT, "a commit file of the wrong size: %s", sio_strstatus(rc));
+    CHECK(ftruncate(fd, 1024) == 0);
+    close(fd);
+    CHECK(read_txns(path, txns, 16, NULL) == 3);
+  }
+  /* Read-only: a commit in flight left by a killed writer; a reader that cannot write decides in memory. */
+  {
+    pid_t pid = fork();
+    if( pid == 0 ){
+      stateio_writer *k;
+      if( stateio_writer_open(&k, path, STATEIO_SYNC) ) _exit(2);
+      /* Die right before the log's sync: the record in flight, the bytes written. */
+      stateio_set_os_hook(kill_at_sync, NULL);
+      put_txn(k, 5, 3, 40, 0);
+      _exit(3);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK_MSG(WIFSIGNALED(status), "a writer killed in its commit (%d)", status);
+    unsigned state = 0;
+    uint64_t l0 = 0;
+    uint64_t size = fsize(path);
+    CHECK(raw_record(path, &state, &l0) && state == 1 && size > l0);
+    plan_set("open", 0, 1, EROFS);
+    plan.times = 100;
+    int rc = stateio_open_image(path, &img);
+    plan_off();
+    CHECK_MSG(rc == SIO_OK && img.file_size == size, "read-only reader: the commit is whole, so it is seen (%llu of %llu): %s",
+              (unsigned long long)img.file_size, (unsigned long long)size, sio_strstatus(rc));
+    if( rc == SIO_OK ) stateio_close_image(&img);
+    CHECK_MSG(fsize(path) == size && raw_record(path, &state, &l0) && state == 1, "read-only reader: nothing changed");
+    /* Cut one byte off: now the commit is torn; the read-only reader sees the log without it. */
+    CHECK(truncate(path, (off_t)size - 1) == 0);
+    plan_set("open", 0, 1, EACCES);
+    plan.times = 100;
+    rc = stateio_open_image(path, &img);
+    plan_off();
+    CHECK_MSG(rc == SIO_OK && img.file_size == l0, "read-only reader: a torn commit is not seen (%llu, want %llu)",
+              (unsigned long long)img.file_size, (unsigned long long)l0);
+    if( rc == SIO_OK ) stateio_close_image(&img);
+    CHECK(fsize(path) == size - 1);
+    /* A reader that may write recovers it: cut back, synced, done. */
+    CHECK(stateio_open_image(path, &img) == SIO_OK && img.file_size == l0);
+    stateio_close_image(&img);
+    CHECK_MSG(fsize(path) == l0 && raw_record(path, &state, &l0) && state == 2, "a reader recovers a dead writer's torn commit");
+    CHECK(read_txns(path, txns, 16, NULL) == 3);
+  }
+  /* Compaction gives the new log its record before the rename. */
+  {
+    CHECK(stateio_writer_open(&w, path, STATEIO_SYNC) == SIO_OK);
+    CHECK(put_txn(w, 6, 2, 40, 1) == SIO_OK);
+    CHECK(put_txn(w, 7, 2, 40, 0) == SIO_OK);
+    stateio_set_os_hook(rename_hook, (void*)path);
+    stateio_compact_info info;
+    int rc = stateio_compact(path, 1, &info);
+    stateio_set_os_hook(NULL, NULL);
+    CHECK_MSG(rc == SIO_OK && info.compacted && compact_rename_checked && compact_rename_ok,
+              "compaction: at the rename the commit file holds the new log's record (%s, %d, %d)",
+              sio_strstatus(rc), compact_rename_checked, compact_rename_ok);
+    CHECK(stateio_open_image(path, &img) == SIO_OK && img.journaled && img.file_size == fsize(path));
+    stateio_close_image(&img);
+    CHECK(put_txn(w, 8, 3, 40, 0) == SIO_OK);      /* the writer follows the new log */
+    stateio_writer_close(w);
+    int n = read_txns(path, txns, 16, NULL);
+    CHECK_MSG(n == 3 && txns[0] == 6 && txns[2] == 8, "after compaction: transactions 6, 7, 8 (%d)", n);
+  }
+  rm_log(path);
+}
+
+/* ------------------------------------------------------------ 7. two-phase */
+
+static void test_two_phase(void){
+  const char *path = tpath("twophase.log");
+  rm_log(path);
+  stateio_writer *w;
+  uint64_t txns[16];
+  logio_image img;
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == SIO_OK);
+  CHECK(put_txn(w, 1, 2, 50, 1) == SIO_OK);
+  uint64_t size1 = fsize(path);
+  unsigned char b[64];
+  CHECK(stateio_writer_begin(w) == SIO_OK);
+  for(uint32_t k = 0; k < 3; k++){ fill(b, sizeof(b), 2, k, 3); CHECK(stateio_update(w, b, sizeof(b)) == SIO_OK); }
+  CHECK(stateio_writer_prepare(w) == SIO_OK);
+  CHECK(stateio_writer_locked(w) && fsize(path) > size1);
+  CHECK(stateio_update(w, b, sizeof(b)) == SIO_MISUSE);
+  /* Written and synced, but not visible. */
+  CHECK(stateio_open_image(path, &img) == SIO_OK && img.file_size == size1);
+  stateio_close_image(&img);
+  CHECK(stateio_writer_commit(w) == SIO_OK && !stateio_writer_locked(w));
+  CHECK(read_txns(path, txns, 16, NULL) == 2);
+  /* Prepared, then rolled back: nothing left. */
+  uint64_t size2 = fsize(path);
+  CHECK(stateio_writer_begin(w) == SIO_OK);
+  for(uint32_t k = 0; k < 2; k++){ fill(b, sizeof(b), 3, k, 2); CHECK(stateio_update(w, b, sizeof(b)) == SIO_OK); }
+  CHECK(stateio_writer_prepare(w) == SIO_OK);
+  stateio_writer_rollback(w);
+  CHECK(!stateio_writer_locked(w) && fsize(path) == size2);
+  CHECK(read_txns(path, txns, 16, NULL) == 2);
+  /* A prepare that fails (its sync): the batch is gone, the lock released. */
+  CHECK(stateio_writer_begin(w) == SIO_OK);
+  fill(b, sizeof(b), 4, 0, 1);
+  CHECK(stateio_update(w, b, sizeof(b)) == SIO_OK);
+  plan_set("fdatasync", STATEIO_FILE_LOG, 1, EIO);
+  int rc = stateio_writer_prepare(w);
+  plan_off();
+  CHECK(rc == SIO_IOERR && !stateio_writer_locked(w) && fsize(path) == size2);
+  /* An empty prepared batch. */
+  CHECK(stateio_writer_begin(w) == SIO_OK);
+  CHECK(stateio_writer_prepare(w) == SIO_OK);
+  CHECK(stateio_writer_commit(w) == SIO_OK);
+  CHECK(put_txn(w, 5, 2, 50, 0) == SIO_OK);
+  int n = read_txns(path, txns, 16, NULL);
+  CHECK_MSG(n == 3 && txns[2] == 5, "two-phase: transactions 1, 2, 5 (%d)", n);
+  stateio_writer_close(w);
+  rm_log(path);
+}
+
+int main(void){
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  const char *t = getenv("TMPDIR");
+  snprintf(tmpdir, sizeof(tmpdir), "%s/stateio-commit-XXXXXX", t && *t ? t : "/tmp");
+  if( !mkdtemp(tmpdir) ){ perror("mkdtemp"); return 1; }
+  struct { void (*fn)(void); const char *name; } tests[] = {
+    { test_two_phase, "two-phase" },
+    { test_double_fault, "double fault" },
+    { test_os_errors, "os errors" },
+    { test_commit_file_life, "commit file life" },
+    { test_timeout, "busy timeout" },
+    { test_failing_sync_follower, "failing sync, follower" },
+    { test_isolation, "isolation" },
+  };
+  for(size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++){
+    int before = test_failures();
+    double t0 = now_ms();
+    tests[i].fn();
+    printf("commit %s: %s (%.2f s)\n", tests[i].name, test_failures() == before ? "ok" : "FAILED", (now_ms() - t0) / 1e3);
+  }
+  char cmd[400];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+  if( system(cmd) != 0 ){}
+  return test_report();
+}
