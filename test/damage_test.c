@@ -954,8 +954,9 @@ static void check_restore(const mcase *c, const logio_image *img, const expect *
       viol(V_TORN_ERROR, R_RESTORE, "restore: %s (bad_offset %llu)", sio_strstatus(rc),
            (unsigned long long)st.bad_offset);
     }else if( x->must_restore ){
-      viol(V_RESTORE, R_RESTORE, "restore: %s (bad_offset %llu), although the last entry and the current snapshot are intact",
-           sio_strstatus(rc), (unsigned long long)st.bad_offset);
+      viol(V_RESTORE, R_RESTORE, "restore: %s (bad_offset %llu), although the last entry and the current snapshot are intact%s",
+           sio_strstatus(rc), (unsigned long long)st.bad_offset,
+           s->W[c->d].kind == STATEIO_SNAPSHOT ? " (the damaged entry is an older snapshot)" : "");
     }else if( (rc != SIO_CORRUPT_LOG && rc != SIO_CORRUPT_ENTRY)
               || st.bad_offset < s->W[c->d].start || st.bad_offset >= s->W[c->d].end ){
       viol(V_RESTORE, R_RESTORE, "restore: %s with bad_offset %llu, not in the damaged entry",
