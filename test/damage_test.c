@@ -63,7 +63,8 @@
 ** Environment:
 **   STATEIO_DAMAGE=full   every truncation length of every log, all header
 **                         values, 50 payload bytes per record, even under ASan
-**   STATEIO_DAMAGE=quick  the ASan sizes without ASan
+**   STATEIO_DAMAGE=quick  the ASan sizes without ASan (also STATEIO_SMALL, set
+**                         by test/valgrind.sh)
 **   STATEIO_DAMAGE_SHOW=N print the first N cases of each violation (4)
 **   STATEIO_DAMAGE_TRACE=SHAPE:POS:HEX  print what every reader returns
 **                         for one mutation (byte POS set to HEX), or
@@ -553,6 +554,7 @@ static int cur_shape;
 static long entries_checked;
 static long restore_refused;           /* restore failed naming the damaged entry */
 static long cases[NSHAPE][NMUT];
+static long bad_cases[NSHAPE][NMUT];   /* cases with at least one violation */
 /*
 ** STATEIO_DAMAGE_TRACE=SHAPE:POS:HEX prints what every reader returns for
 ** the one flip of byte POS to HEX in that log; SHAPE:cut:L for a cut at L.
@@ -1106,6 +1108,7 @@ static void run_case(const mcase *c, const unsigned char *buf, expect *x, unsign
   t1 = now_sec(); reader_secs[R_REWIND] += t1 - t0; t0 = t1;
   check_read_at(c, &img, x);
   t1 = now_sec(); reader_secs[R_READAT] += t1 - t0;
+  if( case_flags ) bad_cases[cur_shape][c->kind]++;
 }
 
 /* ------------------------------------------------------------ the corpus */
@@ -1230,7 +1233,7 @@ static int baseline_ok(const shape *s){
 int main(void){
   const char *mode = getenv("STATEIO_DAMAGE");
   full = mode && strcmp(mode, "full") == 0;
-  quick = !full && (UNDER_ASAN || (mode && strcmp(mode, "quick") == 0));
+  quick = !full && (UNDER_ASAN || getenv("STATEIO_SMALL") || (mode && strcmp(mode, "quick") == 0));
   trace = getenv("STATEIO_DAMAGE_TRACE");
   const char *show = getenv("STATEIO_DAMAGE_SHOW");
   if( show && atoi(show) >= 0 ) show_max = atoi(show);
@@ -1238,7 +1241,7 @@ int main(void){
   snprintf(tmpdir, sizeof(tmpdir), "%s/damage_test.XXXXXX", t && *t ? t : "/tmp");
   if( !mkdtemp(tmpdir) ){ perror("mkdtemp"); return 2; }
   printf("damage: sizes %s\n", full ? "full (STATEIO_DAMAGE=full)"
-         : quick ? "quick (ASan or STATEIO_DAMAGE=quick)" : "default");
+         : quick ? "quick (ASan, STATEIO_SMALL or STATEIO_DAMAGE=quick)" : "default");
 
   shape S[NSHAPE];
   memset(S, 0, sizeof(S));
@@ -1280,12 +1283,22 @@ int main(void){
     for(int k = 0; k < M_NONE; k++) printf("%s %ld%s", mut_name[k], cases[i][k], k + 1 < M_NONE ? ", " : "");
     printf(" (%.1f s)\n", now_sec() - ts);
   }
-  long per_kind[NMUT] = {0};
-  for(int i = 0; i < ns; i++) for(int k = 0; k < NMUT; k++) per_kind[k] += cases[i][k];
+  long per_kind[NMUT] = {0}, bad_kind[NMUT] = {0};
+  for(int i = 0; i < ns; i++){
+    for(int k = 0; k < NMUT; k++){ per_kind[k] += cases[i][k]; bad_kind[k] += bad_cases[i][k]; }
+  }
   printf("damage: %ld mutated files: ", total_cases);
   for(int k = 0; k < M_NONE; k++) printf("%s %ld%s", mut_name[k], per_kind[k], k + 1 < M_NONE ? ", " : "");
   printf("; %ld entry checks; restore refused naming the damaged entry %ld times (%.1f s)\n",
          entries_checked, restore_refused, now_sec() - t0);
+  printf("damage: mutated files with a violation:");
+  for(int k = 0; k < M_NONE; k++) printf(" %s %ld of %ld%s", mut_name[k], bad_kind[k], per_kind[k], k + 1 < M_NONE ? "," : "");
+  printf("\n");
+  for(int i = 0; i < ns; i++){
+    long b = 0, t = 0;
+    for(int k = 0; k < M_NONE; k++){ b += bad_cases[i][k]; t += cases[i][k]; }
+    printf("damage:   %-10s %ld of %ld\n", S[i].name, b, t);
+  }
   printf("damage: seconds in each reader:");
   for(int r = 0; r < NREADER; r++) if( r != R_UPDATES ) printf(" %s %.2f", reader_name[r], reader_secs[r]);
   printf(" (restore includes the update reader)\n");
