@@ -13,8 +13,11 @@
 **    remembers every entry written (offset, end, kind, epoch field, data),
 **    applies the mutations, and checks, with the scan (skip mode, and its
 **    prefix up to the first error for strict mode), stateio_check, restore
-**    and the update reader, the rewind walk and logio_read_entry_at at every
-**    written offset:
+**    and the update reader, the rewind walk (8 steps back from the end, and
+**    a rewind to the end of up to 8 intact entries spread over the log) and
+**    logio_read_entry_at (every damaged entry, up to 8 intact ones spread
+**    over the log and a few others: each look costs a block or more, so
+**    every entry would cost O(entries x block) an input):
 **      invented     nothing returned that was never written (at that offset,
 **                   with that data), no damaged entry returned as intact,
 **                   no state (epoch, snapshot) that was never written;
@@ -41,6 +44,9 @@
 **    STATEIO_FUZZ_COUNT is set: then each class is counted and the counts
 **    are printed every 2048 inputs and at exit ("fuzz-count: ..."), and
 **    only the class named by STATEIO_FUZZ_ONLY (e.g. "lost") aborts.
+**    A record's damage that may claim any length (a changed type, length or
+**    offset byte and another changed byte in the same record) may be taken
+**    for a torn append when nothing complete follows in a later block.
 **  - Raw (first byte % 4 == 3): the rest is the log image, read by every
 **    reader for crash-freedom and the structural checks that hold for any
 **    bytes: results inside the image, in file order, not overlapping, an
@@ -77,12 +83,6 @@
 
 #define ASSERT(c) do{ if( !(c) ){ \
   fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c, __FILE__, __LINE__); abort(); } }while(0)
-
-static void *xmalloc(size_t n){
-  void *p = malloc(n ? n : 1);
-  ASSERT(p != NULL);
-  return p;
-}
 
 static void put64(unsigned char *p, uint64_t v){
   for(int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
@@ -379,6 +379,15 @@ static void list_records(oracle *o){
 static int memfd = -1;
 
 /*
+** The data of the entries, the log as written and as mutated: one buffer
+** each for every input (no allocation per input; an entry's data takes at
+** most what the log has room for, so twice the largest log is enough).
+*/
+static unsigned char arena[2 * MAX_LOG];
+static unsigned char orig_bytes[MAX_LOG], mutated_bytes[MAX_LOG];
+static oracle the_oracle;
+
+/*
 ** Decode the operations and write them with the writer into the memfd.
 ** Fills the oracle; returns the log's bytes (malloc'd) and *size.
 */
@@ -390,6 +399,7 @@ static unsigned char *build(input *in, oracle *o, uint64_t *size){
   stateio_writer *w;
   ASSERT(stateio_writer_open_fd(&w, memfd, 0, 0, 0) == SIO_OK);
   int in_batch = 0;
+  size_t arena_used = 0;
   while( more(in) && o->n < MAX_OPS ){
     unsigned op = next(in);
     if( op % 11 == 10 ) break;                      /* the mutations follow */
@@ -422,7 +432,7 @@ static unsigned char *build(input *in, oracle *o, uint64_t *size){
     e->start = my_aligned(o->off);
     e->efield = o->epoch;
     if( my_entry_end(e->start, SHDR + cap) > MAX_LOG ) continue;
-    e->data = xmalloc(cap);
+    e->data = arena + arena_used;
     size_t len = cap;
     switch( op % 11 ){
       case 4: case 5:
@@ -442,6 +452,7 @@ static unsigned char *build(input *in, oracle *o, uint64_t *size){
         gen(e->data, cap, op + a);
     }
     e->len = len;
+    arena_used += len;
     e->end = my_entry_end(e->start, SHDR + len);
     o->off = e->end;
     if( kind == STATEIO_SNAPSHOT ) o->epoch = e->start;
@@ -454,14 +465,10 @@ static unsigned char *build(input *in, oracle *o, uint64_t *size){
   ASSERT(stateio_writer_close(w) == SIO_OK);
   *size = (uint64_t)lseek(memfd, 0, SEEK_END);
   ASSERT(*size == o->off);
-  unsigned char *buf = xmalloc(*size);
-  ASSERT(pread(memfd, buf, *size, 0) == (ssize_t)*size);
+  ASSERT(*size <= MAX_LOG);
+  ASSERT(pread(memfd, orig_bytes, *size, 0) == (ssize_t)*size);
   list_records(o);
-  return buf;
-}
-
-static void free_oracle(oracle *o){
-  for(int i = 0; i < o->n; i++) free(o->W[i].data);
+  return orig_bytes;
 }
 
 /* ------------------------------------------------------------ violations */
@@ -517,6 +524,8 @@ typedef struct expect {
   int any_damage;                  /* a complete entry is damaged */
   int first_damaged;               /* the first complete damaged entry, or -1 */
 } expect;
+
+static expect the_expect;
 
 static int find_start(const oracle *o, uint64_t off){
   int lo = 0, hi = o->n - 1;
@@ -1014,7 +1023,7 @@ static uint64_t mutate(input *in, const oracle *o, unsigned char *buf, uint64_t 
 
 static void structured_mode(const unsigned char *data, size_t size){
   input in = { data, size, 1 };
-  oracle *o = xmalloc(sizeof(oracle));
+  oracle *o = &the_oracle;
   uint64_t n;
   unsigned char *orig = build(&in, o, &n);
 
@@ -1026,7 +1035,7 @@ static void structured_mode(const unsigned char *data, size_t size){
     ASSERT(h[4] >= LOGIO_FULL && h[4] <= LOGIO_LAST);
   }
 
-  unsigned char *buf = xmalloc(n);
+  unsigned char *buf = mutated_bytes;
   memcpy(buf, orig, n);
   uint64_t changed[MAX_MUT * 8], hits[MAX_MUT * 8];
   int nchanged, nh = 0;
@@ -1050,7 +1059,7 @@ static void structured_mode(const unsigned char *data, size_t size){
     fclose(f);
   }
 
-  expect *x = xmalloc(sizeof(expect));
+  expect *x = &the_expect;
   compute_expect(o, hits, nh, L, x);
   if( getenv("STATEIO_FUZZ_TRACE") ){
     fprintf(stderr, "log of %llu bytes, cut at %llu; entries:\n", (unsigned long long)n, (unsigned long long)L);
@@ -1074,11 +1083,6 @@ static void structured_mode(const unsigned char *data, size_t size){
   structured_rewind(o, &img, x);
   structured_read_at(o, &img, x);
 
-  free(x);
-  free(buf);
-  free(orig);
-  free_oracle(o);
-  free(o);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size){
