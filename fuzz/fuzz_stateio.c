@@ -46,7 +46,10 @@
 **    only the class named by STATEIO_FUZZ_ONLY (e.g. "lost") aborts.
 **    A record's damage that may claim any length (a changed type, length or
 **    offset byte and another changed byte in the same record) may be taken
-**    for a torn append when nothing complete follows in a later block.
+**    for a torn append when nothing complete follows in a later block: the
+**    damage after it need not be reported, and restore may give the state
+**    before it (a log without a commit file cannot tell that damage from
+**    an append cut short; with one, the last done commit tells).
 **  - Raw (first byte % 4 == 3): the rest is the log image, read by every
 **    reader for crash-freedom and the structural checks that hold for any
 **    bytes: results inside the image, in file order, not overlapping, an
@@ -522,6 +525,9 @@ typedef struct expect {
   uint64_t torn_floor;             /* a torn tail may begin here, not before */
   unsigned char ambiguous[MAX_OPS];/* damage the reader cannot tell from a torn append */
   int any_damage;                  /* a complete entry is damaged */
+  int cut_claims;                  /* an entry the cut cut short has changed bytes: as the
+                                   ** file stands it may look complete, or damaged (its damage
+                                   ** may be reported; the cut alone is never an error) */
   int first_damaged;               /* the first complete damaged entry, or -1 */
 } expect;
 
@@ -597,13 +603,18 @@ static void compute_expect(const oracle *o, const uint64_t *hits, int nh, uint64
     }
   }
   x->log_end = x->last >= 0 ? o->W[x->last].end : 0;
+  for(int h = 0; h < nh; h++){
+    const wrec *rec = &o->R[record_at(o, hits[h])];
+    if( !x->complete[rec->entry] ) x->cut_claims = 1;
+  }
 
   /*
   ** A complete damaged entry is corruption, never a torn tail, when its
   ** records say they are complete: each record's header is intact, or one
   ** byte of its type, length or offset changed and nothing else in it (its
   ** checksum then confirms the field). A record with a changed type, length
-  ** or offset field and another changed byte may claim any length: when
+  ** or offset field and another changed byte (in it, or in the header of
+  ** the record after it) may claim any length: when
   ** nothing complete can be found after it (no complete entry starts in a
   ** later block), the reader may take it for a torn append.
   */
@@ -616,7 +627,22 @@ static void compute_expect(const oracle *o, const uint64_t *hits, int nh, uint64
       count++;
       if( hits[h] >= rec->pos + 4 && hits[h] < rec->pos + HDR ) field_hits++;
     }
-    if( !x->complete[i] || field_hits == 0 || count < 2 ) continue;
+    if( !x->complete[i] || field_hits == 0 ) continue;
+    /*
+    ** One changed field byte alone is proven by the checksum, unless what
+    ** marks the record's true end is damaged too: the record that follows
+    ** it, when its own header changed (then nothing shows where a repaired
+    ** length would end, and a length past the end of the file looks like
+    ** an append cut short).
+    */
+    if( count < 2 ){
+      int next = r + 1 < o->nr ? r + 1 : -1;
+      int next_hit = 0;
+      for(int h2 = 0; next >= 0 && h2 < nh; h2++){
+        if( hits[h2] >= o->R[next].pos && hits[h2] < o->R[next].pos + HDR ) next_hit = 1;
+      }
+      if( !next_hit ) continue;
+    }
     x->ambiguous[i] = 1;
     int later = 0;
     for(int j = i + 1; j <= x->last; j++) if( o->W[j].start / BLK > rec->pos / BLK ) later = 1;
@@ -691,7 +717,7 @@ static void structured_scan(const oracle *o, const logio_image *img, const expec
       for(int i = 0; i < o->n; i++){
         if( x->damaged[i] && x->complete[i] && covers(e.offset, e.end, x->first_hit[i]) ) reported[i] = 1;
       }
-      if( !x->any_damage ){
+      if( !x->any_damage && !x->cut_claims ){
         viol(V_TORN_ERROR, "scan: damaged region %llu..%llu (%s) where only a cut was made",
              (unsigned long long)e.offset, (unsigned long long)e.end, e.problem ? e.problem : "?");
       }
@@ -725,7 +751,7 @@ static void structured_scan(const oracle *o, const logio_image *img, const expec
            (unsigned long long)o->W[i].start, (unsigned long long)o->W[i].end);
     }
     if( x->damaged[i] && x->complete[i] && !reported[i]
-        && !(x->ambiguous[i] && o->W[i].start >= x->torn_floor) ){
+        && o->W[i].start < x->torn_floor ){
       viol(V_UNREPORTED, "scan: the damage at %llu (entry %d) is in no damaged region",
            (unsigned long long)x->first_hit[i], i);
     }
@@ -755,7 +781,7 @@ static void structured_check(const oracle *o, const logio_image *img, const expe
       }
       continue;
     }
-    if( !x->any_damage ){
+    if( !x->any_damage && !x->cut_claims ){
       viol(V_TORN_ERROR, "check: %s at %llu..%llu where only a cut was made", g.why[k] ? g.why[k] : "?",
            (unsigned long long)g.off[k], (unsigned long long)(g.off[k] + g.len[k]));
     }
@@ -765,7 +791,7 @@ static void structured_check(const oracle *o, const logio_image *img, const expe
   }
   for(int i = 0; i < o->n && g.n <= 64; i++){
     if( x->damaged[i] && x->complete[i] && !reported[i]
-        && !(x->ambiguous[i] && o->W[i].start >= x->torn_floor) ){
+        && o->W[i].start < x->torn_floor ){
       viol(V_UNREPORTED, "check: the damage at %llu (entry %d) is in no problem", (unsigned long long)x->first_hit[i], i);
     }
   }
@@ -788,13 +814,15 @@ static void structured_restore(const oracle *o, const logio_image *img, const ex
     return;
   }
   if( rc != SIO_OK ){
-    if( !x->any_damage ){
+    if( !x->any_damage && !x->cut_claims ){
       viol(V_TORN_ERROR, "restore: %s (bad_offset %llu) where only a cut was made",
            sio_strstatus(rc), (unsigned long long)st.bad_offset);
+    }else if( !x->any_damage ){
+      /* The cut entry claims to be complete: its damage may be named. */
     }else{
       int named = 0;
       for(int i = 0; i < o->n; i++){
-        if( x->damaged[i] && x->complete[i] && covers(o->W[i].start, o->W[i].end, st.bad_offset) ) named = 1;
+        if( x->damaged[i] && (x->complete[i] || x->cut_claims) && covers(o->W[i].start, o->W[i].end, st.bad_offset) ) named = 1;
       }
       if( !named || (rc != SIO_CORRUPT_LOG && rc != SIO_CORRUPT_ENTRY) ){
         viol(V_RESTORE, "restore: %s with bad_offset %llu, in no damaged entry",
@@ -810,6 +838,17 @@ static void structured_restore(const oracle *o, const logio_image *img, const ex
              sio_strstatus(rc), (unsigned long long)st.bad_offset);
       }
     }
+    stateio_epoch_clear(&st);
+    return;
+  }
+  if( st.log_end >= x->torn_floor && st.log_end < x->log_end && st.torn_len > 0 ){
+    /*
+    ** A record whose damage may claim any length was taken for a torn
+    ** append (allowed without a commit file, see above): the log ends
+    ** before it (at or after the first such record), and restore gives the
+    ** state there. Nothing after it is read, so there is nothing more to
+    ** check.
+    */
     stateio_epoch_clear(&st);
     return;
   }
@@ -839,7 +878,7 @@ static void structured_restore(const oracle *o, const logio_image *img, const ex
     viol(V_TAKEN_TORN, "restore: the log ends at %llu (torn tail %llu bytes), before the complete entries ending at %llu",
          (unsigned long long)st.log_end, (unsigned long long)st.torn_len, (unsigned long long)x->log_end);
   }
-  if( !x->any_damage && (st.log_end != x->log_end || st.torn_len != x->L - x->log_end) ){
+  if( !x->any_damage && !x->cut_claims && (st.log_end != x->log_end || st.torn_len != x->L - x->log_end) ){
     viol(V_TORN_ERROR, "restore: log_end %llu torn %llu, want %llu %llu", (unsigned long long)st.log_end,
          (unsigned long long)st.torn_len, (unsigned long long)x->log_end, (unsigned long long)(x->L - x->log_end));
   }
@@ -873,7 +912,7 @@ static void structured_restore(const oracle *o, const logio_image *img, const ex
         viol(V_INVENTED, "updates: a bad entry at %llu..%llu, never written",
              (unsigned long long)e.offset, (unsigned long long)e.end);
       }
-    }else if( !x->any_damage ){
+    }else if( !x->any_damage && !x->cut_claims ){
       viol(V_TORN_ERROR, "updates: damaged region at %llu where only a cut was made", (unsigned long long)e.offset);
     }
   }

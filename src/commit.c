@@ -46,7 +46,8 @@ static const unsigned char rec_magic[8] = { 's', 't', 'a', 't', 'e', 'i', 'o', 0
 #define R_L0      32
 #define R_L1      40
 #define R_HASH    48
-#define R_CHECK   56
+#define R_FP      56
+#define R_CHECK   64
 
 static void put32(unsigned char *p, uint32_t v){
   for(int i = 0; i < 4; i++){ p[i] = (unsigned char)v; v >>= 8; }
@@ -78,6 +79,7 @@ void sio_rec_encode(const sio_rec *r, unsigned char out[SIO_REC_SIZE]){
   sio_put64(out + R_L0, r->l0);
   sio_put64(out + R_L1, r->l1);
   sio_put64(out + R_HASH, r->hash);
+  sio_put64(out + R_FP, r->fp);
   sio_put64(out + R_CHECK, XXH64(out, R_CHECK, 0));
 }
 
@@ -93,8 +95,37 @@ int sio_rec_decode(const unsigned char in[SIO_REC_SIZE], sio_rec *r){
   r->l0 = sio_get64(in + R_L0);
   r->l1 = sio_get64(in + R_L1);
   r->hash = sio_get64(in + R_HASH);
+  r->fp = sio_get64(in + R_FP);
   if( r->state < SIO_REC_INFLIGHT || r->state > SIO_REC_CUT ) return STATEIO_CORRUPT_COMMIT;
   if( r->l1 < r->l0 ) return STATEIO_CORRUPT_COMMIT;
+  return SIO_OK;
+}
+
+uint64_t sio_rec_anchor(const sio_rec *r){
+  return r->state == SIO_REC_DONE ? r->l1 : r->l0;
+}
+
+uint64_t sio_fingerprint_of(const unsigned char *p, size_t n){
+  return XXH64(p, n, 0);
+}
+
+int sio_log_fingerprint(int fd, uint64_t anchor, uint64_t *fp){
+  unsigned char buf[SIO_FP_LEN];
+  size_t n = anchor < SIO_FP_LEN ? (size_t)anchor : SIO_FP_LEN;
+  int rc = n ? sio_pread_full(fd, buf, n, anchor - n) : SIO_OK;
+  if( rc ) return rc;
+  *fp = sio_fingerprint_of(buf, n);
+  return SIO_OK;
+}
+
+int sio_rec_own(int fd, const sio_rec *r, uint64_t id, uint64_t size, int *own){
+  *own = 0;
+  if( r->log_id != id || r->l0 > size ) return SIO_OK;
+  if( r->state == SIO_REC_DONE && r->l1 > size ) return SIO_OK;
+  uint64_t fp;
+  int rc = sio_log_fingerprint(fd, sio_rec_anchor(r), &fp);
+  if( rc ) return rc;
+  *own = fp == r->fp;
   return SIO_OK;
 }
 
@@ -229,6 +260,8 @@ int sio_commit_recover(int fd, const char *path, int cfd, const char *cpath,
     rc = sio_fdatasync(fd, STATEIO_FILE_LOG, path);
     if( rc ){ *errfile = path; return rc; }
     d.flags |= SIO_REC_SYNCED;
+    rc = sio_log_fingerprint(fd, sio_rec_anchor(&d), &d.fp);
+    if( rc ){ *errfile = path; return rc; }
     rc = sio_commit_write(cfd, cpath, &d, 0);
     if( rc ){ *errfile = cpath; return rc; }
     *r = d;
@@ -248,6 +281,8 @@ int sio_commit_recover(int fd, const char *path, int cfd, const char *cpath,
   d.l1 = d.l0;
   d.hash = XXH64(NULL, 0, 0);
   d.flags |= SIO_REC_SYNCED;
+  rc = sio_log_fingerprint(fd, sio_rec_anchor(&d), &d.fp);
+  if( rc ){ *errfile = path; return rc; }
   rc = sio_commit_write(cfd, cpath, &d, 1);
   if( rc ){ *errfile = cpath; return rc; }
   *r = d;
@@ -321,7 +356,10 @@ static int view_inflight(int fd, const char *path, const char *cpath, int lock_f
     if( read_stable(cfd, &again, raw) == SIO_OK && again.state == SIO_REC_DONE ){
       if( own_lfd ) close(lfd);
       if( file_size(fd, &size) != SIO_OK ) return SIO_IOERR;
-      if( again.log_id != id || again.l1 > size ) img->file_size = size;
+      int own;
+      rc = sio_rec_own(fd, &again, id, size, &own);
+      if( rc ) return rc;
+      if( !own ) img->file_size = size;
       else view_done(img, &again, size);
       return SIO_OK;
     }
@@ -343,7 +381,9 @@ static int view_inflight(int fd, const char *path, const char *cpath, int lock_f
   int wcfd = -1;
   rc = sio_commit_read(cfd, r, NULL);
   if( rc == SIO_OK ) rc = file_size(fd, &size);
-  if( rc == SIO_OK && (r->log_id != id || r->l0 > size) ){
+  int own = 0;
+  if( rc == SIO_OK ) rc = sio_rec_own(fd, r, id, size, &own);
+  if( rc == SIO_OK && !own ){
     img->file_size = size;            /* no longer this log's record */
   }else if( rc == SIO_OK && r->state == SIO_REC_DONE ){
     view_done(img, r, size);
@@ -360,9 +400,10 @@ static int view_inflight(int fd, const char *path, const char *cpath, int lock_f
       const char *bad = NULL;
       rc = sio_commit_recover(lfd, path, wcfd, cpath, r, size, &end, &bad);
       if( rc == SIO_OK ){
+        /* Committed up to the settled commit's end; past it, a torn tail at most. */
         img->file_size = end;
         img->journaled = 1;
-        img->committed = end;
+        img->committed = r->l1 < end ? r->l1 : end;
       }
     }else if( rc == SIO_OK ){
       /* Read-only: decide in memory, change nothing. */
@@ -433,11 +474,14 @@ int sio_commit_view(int fd, const char *path, int lock_fd, int cfd_in,
     if( memcmp(r1, r2, SIO_REC_SIZE) == 0 ) break;
     if( tries > 1000 ){ errno = EAGAIN; rc = SIO_IOERR; goto done; }
   }
-  if( r.log_id != id || r.l0 > size || (r.state == SIO_REC_DONE && r.l1 > size) ){
+  int own;
+  rc = sio_rec_own(fd, &r, id, size, &own);
+  if( rc ) goto done;
+  if( !own ){
     /*
     ** Stale: another log's record (the log was compacted, copied or
-    ** replaced), or one that does not fit this file (cut by someone):
-    ** the log is taken as it is.
+    ** replaced), or one that does not fit this file (cut, or rewritten
+    ** in place, by someone else): the log is taken as it is.
     */
     img->file_size = size;
   }else if( r.state == SIO_REC_DONE ){

@@ -146,8 +146,9 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
 
   /* Recover first: a dead writer's commit is settled before anything is copied. */
   uint64_t size = (uint64_t)st.st_size;
-  int own = cfd >= 0 && rec.log_id == log_id && rec.l0 <= size
-         && !(rec.state == SIO_REC_DONE && rec.l1 > size);
+  int own = 0;
+  if( cfd >= 0 ) rc = sio_rec_own(fd, &rec, log_id, size, &own);
+  if( rc ){ info->errfile = STATEIO_FILE_LOG; goto done; }
   if( own && rec.state != SIO_REC_DONE ){
     const char *bad = NULL;
     rc = sio_commit_recover(fd, path, cfd, cpath, &rec, size, &size, &bad);
@@ -223,6 +224,7 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
     r.l1 = (uint64_t)nst.st_size;
     r.hash = 0;            /* a done record's hash is never checked */
     if( rc == SIO_OK ) rc = sio_log_id(tfd, &r.log_id);
+    if( rc == SIO_OK ) rc = sio_log_fingerprint(tfd, r.l1, &r.fp);
     if( rc ){ info->errfile = STATEIO_FILE_COMPACT; goto failed; }
     if( cfd >= 0 ){
       rc = sio_commit_write(cfd, cpath, &r, 1);

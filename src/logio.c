@@ -168,6 +168,7 @@ struct logio_reader {
   uint64_t bad_start;
   const char *bad_why;     /* why that region is damaged */
   logio_damage bad;        /* what is known of the region being built */
+  int bad_broken;          /* its first entry goes on into damage (not into the image's end) */
   logio_damage last;       /* ... of the region reported last */
   int have_stash;          /* a complete entry found after a damaged region */
   logio_entry stash;
@@ -294,6 +295,7 @@ static void bad_begin(logio_reader *r, uint64_t off, const char *why){
   r->have_bad = 1;
   r->bad_start = off;
   r->bad_why = why;
+  r->bad_broken = 0;
   memset(&r->bad, 0, sizeof(r->bad));
   r->bad.entry_start = LOGIO_NO_ENTRY;
 }
@@ -326,6 +328,8 @@ static void damaged_record(logio_reader *r, const sio_block *b, const sio_resync
   uint64_t pos = r->pos;
   const sio_record *h = &rs->rec;
   int opens = !r->have_bad;
+  /* Damage where the region's first entry goes on (not that entry's first record). */
+  if( (r->assembling || !opens) && !rs->truncated ) r->bad_broken = 1;
   if( r->assembling ){
     bad_assembling(r, rs->why);
   }else{
@@ -353,14 +357,23 @@ static void damaged_record(logio_reader *r, const sio_block *b, const sio_resync
 ** records as done can only be the last commit, torn; damage before it is
 ** corruption. Without a commit file only an entry cut short by the end of
 ** the file is torn: a region whose first entry is all there (a FULL record
-** to its full length, or FIRST ... LAST) is a complete entry, damaged.
+** to its full length, or FIRST ... LAST) is a complete entry, damaged, and
+** one that goes on into damage is damaged. Bytes that begin with no
+** entry's header are garbage after the last entry (torn), unless records
+** were written after them.
 */
 static int region_is_torn(logio_reader *r, int *torn){
   if( r->img.journaled ){
     *torn = r->bad_start >= r->img.committed;
     return SIO_OK;
   }
-  *torn = !r->bad.complete;
+  /*
+  ** The region begins with an entry's header: torn only if that entry is
+  ** cut short by the end of the image, not complete, and not going on
+  ** into damage (an append cut short leaves a prefix of its bytes, never
+  ** damage followed by more bytes).
+  */
+  *torn = !r->bad.complete && !r->bad_broken;
   if( r->bad.entry_start != LOGIO_NO_ENTRY ) return SIO_OK;
   /*
   ** The region does not begin with an entry's header: garbage after the
@@ -563,20 +576,28 @@ int logio_peek_entry(const logio_image *img, uint64_t off, unsigned char *head,
   logio_reader *r;
   int rc = logio_reader_open(&r, img, off);
   if( rc ) return rc;
-  sio_block b;
-  rc = block_at(r, off, r->total, &b);
-  if( rc == SIO_OK ){
+  /* The first record, and the next ones while fewer than 9 bytes are known (a FIRST may hold 1). */
+  uint64_t pos = off;
+  for(int first = 1; rc == SIO_OK && *head_len < 9; first = 0){
+    sio_block b;
+    rc = block_at(r, pos, r->total, &b);
+    if( rc ) break;
     sio_record rec;
     const char *why;
     int truncated;
-    if( sio_record_parse(&b, off, &rec, &why, &truncated)
-     && (rec.type == LOGIO_FULL || rec.type == LOGIO_FIRST) ){
-      size_t n = rec.len < 9 ? rec.len : 9;
-      memcpy(head, rec.payload, n);
-      *head_len = n;
-    }else{
+    int ok = sio_record_parse(&b, pos, &rec, &why, &truncated);
+    if( ok && first ) ok = rec.type == LOGIO_FULL || rec.type == LOGIO_FIRST;
+    if( ok && !first ) ok = (rec.type == LOGIO_MIDDLE || rec.type == LOGIO_LAST) && rec.off == pos - off;
+    if( !ok ){
       rc = SIO_CORRUPT_LOG;
+      break;
     }
+    size_t n = 9 - *head_len < rec.len ? 9 - *head_len : rec.len;
+    memcpy(head + *head_len, rec.payload, n);
+    *head_len += n;
+    if( rec.type == LOGIO_FULL || rec.type == LOGIO_LAST ) break;
+    pos = rec.pos + HEADER + rec.len;    /* the block's end: the next record continues */
+    if( pos >= r->total ) break;
   }
   logio_reader_close(r);
   return rc;
@@ -604,6 +625,8 @@ int logio_starts_with_record(const logio_image *img){
         if( rs.plausible ) type = rs.rec.type;
       }
       ok = type == LOGIO_FULL || type == LOGIO_FIRST;
+      /* Or a damaged first record with records of the log after it. */
+      if( !ok ) ok = sio_block_has_record(&b, 0);
     }else if( total > 4 ){
       /* Part of a header: its type says FULL or FIRST, its offset bytes are 0. */
       ok = b.p[REC_TYPE] == LOGIO_FULL || b.p[REC_TYPE] == LOGIO_FIRST;
@@ -629,6 +652,37 @@ static int entry_spans(const logio_image *img, uint64_t start, uint64_t end, int
   if( rc == SIO_OK || rc == SIO_DONE || rc == SIO_CORRUPT_LOG || rc == SIO_TORN ) rc = SIO_OK;
   logio_reader_close(r);
   return rc;
+}
+
+/*
+** Where the entry that the block before bstart leaves open began: its
+** last record parsed from its start (by the same rules as reading) is a
+** FIRST or MIDDLE that fills it. *ent = REC_NONE when there is none.
+*/
+static int entry_open_at(logio_reader *r, const logio_image *img, uint64_t bstart, uint64_t *ent){
+  (void)img;
+  *ent = REC_NONE;
+  uint64_t q = bstart - BLOCK;
+  sio_block blk;
+  int rc = block_at(r, q, bstart, &blk);
+  if( rc ) return rc;
+  while( bstart - q >= HEADER + 1 ){
+    sio_record rec;
+    const char *why;
+    int truncated;
+    if( !sio_record_parse(&blk, q, &rec, &why, &truncated) ){
+      sio_resync rs;
+      sio_resync_after(&blk, q, REC_NONE, &rs);
+      if( !rs.proven ) return SIO_OK;
+      rec = rs.rec;
+    }
+    uint64_t rec_end = q + HEADER + rec.len;
+    if( rec_end == bstart && (rec.type == LOGIO_FIRST || rec.type == LOGIO_MIDDLE) && rec.off <= q ){
+      *ent = q - rec.off;
+    }
+    q = rec_end;
+  }
+  return SIO_OK;
 }
 
 int logio_rewind(const logio_image *img, uint64_t limit,
@@ -663,8 +717,22 @@ int logio_rewind(const logio_image *img, uint64_t limit,
       int truncated;
       if( !sio_record_parse(&blk, q, &rec, &why, &truncated) ){
         sio_resync rs;
-        sio_resync_after(&blk, q, REC_NONE, &rs);
+        uint64_t ent = REC_NONE;
+        if( q == b * BLOCK && b > 0 ){
+          /* A continuation's offset can only be repaired knowing where its entry began. */
+          rc2 = entry_open_at(r, img, q, &ent);
+          if( rc2 ){ rc = rc2; goto done; }
+          rc2 = block_at(r, q, limit, &blk);
+          if( rc2 ){ rc = rc2; goto done; }
+        }
+        sio_resync_after(&blk, q, ent, &rs);
         if( !rs.proven ) break;
+        if( rs.rec.type == LOGIO_LAST && ent != REC_NONE ){
+          /* Its entry ends here (it is checked whole below, like any LAST). */
+          ends_pos[n] = rs.next;
+          ends_start[n] = ent;
+          n++;
+        }
         q = rs.next;
         continue;
       }

@@ -225,7 +225,8 @@ int logio_rewind(const logio_image *img, uint64_t limit,
 /*
 ** Whether the image begins as a log does: with a valid FULL or FIRST
 ** record, or with the beginning of one cut short by the end of the image
-** (a crash during the first append). Tells a damaged or torn log from a
+** (a crash during the first append), or with a damaged record followed by
+** records of a log in the same block. Tells a damaged or torn log from a
 ** file that is not a log at all. Images of 1..4 bytes are not logs.
 */
 int logio_starts_with_record(const logio_image *img);

@@ -135,10 +135,11 @@ void sio_resync_after(const sio_block *b, uint64_t pos, uint64_t ent_start,
                       sio_resync *out);
 
 /*
-** Whether a valid record lies anywhere in block b at or after from (a
-** search, used only as evidence: a damaged region with records written
-** after the damage is not an append cut short; nothing found this way is
-** ever read as a record).
+** Whether a record lies anywhere in block b at or after from: a valid one,
+** or a FULL/FIRST header a writer could have written whose length ends it
+** at a record boundary (a search, used only as evidence: a damaged region
+** with records written after the damage is not an append cut short;
+** nothing found this way is ever read as a record).
 */
 int sio_block_has_record(const sio_block *b, uint64_t from);
 

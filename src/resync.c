@@ -16,32 +16,27 @@
 **
 **   1. its stored checksum matches the record with one header field
 **      repaired: another type, an offset of 0 (FULL/FIRST) or the distance
-**      back to the entry being assembled (MIDDLE/LAST), or another length
-**      that ends the record at a record boundary (a valid record, the
-**      block's padding, the block's end or the image's end): 32 bits of
-**      evidence that the repaired header is the one written;
+**      back to the entry being assembled (MIDDLE/LAST), or another length,
+**      one a single damaged byte could have come from, that ends the
+**      record at a record boundary (a valid record, the block's padding,
+**      the block's end or the image's end): 32 bits of evidence that the
+**      repaired header is the one written;
 **   2. its checksum proves its length as it stands: the checksum of the
 **      record as stored matches (its type or offset breaks the rules, but
 **      its bytes are the ones checksummed), or differs from the stored one
 **      in one byte only (the checksum field alone is damaged: 24 bits of
 **      evidence that the other fields and the payload are intact);
-**   3. its header is plausible (but for the offset of a MIDDLE/LAST at a
-**      block boundary, which a rewind cannot check) and only its payload
-**      (or that offset) can be damaged: the
-**      length it claims ends it at the end of its block, at the end of the
-**      image, before the block's zero padding, or where a record starts
-**      that is valid or proven by (1) or (2). A single damaged byte in the
-**      length field is caught by (1) first, so a wrong length is followed
-**      only when the header and the payload are both damaged and the wrong
-**      end lands exactly on a record (inside the payload, an embedded log's).
-**      Only what lies at that end is looked at, never further, so that a
-**      reader that sees more of the file finds every entry that a reader of
-**      a prefix of it found.
 **
-** Otherwise the rest of the block is dropped, as the reference does, and
-** the reader goes on at the next block boundary (where records that
+** Damage in a payload proves nothing: the header's length may be damaged
+** too, and the end it claims may then land on a record of a log held in
+** some entry's data. So the rest of the block is dropped, as the reference
+** does, and reported as damaged: a reader never goes on where only a
+** damaged header says it may.
+**
+** Otherwise (and so after any damage to a payload) the rest of the block
+** is dropped, and the reader goes on at the next block boundary (where records that
 ** continue an entry begun in the damage are passed over). Never at a byte
-** found by searching the block: the only positions searched for are the
+** found by searching the block: the only other positions tried are the
 ** candidate ends of (1)'s length repair, and each is accepted only by the
 ** damaged record's own checksum.
 **
@@ -61,18 +56,6 @@ static int repaired_ok(const sio_record *h, const sio_block *b){
 /* Whether h with its stored checksum is proven by its fields as they are. */
 static int sum_matches(const sio_record *h){
   return sio_record_sum(h->type, h->len, h->off, h->payload) == h->checksum;
-}
-
-/*
-** Whether h would be plausible but for its offset, as a MIDDLE or LAST at
-** a block boundary: a reader that did not see the entry begin (a rewind)
-** cannot check that offset, so rule (3) may still follow its length.
-*/
-static int continuation_extent(const sio_record *h){
-  sio_record t = *h;
-  if( h->type != LOGIO_MIDDLE && h->type != LOGIO_LAST ) return 0;
-  t.off = h->pos > 0 ? h->pos : 1;
-  return h->pos > 0 && sio_record_plausible(&t);
 }
 
 /* Whether the bytes [from, end of block) are padding: zeros, too few for a record. */
@@ -95,8 +78,28 @@ static int valid_record_at(const sio_block *b, uint64_t c, sio_record *rec){
   return sio_record_parse(b, c, rec, &why, &trunc);
 }
 
+/*
+** Whether h would be plausible with its type replaced, or with the one
+** damaged byte of a FULL or FIRST's zero offset cleared (*near: that header).
+*/
+static int one_field_off(const sio_record *h, sio_record *near){
+  sio_record t = *h;
+  for(int type = LOGIO_FULL; type <= LOGIO_LAST; type++){
+    t.type = type;
+    if( sio_record_plausible(&t) ){ *near = t; return 1; }
+  }
+  /* An offset of 0 with one of its bytes damaged (not any offset at all). */
+  int nonzero = 0;
+  for(int i = 0; i < 8; i++) if( (h->off >> (8 * i)) & 0xff ) nonzero++;
+  if( nonzero != 1 ) return 0;
+  t = *h;
+  t.off = 0;
+  if( sio_record_plausible(&t) ){ *near = t; return 1; }
+  return 0;
+}
+
 static int proven_by_checksum(const sio_block *b, const sio_record *h, uint64_t ent_start,
-                              sio_record *out, const char **why);
+                              int links, sio_record *out, const char **why);
 
 /*
 ** Whether position c is a proven record boundary of the block: its end,
@@ -114,18 +117,38 @@ static int boundary_at(const sio_block *b, uint64_t c, int links){
   if( c == b->base + REC_BLOCK || c == end ) return 1;
   if( c > end ) return 0;
   if( padding_from(b, c) ) return 1;
+  /* Too few bytes for a header before the end of the image: one cut short begins here. */
+  if( b->image_end && end - c < REC_HEADER + 1 && end < b->base + REC_BLOCK ) return 1;
   sio_record rec;
   if( valid_record_at(b, c, &rec) ) return 1;
   if( !links || end - c < REC_HEADER + 1 ) return 0;
   sio_record h, fixed;
   const char *why;
   sio_record_decode(b->p + (c - b->base), c, &h);
-  return proven_by_checksum(b, &h, REC_NONE, &fixed, &why);
+  /* Cheap first: a header with at most its type or offset off. */
+  if( !sio_record_plausible(&h) && !one_field_off(&h, &fixed) ) return 0;
+  return proven_by_checksum(b, &h, REC_NONE, 0, &fixed, &why);
 }
 
-/* (1) One field repaired, proven by the stored checksum. */
+/*
+** Whether something at c looks like a record header (at most its type or
+** offset off), however damaged what follows: a place where a record may
+** begin, to try a repaired length against (the checksum decides).
+*/
+static int header_like(const sio_block *b, uint64_t c){
+  if( c > b->base + b->n || b->base + b->n - c < REC_HEADER + 1 ) return 0;
+  sio_record h, near;
+  sio_record_decode(b->p + (c - b->base), c, &h);
+  return sio_record_plausible(&h) || one_field_off(&h, &near);
+}
+
+/*
+** (1) One field repaired, proven by the stored checksum. With links unset
+** (the record is itself the proof of another's end) the length is not
+** tried: only its type and offset.
+*/
 static int repair_field(const sio_block *b, const sio_record *h, uint64_t ent_start,
-                        sio_record *out, const char **why){
+                        int links, sio_record *out, const char **why){
   sio_record t = *h;
   /* The type. */
   for(int type = LOGIO_FULL; type <= LOGIO_LAST; type++){
@@ -142,14 +165,32 @@ static int repair_field(const sio_block *b, const sio_record *h, uint64_t ent_st
     *why = "bad record offset";
     return 1;
   }
-  /* The length: each candidate end that is a record boundary. */
+  /*
+  ** The length: the lengths one damaged byte could have come from (the
+  ** stored value with either of its bytes replaced, or one more or less,
+  ** which may carry into the other byte), each tried only where it ends
+  ** the record at a record boundary or before something that looks like a
+  ** record header. A few hundred candidates, not every byte of the block:
+  ** a torn append has its length tried, and a record whose payload holds
+  ** a log offers a boundary at each of its records.
+  */
+  if( !links ) return 0;    /* a record that proves another's end: type and offset only */
   t = *h;
-  uint64_t end = b->base + b->n;
-  for(uint64_t c = h->pos + REC_HEADER + 1; c <= end; c++){
-    if( c - h->pos - REC_HEADER > 0xffff ) break;
-    if( c - h->pos - REC_HEADER == h->len ) continue;
-    if( !boundary_at(b, c, 0) ) continue;
-    t.len = (size_t)(c - h->pos - REC_HEADER);
+  for(int k = 0; k < 2 * 256 + 4; k++){
+    size_t len;
+    if( k < 256 ) len = (h->len & 0xff00) | (size_t)k;
+    else if( k < 512 ) len = (h->len & 0x00ff) | ((size_t)(k - 256) << 8);
+    else{
+      static const int delta[4] = { 1, -1, 2, -2 };
+      long v = (long)h->len + delta[k - 512];
+      if( v <= 0 || v > 0xffff ) continue;
+      len = (size_t)v;
+    }
+    if( len == 0 || len == h->len ) continue;
+    uint64_t c = h->pos + REC_HEADER + len;
+    if( c > b->base + b->n ) continue;
+    if( !boundary_at(b, c, links) && !header_like(b, c) ) continue;
+    t.len = len;
     if( repaired_ok(&t, b) && sum_matches(&t) ){ *out = t; *why = "bad record length"; return 1; }
   }
   return 0;
@@ -173,8 +214,8 @@ static int extent_by_checksum(const sio_block *b, const sio_record *h, const cha
 
 /* Rules (1) and (2): the record's end proven by its stored checksum. */
 static int proven_by_checksum(const sio_block *b, const sio_record *h, uint64_t ent_start,
-                              sio_record *out, const char **why){
-  if( repair_field(b, h, ent_start, out, why) ) return 1;
+                              int links, sio_record *out, const char **why){
+  if( repair_field(b, h, ent_start, links, out, why) ) return 1;
   *out = *h;
   return extent_by_checksum(b, h, why);
 }
@@ -196,13 +237,21 @@ void sio_resync_after(const sio_block *b, uint64_t pos, uint64_t ent_start,
   sio_record_decode(b->p + (pos - b->base), pos, &h);
   int plausible = sio_record_plausible(&h);
   int fits = pos + REC_HEADER + h.len <= end;
-  if( plausible && !fits && b->image_end ){
+  sio_record near;
+  if( !fits && b->image_end && (plausible || one_field_off(&h, &near)) ){
+    /*
+    ** A header (with at most one field damaged) whose record runs past
+    ** the end of the image: an append cut short, whatever its payload
+    ** holds. Its one damaged field cannot be proven without its bytes.
+    */
     out->why = "truncated record";
     out->truncated = 1;
+    out->plausible = 1;
+    out->rec = plausible ? h : near;
   }
   sio_record fixed;
   const char *why;
-  if( proven_by_checksum(b, &h, ent_start, &fixed, &why) ){
+  if( proven_by_checksum(b, &h, ent_start, 1, &fixed, &why) ){
     out->proven = 1;
     out->plausible = sio_record_plausible(&fixed);
     out->rec = fixed;
@@ -211,17 +260,12 @@ void sio_resync_after(const sio_block *b, uint64_t pos, uint64_t ent_start,
     out->next = pos + REC_HEADER + fixed.len;
     return;
   }
+  if( !fits ) return;                    /* torn, or outside the window */
   if( plausible ){
+    /* A plausible header with a damaged payload: its extent is unproven. */
     out->plausible = 1;
     out->rec = h;
-  }else if( !continuation_extent(&h) ){
-    return;
-  }
-  if( !fits ) return;                    /* torn, or outside the window */
-  out->why = "checksum mismatch";
-  if( boundary_at(b, pos + REC_HEADER + h.len, 1) ){
-    out->proven = 1;
-    out->next = pos + REC_HEADER + h.len;
+    out->why = "checksum mismatch";
   }
 }
 
@@ -232,8 +276,17 @@ int sio_block_has_record(const sio_block *b, uint64_t from){
   int trunc;
   /* A valid continuation record at the block's start counts as well. */
   if( from <= b->base && sio_record_parse(b, b->base, &rec, &why, &trunc) ) return 1;
+  static const unsigned char zero8[8];
   for(uint64_t c = from; c + REC_HEADER + 1 <= end; c++){
+    const unsigned char *p = b->p + (c - b->base);
+    /* A FULL or FIRST header: its type, and its offset's eight zero bytes. */
+    if( p[REC_TYPE] != LOGIO_FULL && p[REC_TYPE] != LOGIO_FIRST ) continue;
+    if( memcmp(p + REC_OFFSET, zero8, 8) != 0 ) continue;
     if( valid_record_at(b, c, &rec) ) return 1;
+    /* Or a header a writer wrote (however damaged its payload), ending at a boundary. */
+    sio_record_decode(p, c, &rec);
+    if( sio_record_plausible(&rec) && c + REC_HEADER + rec.len <= end
+     && boundary_at(b, c + REC_HEADER + rec.len, 0) ) return 1;
   }
   return 0;
 }

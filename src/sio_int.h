@@ -56,7 +56,7 @@ int sio_step(const char *name, const char *path);
 ** SIO_COMMIT_FILE_SIZE bytes.
 */
 #define SIO_COMMIT_FILE_SIZE 1024
-#define SIO_REC_SIZE 64
+#define SIO_REC_SIZE 72
 #define SIO_WAIT_OFF 512
 #define SIO_WAIT_SIZE 32
 
@@ -69,7 +69,26 @@ int sio_step(const char *name, const char *path);
 typedef struct sio_rec {
   unsigned state, flags;
   uint64_t seq, log_id, l0, l1, hash;
+  uint64_t fp;             /* the log's bytes before sio_rec_anchor() (sio_log_fingerprint) */
 } sio_rec;
+
+/*
+** A record's fingerprint covers the log's last bytes (up to SIO_FP_LEN)
+** before its anchor: a done record's l1, any other's l0: bytes that were
+** in the log, committed, when the record was written. A record whose
+** fingerprint does not match the log (the file was rewritten in place, say
+** by cp over it) is not the log's own, like one of another log's identity.
+*/
+#define SIO_FP_LEN 64
+uint64_t sio_rec_anchor(const sio_rec *r);
+int sio_log_fingerprint(int fd, uint64_t anchor, uint64_t *fp);
+/* The fingerprint of p[0..n), the last bytes before an anchor. */
+uint64_t sio_fingerprint_of(const unsigned char *p, size_t n);
+/*
+** Whether r is the record of the log open on fd (identity id, size bytes):
+** its identity, its ranges inside the file, its fingerprint.
+*/
+int sio_rec_own(int fd, const sio_rec *r, uint64_t id, uint64_t size, int *own);
 
 /* PATH-commit for the log at path (malloc'd), or NULL when out of memory. */
 char *sio_commit_path(const char *path);
@@ -146,12 +165,16 @@ int sio_writer_open_named(struct stateio_writer **pp, int fd, int file,
 
 /*
 ** Where an appending writer must go on: the end of the last complete entry
-** of img (*end) and the epoch in force there (*epoch). SIO_NOTLOG when img
-** holds nothing of a log; SIO_CORRUPT_* when the last entry cannot say
-** which epoch is current.
+** of img (*end), damaged or not, and the epoch in force there (*epoch);
+** whatever lies past *end is a torn tail, to be cut before appending.
+** *start_at: where the next entry must begin (*end, or the next block
+** boundary after a damaged last entry: zero padding goes in between).
+** SIO_NOTLOG when img holds nothing of a log; SIO_CORRUPT_* when the end of
+** the log cannot say which epoch is current.
 */
 struct logio_image;
-int sio_log_end(const struct logio_image *img, uint64_t *end, uint64_t *epoch);
+int sio_log_end(const struct logio_image *img, uint64_t *end, uint64_t *epoch,
+                uint64_t *start_at);
 
 /* Little-endian helpers. */
 static inline uint64_t sio_get64(const unsigned char *p){

@@ -133,6 +133,7 @@ typedef struct log_tail {
   int has_last;            /* the log has a complete, valid entry */
   uint64_t epoch;          /* the epoch in force after it (0 when none) */
   uint64_t end;            /* where the log's entries end (a damaged last update included) */
+  int damaged_end;         /* the log ends with a damaged update */
   uint64_t torn_len;       /* bytes after end that are a torn tail */
   uint64_t bad_offset;     /* on an error: where */
 } log_tail;
@@ -207,6 +208,7 @@ static int find_tail(const logio_image *img, log_tail *t){
                        && sio_get64(d.head + 1) == t->epoch;
         if( last_update ){
           t->end = total;
+          t->damaged_end = 1;
         }else{
           t->bad_offset = region.offset;
           rc = SIO_CORRUPT_LOG;
@@ -277,12 +279,18 @@ int stateio_restore(const logio_image *img, stateio_epoch *st){
   return SIO_OK;
 }
 
-int sio_log_end(const logio_image *img, uint64_t *end, uint64_t *epoch){
+int sio_log_end(const logio_image *img, uint64_t *end, uint64_t *epoch, uint64_t *start_at){
   log_tail t;
   int rc = find_tail(img, &t);
   if( rc ) return rc;
   *end = t.end;
   *epoch = t.epoch;
+  /*
+  ** After a damaged last entry nothing proves where a record following it
+  ** in its block starts (resync.c), so readers would drop what is appended
+  ** there: the next entry goes to the next block, where they find it.
+  */
+  *start_at = t.damaged_end && t.end % LOGIO_BLOCK ? t.end - t.end % LOGIO_BLOCK + LOGIO_BLOCK : t.end;
   return SIO_OK;
 }
 

@@ -50,6 +50,10 @@ struct stateio_writer {
   int given;               /* end/epoch given by the caller, not yet checked */
   int known;               /* end/epoch/file_size below are valid */
   uint64_t end;            /* end of the log's last complete entry */
+  uint64_t start_at;       /* the next entry begins here: end, or the next block after damage */
+  unsigned char tail[SIO_FP_LEN];  /* the last bytes this writer wrote, ending at tail_end */
+  size_t tail_len;
+  uint64_t tail_end;
   uint64_t file_size;      /* file size when last looked at; past end is torn */
   uint64_t epoch;          /* committed current epoch */
   int in_batch;
@@ -108,6 +112,7 @@ static int open_path(stateio_writer *w){
   w->fd = fd;
   w->known = 0;
   w->own_rec = 0;
+  w->tail_end = UINT64_MAX;    /* another file: nothing of it written by us yet */
   return SIO_OK;
 }
 
@@ -139,6 +144,7 @@ static stateio_writer *writer_new(int flags){
     memset(w, 0, sizeof(*w));
     w->fd = -1;
     w->cfd = -1;
+    w->tail_end = UINT64_MAX;
     w->flags = flags;
     w->file = STATEIO_FILE_LOG;
     w->token = sio_lock_token(w);
@@ -240,7 +246,7 @@ static int file_image(stateio_writer *w, logio_image *img){
 static int find_end(stateio_writer *w){
   logio_image img;
   int rc = file_image(w, &img);
-  if( rc == SIO_OK ) rc = fail(w, sio_log_end(&img, &w->end, &w->epoch), w->name);
+  if( rc == SIO_OK ) rc = fail(w, sio_log_end(&img, &w->end, &w->epoch, &w->start_at), w->name);
   if( rc ) return rc;
   w->file_size = img.file_size;
   w->known = 1;
@@ -266,10 +272,43 @@ static int unlock(stateio_writer *w){
   return fail(w, rc, w->name);   /* the caller's descriptor: we cannot close it */
 }
 
+/*
+** The fingerprint of the log's bytes before anchor (sio_int.h): from the
+** last bytes this writer wrote when they end there, else read back.
+*/
+static int fingerprint(stateio_writer *w, uint64_t anchor, uint64_t *fp){
+  size_t want = anchor < SIO_FP_LEN ? (size_t)anchor : SIO_FP_LEN;
+  if( w->tail_end == anchor && w->tail_len == want ){
+    *fp = sio_fingerprint_of(w->tail, want);
+    return SIO_OK;
+  }
+  return fail(w, sio_log_fingerprint(w->fd, anchor, fp), w->name);
+}
+
+/* Remember the last bytes written: p[0..n) went to [at, at+n). */
+static void note_tail(stateio_writer *w, const unsigned char *p, size_t n, uint64_t at){
+  if( n >= SIO_FP_LEN ){
+    memcpy(w->tail, p + n - SIO_FP_LEN, SIO_FP_LEN);
+    w->tail_len = SIO_FP_LEN;
+  }else if( w->tail_end == at && (w->tail_len == SIO_FP_LEN || w->tail_len == at) ){
+    size_t keep = w->tail_len + n > SIO_FP_LEN ? SIO_FP_LEN - n : w->tail_len;
+    memmove(w->tail, w->tail + w->tail_len - keep, keep);
+    memcpy(w->tail + keep, p, n);
+    w->tail_len = keep + n;
+  }else{
+    w->tail_len = 0;
+    w->tail_end = UINT64_MAX;
+    return;
+  }
+  w->tail_end = at + n;
+}
+
 /* Write a record r (seq taken from the last one, plus one); sync it when asked. */
 static int put_record(stateio_writer *w, sio_rec r, int sync){
   r.seq = w->rec.seq + 1;
   r.log_id = w->log_id;
+  int frc = fingerprint(w, sio_rec_anchor(&r), &r.fp);
+  if( frc ) return frc;
   int rc = sio_commit_write(w->cfd, w->cpath, &r, sync);
   if( rc ) return fail(w, rc, w->cpath);
   w->rec = r;
@@ -281,6 +320,8 @@ static int put_record(stateio_writer *w, sio_rec r, int sync){
 static int create_commit(stateio_writer *w, sio_rec r){
   r.seq = w->rec.seq + 1;
   r.log_id = w->log_id;
+  int frc = fingerprint(w, sio_rec_anchor(&r), &r.fp);
+  if( frc ) return frc;
   const char *bad = NULL;
   int rc = sio_commit_create(w->cpath, &r, &w->cfd, &bad);
   if( rc ) return fail(w, rc, bad ? bad : w->dpath);
@@ -340,13 +381,14 @@ static int lock_and_refresh(stateio_writer *w){
   uint64_t size = (uint64_t)st.st_size;
   if( w->cfd >= 0 ){
     uint64_t seq = r.seq > w->rec.seq ? r.seq : w->rec.seq;
-    int own = r.log_id == w->log_id && r.l0 <= size
-           && !(r.state == SIO_REC_DONE && r.l1 > size);
+    int own;
+    int rc = sio_rec_own(w->fd, &r, w->log_id, size, &own);
+    if( rc ) return fail(w, rc, w->name);
     if( own && r.state != SIO_REC_DONE ){
       /* A writer died in a commit (or could not finish a cut): settle it first. */
       const char *bad = NULL;
       uint64_t end;
-      int rc = sio_commit_recover(w->fd, w->name, w->cfd, w->cpath, &r, size, &end, &bad);
+      rc = sio_commit_recover(w->fd, w->name, w->cfd, w->cpath, &r, size, &end, &bad);
       if( rc ) return fail(w, rc, bad);
       size = end;
       w->known = 0;
@@ -357,7 +399,7 @@ static int lock_and_refresh(stateio_writer *w){
     w->own_rec = own;
     if( own && w->rec_unsure && r.state == SIO_REC_DONE ){
       /* Our done record after a cut may not have reached the disk: make it so. */
-      int rc = put_record(w, r, 1);
+      rc = put_record(w, r, 1);
       if( rc ) return rc;
     }
     w->rec_unsure = 0;
@@ -426,7 +468,11 @@ static int flush_pending(stateio_writer *w){
   w->wrote = 1;
   if( w->hs ) XXH64_update(w->hs, w->pend, w->pend_len);
   int rc = sio_pwrite_full(w->fd, w->file, w->name, w->pend, w->pend_len, w->end);
-  if( rc ) return fail(w, rc, w->name);
+  if( rc ){
+    w->tail_end = UINT64_MAX;
+    return fail(w, rc, w->name);
+  }
+  note_tail(w, w->pend, w->pend_len, w->end);
   w->end += w->pend_len;
   w->file_size = w->end;
   w->pend_len = 0;
@@ -530,6 +576,18 @@ static int append(stateio_writer *w, int kind, const void *data, size_t len){
     w->batch_epoch = w->epoch;
     w->inflight = 0;
     w->wrote = 0;
+  }
+  if( w->pend_len == 0 && w->start_at > w->end && w->start_at - w->end < LOGIO_BLOCK ){
+    /* The log ends with a damaged entry: pad its block, so that readers find what follows. */
+    size_t pad = (size_t)(w->start_at - w->end);
+    if( pad > w->pend_cap ){
+      unsigned char *p = sio_realloc(w->pend, 64 * 1024);
+      if( !p ) return SIO_NOMEM;
+      w->pend = p;
+      w->pend_cap = 64 * 1024;
+    }
+    memset(w->pend, 0, pad);
+    w->pend_len = pad;
   }
   uint64_t off = w->end + w->pend_len;
   uint64_t need = logio_encoded_size(off, STATEIO_ENTRY_HEADER + (uint64_t)len);

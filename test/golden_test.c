@@ -546,19 +546,23 @@ static void expect_restore(const gcase *c, restore_expect *x){
   }
   /*
   ** Entries after L that are complete (all their bytes in the file) but
-  ** damaged are corruption, not a torn tail: a damaged snapshot among them
-  ** would be the current epoch, so restore must fail naming it; damaged
-  ** updates are a damaged region at the end of the update reader.
+  ** damaged, or lost with the rest of a damaged block, are corruption, not
+  ** a torn tail. Only one damaged update of the current epoch that ends
+  ** the file leaves the current epoch known (it is a damaged region at the
+  ** end of the update reader); anything else might hide a snapshot, so
+  ** restore must fail naming where the damage begins.
   */
-  for(int i = li + 1; i <= lc; i++){
-    x->log_end = c->w[i].end;
-    if( c->w[i].kind == STATEIO_SNAPSHOT && !x->must_fail ){
+  int damaged_tail = lc > li;
+  if( damaged_tail ){
+    const written *D = &c->w[li + 1];
+    uint64_t cur = li < 0 ? 0 : c->w[li].kind == STATEIO_SNAPSHOT ? c->w[li].start : c->w[li].epoch;
+    x->log_end = c->w[lc].end;
+    if( lc != li + 1 || D->kind != STATEIO_UPDATE || D->end != c->gold_len || D->epoch != cur ){
       x->must_fail = 1;
-      x->bad_offset = c->w[i].start;
+      x->bad_offset = D->start;
+      return;
     }
   }
-  if( x->must_fail ) return;
-  int damaged_tail = lc > li;
   if( li < 0 ){
     if( damaged_tail ){
       /* Nothing but damaged updates: epoch 0, then the damaged region. */
@@ -820,6 +824,10 @@ static void check_damaged(gcase *c, const logio_image *img, const scan_result *s
         CHECK(stateio_writer_close(w) == SIO_OK);
       }
       uint64_t end = x.log_end;
+      if( end != (x.last ? x.last->end : 0) && end % LOGIO_BLOCK ){
+        /* After a damaged last entry the writer begins the next block (zero padding first). */
+        end += LOGIO_BLOCK - end % LOGIO_BLOCK;
+      }
       uint64_t want = end + logio_encoded_size(end, STATEIO_ENTRY_HEADER + sizeof(more) - 1);
       CHECK_MSG(file_size(copy) == want, "%s: after the append the file is %llu bytes, expected %llu",
                 c->name, (unsigned long long)file_size(copy), (unsigned long long)want);
@@ -876,6 +884,25 @@ static void run_case(const char *golden, const char *name){
     written *x = &c.w[i];
     x->survives = x->end <= c.gold_len && x->end <= c.orig_len
                && memcmp(c.gold + x->start, c.orig + x->start, (size_t)(x->end - x->start)) == 0;
+  }
+  /*
+  ** A damaged payload proves nothing about where the next record starts
+  ** (resync.c): the rest of its block is lost, reported as damaged, and
+  ** the entries that begin there do not survive either. (A damaged header
+  ** field is proven by the record's checksum: nothing more is lost.)
+  */
+  for(size_t k = 0; k < c.gold_len && k < c.orig_len; k++){
+    if( c.gold[k] == c.orig[k] ) continue;
+    uint64_t block = k - k % LOGIO_BLOCK;
+    for(int i = 0; i < c.nw; i++){
+      written *x = &c.w[i];
+      if( x->start > k || x->end <= k ) continue;
+      uint64_t rec = x->start > block ? x->start : block;   /* the record that holds byte k */
+      if( k - rec < LOGIO_HEADER ) continue;
+      for(int j = i + 1; j < c.nw; j++){
+        if( c.w[j].start < block + LOGIO_BLOCK ) c.w[j].survives = 0;
+      }
+    }
   }
 
   /* (c) Our restore, scan and rewind of log.bin. */

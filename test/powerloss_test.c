@@ -440,15 +440,16 @@ static void check_state(int opi, int mode){
     snprintf(lp2, sizeof(lp2), "%s/%s", cdir, strrchr(logpath, '/') + 1);
     snprintf(cp2, sizeof(cp2), "%s-commit", lp2);
     int cfd = open(cp2, O_RDWR), lfd = open(lp2, O_RDONLY);
-    unsigned char rec[64];
-    if( li >= 0 && d[li].file >= 0 && cfd >= 0 && lfd >= 0 && pread(cfd, rec, 64, 0) == 64 ){
+    /* The record (doc/COMMIT.md): 72 bytes, the log's identity at 24, its checksum at 64. */
+    unsigned char rec[72];
+    if( li >= 0 && d[li].file >= 0 && cfd >= 0 && lfd >= 0 && pread(cfd, rec, 72, 0) == 72 ){
       int64_t was, now;
       memcpy(&was, rec + 24, 8);
       if( was == files[d[li].file].id && stateio_log_id(lfd, &now) == SIO_OK ){
         memcpy(rec + 24, &now, 8);
-        uint64_t ck = XXH64(rec, 56, 0);
-        memcpy(rec + 56, &ck, 8);
-        if( pwrite(cfd, rec, 64, 0) != 64 ) f_state++;
+        uint64_t ck = XXH64(rec, 64, 0);
+        memcpy(rec + 64, &ck, 8);
+        if( pwrite(cfd, rec, 72, 0) != 72 ) f_state++;
       }
     }
     if( cfd >= 0 ) close(cfd);
