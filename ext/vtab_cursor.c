@@ -186,8 +186,8 @@ static int sio_param(sqlite3_index_info *pInfo, int iCol, int bIs, int *piUse){
 **     shows, so they are used (and omitted) whenever they are given, and a
 **     plan where one is given but not usable yet is SQLITE_CONSTRAINT (the
 **     planner then tries another order, as for series.c's start/stop):
-**       file      a table-valued function's log file. Missing altogether
-**                 is an error with a message.
+**       file      a table-valued function's log file. A plan without it
+**                 is the dearest of all, and fails in xFilter.
 **       at_epoch  updates, snapshot: which epoch (default: the current one)
 **       log_id    entries: xFilter checks that the file is still that log
 **   - The visible columns are columns: the kind may use their constraints
@@ -210,14 +210,8 @@ int sioBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
   int rc, b, i;
 
   for(b=0; b<SIO_NBIT; b++) aUse[b] = -1;
-  if( pCols->iFile>=0 ){
-    int bUnusable = sio_param(pInfo, pCols->iFile, 0, &aUse[SIO_BIT_FILE]);
-    if( aUse[SIO_BIT_FILE]<0 && !bUnusable ){
-      sioErrMsg(&pVtab->zErrMsg, "stateio: %s needs a log file: %s('FILE')",
-                pKind->zFunc, pKind->zFunc);
-      return SQLITE_ERROR;
-    }
-    if( bUnusable ) return SQLITE_CONSTRAINT;
+  if( pCols->iFile>=0 && sio_param(pInfo, pCols->iFile, 0, &aUse[SIO_BIT_FILE]) ){
+    return SQLITE_CONSTRAINT;
   }
   if( pCols->iAtEpoch>=0
    && sio_param(pInfo, pCols->iAtEpoch, 1, &aUse[SIO_BIT_AT_EPOCH]) ){
@@ -233,6 +227,16 @@ int sioBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
   if( pKind->xBestIndex ){
     rc = pKind->xBestIndex(pInfo, pCols, aUse, &idxNum);
     if( rc!=SQLITE_OK ) return rc;
+  }
+  if( pCols->iFile>=0 && aUse[SIO_BIT_FILE]<0 ){
+    /*
+    ** No file at all: a plan that xFilter refuses with a message, costed
+    ** so that any plan with the file wins. (SQLite may ask for this plan
+    ** when the file is there too, e.g. for the right side of a RIGHT JOIN;
+    ** an error here would fail the statement.)
+    */
+    pInfo->estimatedCost = 1e300;
+    pInfo->estimatedRows = 1000000000;
   }
 
   if( pKind->iDataCol>=0 ){
@@ -316,12 +320,15 @@ int sioFilter(
     aArg[b] = bArg && k<argc ? argv[k++] : 0;
   }
   if( pTab->bFunc ){
-    /* The log file (SIO_BIT_FILE is always set: see above). */
-    const char *zFile = aArg[SIO_BIT_FILE] ? (const char*)sqlite3_value_text(aArg[SIO_BIT_FILE]) : 0;
+    const char *zFile;
+    if( aArg[SIO_BIT_FILE]==0 ){
+      sioErrMsg(pzErr, "stateio: %s needs a log file: %s('FILE')",
+                pTab->pKind->zFunc, pTab->pKind->zFunc);
+      return SQLITE_ERROR;
+    }
+    zFile = (const char*)sqlite3_value_text(aArg[SIO_BIT_FILE]);
     if( zFile==0 ){
-      if( aArg[SIO_BIT_FILE] && sqlite3_value_type(aArg[SIO_BIT_FILE])!=SQLITE_NULL ){
-        return SQLITE_NOMEM;
-      }
+      if( sqlite3_value_type(aArg[SIO_BIT_FILE])!=SQLITE_NULL ) return SQLITE_NOMEM;
       sioErrMsg(pzErr, "stateio: %s needs a log file, not null", pTab->pKind->zFunc);
       return SQLITE_ERROR;
     }
