@@ -51,22 +51,20 @@ static char *sio_absolute(const char *zPath){
 }
 
 /*
-** The log of the file (dev, ino) in the connection, or NULL. A log is that
-** file if it was opened as it, or if its path names it now (the log was
-** compacted since: the new file replaced the one it was opened as).
+** The log of the file (dev, ino) in the connection, or NULL. A log is the
+** file its path names now (it was compacted since, perhaps: the new file
+** replaced the one it was opened as), or the one it was opened as when its
+** path names nothing now.
 */
 static SioLog *sio_log_find(SioConn *pConn, dev_t dev, ino_t ino){
   SioLog *p;
   for(p=pConn->pLogs; p; p=p->pNext){
-    if( p->dev==dev && p->ino==ino ) return p;
-  }
-  for(p=pConn->pLogs; p; p=p->pNext){
     struct stat st;
-    if( stat(p->zAbs, &st)==0 && st.st_dev==dev && st.st_ino==ino ){
-      p->dev = dev;
-      p->ino = ino;
-      return p;
+    if( stat(p->zAbs, &st)==0 ){
+      p->dev = st.st_dev;
+      p->ino = st.st_ino;
     }
+    if( p->dev==dev && p->ino==ino ) return p;
   }
   return 0;
 }
