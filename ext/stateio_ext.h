@@ -21,7 +21,8 @@
 **   sio_log.c        the connection's open logs (one writer per file),
 **                    transactions and savepoints on the writer
 **   vtab_table.c     modules stateio and stateio_part: create, connect,
-**                    drop, INSERT, transactions and savepoints
+**                    drop, INSERT, transactions and savepoints; stateio_txn,
+**                    which keeps a table dropped in a transaction to its end
 **   vtab_func.c      the eponymous table-valued functions
 **   vtab_cursor.c    what every table shares: xBestIndex, the cursor
 **   vtab_entries.c   rows of statelog / stateio_entries
@@ -136,7 +137,10 @@ int sioImageCopy(const logio_image *img, SioImage *pImg);
 ** destructor, when the connection closes, frees it), so no process-wide
 ** list and no mutex are needed: SQLite calls a connection's modules from
 ** one thread at a time. (sqlite3_set_clientdata() would be the natural
-** home, but SQLite 3.40 does not have it.)
+** home, but SQLite 3.40 does not have it.) Loading the extension again into
+** a connection replaces the modules: tables connected before keep the old
+** registry, those connected after use the new one, and the two do not
+** share writers.
 */
 struct SioConn {
   int nRef;                 /* the modules registered with it */

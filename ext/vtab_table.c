@@ -48,6 +48,11 @@
 ** A savepoint can be shared by several tables of the log: each keeps its
 ** own marks, and rolling back applies each table's; the earliest wins,
 ** which is the state when the savepoint began.
+**
+** DROP TABLE of a table whose writes the transaction still holds (no other
+** table of the log is in it) hands the table to stateio_txn (below), which
+** takes its part in the transaction to the end: COMMIT writes the entries,
+** ROLLBACK drops them.
 */
 #include <string.h>
 
