@@ -188,14 +188,14 @@ static int sio_tab_create_file(SioTab *pTab, int *pbCreated, dev_t *pDev, ino_t 
 }
 
 /*
-** xCreate and xConnect of both modules.
+** xCreate and xConnect of both tables.
 **   stateio:       argv[3] the file, then options
 **   stateio_part:  argv[3] the part (updates, snapshot, epochs), argv[4]
 **                  the file, then options
 */
 static int sio_tab_init(
   sqlite3 *db,
-  void *pAux,
+  SioConn *pConn,
   int argc, const char *const *argv,
   sqlite3_vtab **ppVtab,
   char **pzErr,
@@ -231,7 +231,7 @@ static int sio_tab_init(
   if( pTab==0 ) return SQLITE_NOMEM;
   memset(pTab, 0, sizeof(*pTab));
   pTab->db = db;
-  pTab->pConn = (SioConn*)pAux;
+  pTab->pConn = pConn;
   pTab->pKind = pKind;
   pTab->pCols = &pKind->tab;
   pTab->bMain = bMain;
@@ -296,21 +296,21 @@ init_error:
   return rc;
 }
 
-static int sioMainCreate(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+/* A table module's pAux: the connection's open logs, and which module. */
+typedef struct SioTabAux {
+  SioConn *pConn;
+  int bMain;                /* stateio (1) or stateio_part (0) */
+} SioTabAux;
+
+static int sioTabCreate(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                        sqlite3_vtab **ppVtab, char **pzErr){
+  const SioTabAux *p = (const SioTabAux*)pAux;
+  return sio_tab_init(db, p->pConn, argc, argv, ppVtab, pzErr, p->bMain, 1);
+}
+static int sioTabConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
                          sqlite3_vtab **ppVtab, char **pzErr){
-  return sio_tab_init(db, pAux, argc, argv, ppVtab, pzErr, 1, 1);
-}
-static int sioMainConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
-                          sqlite3_vtab **ppVtab, char **pzErr){
-  return sio_tab_init(db, pAux, argc, argv, ppVtab, pzErr, 1, 0);
-}
-static int sioPartCreate(sqlite3 *db, void *pAux, int argc, const char *const *argv,
-                         sqlite3_vtab **ppVtab, char **pzErr){
-  return sio_tab_init(db, pAux, argc, argv, ppVtab, pzErr, 0, 1);
-}
-static int sioPartConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
-                          sqlite3_vtab **ppVtab, char **pzErr){
-  return sio_tab_init(db, pAux, argc, argv, ppVtab, pzErr, 0, 0);
+  const SioTabAux *p = (const SioTabAux*)pAux;
+  return sio_tab_init(db, p->pConn, argc, argv, ppVtab, pzErr, p->bMain, 0);
 }
 
 static int sioTabDisconnect(sqlite3_vtab *pVtab){
@@ -368,7 +368,7 @@ static int sioTabRename(sqlite3_vtab *pVtab, const char *zNew){
   SioTab *pTab = (SioTab*)pVtab;
   char *zName;
   int i, rc;
-  for(i=0; i<SIO_NPART; i++){
+  for(i=0; pTab->bMain && i<SIO_NPART; i++){
     int bExists;
     rc = sio_part_exists(pTab, aSioPart[i], &bExists);
     if( rc==SQLITE_OK && bExists ){
@@ -797,13 +797,14 @@ static const sqlite3_module sioKeeperModule = {
 
 /* ---------------------------------------------------------- modules */
 
-static const sqlite3_module sioMainModule = {
+/* The module of both the stateio table and its companions (stateio_part). */
+static const sqlite3_module sioTableModule = {
   .iVersion = 3,                  /* savepoints (2), xShadowName (3) */
-  .xCreate = sioMainCreate,       /* also creates the companions */
-  .xConnect = sioMainConnect,
+  .xCreate = sioTabCreate,        /* stateio: also creates the companions */
+  .xConnect = sioTabConnect,      /* not xCreate: no eponymous table */
   .xBestIndex = sioBestIndex,
   .xDisconnect = sioTabDisconnect,
-  .xDestroy = sioTabDestroy,      /* also drops the companions */
+  .xDestroy = sioTabDestroy,      /* stateio: also drops the companions */
   .xOpen = sioOpen,
   .xClose = sioClose,
   .xFilter = sioFilter,
@@ -817,34 +818,7 @@ static const sqlite3_module sioMainModule = {
   .xCommit = sioTabCommit,
   .xRollback = sioTabRollback,
   .xFindFunction = 0,
-  .xRename = sioTabRename,        /* also renames the companions */
-  .xSavepoint = sioTabSavepoint,
-  .xRelease = sioTabRelease,
-  .xRollbackTo = sioTabRollbackTo,
-  .xShadowName = 0,
-};
-
-static const sqlite3_module sioPartModule = {
-  .iVersion = 3,
-  .xCreate = sioPartCreate,       /* not xConnect: no eponymous table */
-  .xConnect = sioPartConnect,
-  .xBestIndex = sioBestIndex,
-  .xDisconnect = sioTabDisconnect,
-  .xDestroy = sioTabDestroy,
-  .xOpen = sioOpen,
-  .xClose = sioClose,
-  .xFilter = sioFilter,
-  .xNext = sioNext,
-  .xEof = sioEof,
-  .xColumn = sioColumn,
-  .xRowid = sioRowid,
-  .xUpdate = sioTabUpdate,
-  .xBegin = sioTabBegin,
-  .xSync = sioTabSync,
-  .xCommit = sioTabCommit,
-  .xRollback = sioTabRollback,
-  .xFindFunction = 0,
-  .xRename = 0,
+  .xRename = sioTabRename,        /* stateio: also renames the companions */
   .xSavepoint = sioTabSavepoint,
   .xRelease = sioTabRelease,
   .xRollbackTo = sioTabRollbackTo,
@@ -855,25 +829,35 @@ static void sio_conn_unref(void *p){
   sioConnUnref((SioConn*)p);
 }
 
+static void sio_tab_aux_free(void *p){
+  SioTabAux *pAux = (SioTabAux*)p;
+  sioConnUnref(pAux->pConn);
+  sqlite3_free(pAux);
+}
+
 /*
-** Every module of the extension: the two tables' and the table-valued
-** functions', all with the connection's registry of open logs as pAux
-** (each holds a reference; SioConn in stateio_ext.h).
+** Every module of the extension: the tables' (stateio, stateio_part), the
+** keeper's (stateio_txn) and the table-valued functions', all with the
+** connection's registry of open logs (each holds a reference; SioConn in
+** stateio_ext.h).
 */
 int sioRegisterTables(sqlite3 *db){
   SioConn *pConn = sioConnNew();
-  int rc;
-  static const struct { const char *zName; const sqlite3_module *pModule; } aMod[] = {
-    { "stateio", &sioMainModule },
-    { "stateio_part", &sioPartModule },
-    { "stateio_txn", &sioKeeperModule },
-  };
-  int i;
+  int i, rc = SQLITE_OK;
   if( pConn==0 ) return SQLITE_NOMEM;
   pConn->nRef = 1;           /* this function's, until its end */
-  for(i=0, rc=SQLITE_OK; rc==SQLITE_OK && i<(int)(sizeof(aMod)/sizeof(aMod[0])); i++){
-    pConn->nRef++;           /* released by the module's destructor, even on failure */
-    rc = sqlite3_create_module_v2(db, aMod[i].zName, aMod[i].pModule, pConn, sio_conn_unref);
+  for(i=1; rc==SQLITE_OK && i>=0; i--){
+    SioTabAux *pAux = sqlite3_malloc(sizeof(*pAux));
+    if( pAux==0 ){ rc = SQLITE_NOMEM; break; }
+    pAux->pConn = pConn;
+    pAux->bMain = i;
+    pConn->nRef++;           /* released by the destructor, even on failure */
+    rc = sqlite3_create_module_v2(db, i ? "stateio" : "stateio_part", &sioTableModule,
+                                  pAux, sio_tab_aux_free);
+  }
+  if( rc==SQLITE_OK ){
+    pConn->nRef++;
+    rc = sqlite3_create_module_v2(db, "stateio_txn", &sioKeeperModule, pConn, sio_conn_unref);
   }
   if( rc==SQLITE_OK ) rc = sioRegisterFuncModules(db, pConn);
   sioConnUnref(pConn);
