@@ -233,20 +233,22 @@ int sioLogRollbackTo(SioLog *pLog, const SioMark *pMark, const char *zName,
 ** "argv" passes one value to xFilter; xFilter's argv holds them in the
 ** order of the bits, lowest first, and sioFilter hands the kind an array
 ** indexed by bit number (aArg[SIO_BIT_...]), NULL where the bit is clear.
-** EXPLAIN QUERY PLAN shows them in words (sioIdxStr, vtab_cursor.c).
+** EXPLAIN QUERY PLAN shows them in words (sio_idx_str, vtab_cursor.c).
+** The entries' bounds (offset, epoch) only narrow what is read: the scan
+** starts at the greatest lower bound and stops at the least upper one, and
+** SQLite still checks every constraint.
 */
 #define SIO_BIT_FILE      0   /* argv: file = ? (functions: always) */
 #define SIO_BIT_AT_EPOCH  1   /* argv: at_epoch = ? (updates, snapshot) */
 #define SIO_BIT_OFF_EQ    2   /* argv: offset = ? (entries; also rowid) */
-#define SIO_BIT_OFF_GT    3   /* argv: offset > ?     } one lower bound */
+#define SIO_BIT_OFF_GT    3   /* argv: offset > ?     } lower bounds */
 #define SIO_BIT_OFF_GE    4   /* argv: offset >= ?    } */
-#define SIO_BIT_OFF_LT    5   /* argv: offset < ?     } one upper bound */
+#define SIO_BIT_OFF_LT    5   /* argv: offset < ?     } upper bounds */
 #define SIO_BIT_OFF_LE    6   /* argv: offset <= ?    } */
 #define SIO_BIT_LOG_ID    7   /* argv: log_id = ? (entries) */
-#define SIO_BIT_EPOCH_EQ  8   /* argv: epoch = ? (entries)  } a lower bound */
-#define SIO_BIT_EPOCH_GT  9   /* argv: epoch > ?            } on offset: no */
-#define SIO_BIT_EPOCH_GE  10  /* argv: epoch >= ?           } row's epoch is */
-                              /*                              after its offset */
+#define SIO_BIT_EPOCH_EQ  8   /* argv: epoch = ? (entries)  } lower bounds on */
+#define SIO_BIT_EPOCH_GT  9   /* argv: epoch > ?            } offset: no row's */
+#define SIO_BIT_EPOCH_GE  10  /* argv: epoch >= ?           } epoch is after it */
 #define SIO_BIT_DATA      11  /* no argv: data (or data_text) is used */
 #define SIO_BIT_UPDATES   12  /* no argv: epochs: the updates column is used */
 #define SIO_NBIT          13
