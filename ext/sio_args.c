@@ -4,18 +4,22 @@
 **   stateio('FILE' [, option ...])
 **
 ** FILE is the log, relative to the process's working directory when the
-** table connects (the writer keeps the absolute path, so a later chdir()
-** does not move the table to another file). Options,
-** each at most once, keys and values case-insensitive:
+** table first uses it (the table keeps the absolute path from then on, so a
+** later chdir() does not move it to another file). Options, each at most
+** once, keys and values case-insensitive:
 **   sync=full|off         fdatasync at each commit (default full)
 **   readonly              no INSERT; the file must exist (also readonly=1/0,
 **                         on/off, yes/no, true/false)
 **   on_corrupt=error|skip a damaged region fails the SELECT (default error)
 **                         or is stepped over
+**   data=blob|text        the type of the data column: BLOB (default), or
+**                         TEXT (the stored bytes as they are, so that =,
+**                         LIKE and the JSON functions work on them)
 ** Values may be quoted; FILE is dequoted the same way ('...', "...", `...`,
 ** [...]), as csv.c does.
 */
 #include <ctype.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "stateio_ext.h"
@@ -65,21 +69,39 @@ void sioArgsFree(SioArgs *p){
   p->zFile = 0;
 }
 
+/* The options: a key, and how its value is parsed. */
+typedef struct SioOption {
+  const char *zKey;
+  const char *zExpect;    /* the accepted values, for messages */
+  const char *azVal[2];   /* value for 0, value for 1; NULL: a boolean */
+  int bFlag;              /* may be given without a value (means 1) */
+  size_t iOff;            /* where the int goes in SioArgs */
+} SioOption;
+
+static const SioOption aSioOption[] = {
+  { "sync",       "full or off",    { "off", "full" },    0, offsetof(SioArgs, bSync) },
+  { "readonly",   "1 or 0",         { 0, 0 },             1, offsetof(SioArgs, bReadonly) },
+  { "on_corrupt", "error or skip",  { "error", "skip" },  0, offsetof(SioArgs, bSkip) },
+  { "data",       "blob or text",   { "blob", "text" },   0, offsetof(SioArgs, bText) },
+};
+#define SIO_NOPTION ((int)(sizeof(aSioOption)/sizeof(aSioOption[0])))
+
 int sioArgsParse(int argc, const char *const *argv, int iFirst,
                  SioArgs *p, char **pzErr){
-  int seenSync = 0, seenReadonly = 0, seenCorrupt = 0;
-  int i;
+  int aSeen[SIO_NOPTION];
+  int i, j;
   char *zKey = 0, *zVal = 0;
   int rc = SQLITE_ERROR;
 
   memset(p, 0, sizeof(*p));
+  memset(aSeen, 0, sizeof(aSeen));
   p->bSync = 1;
   if( argc<=iFirst ){
     sioErrMsg(pzErr, "stateio: no log file: use stateio('FILE' [, option=value ...])");
     return SQLITE_ERROR;
   }
   if( strchr("'\"`[", argv[iFirst][0])==0 && strchr(argv[iFirst], '=')!=0 ){
-    sioErrMsg(pzErr, "stateio: the first argument must be the log file, not %s",
+    sioErrMsg(pzErr, "stateio: the first argument must be the log file, not '%s'",
               argv[iFirst]);
     return SQLITE_ERROR;
   }
@@ -93,54 +115,42 @@ int sioArgsParse(int argc, const char *const *argv, int iFirst,
   for(i=iFirst+1; i<argc; i++){
     const char *z = argv[i];
     const char *zEq = strchr(z, '=');
-    int *pSeen;
+    const SioOption *pOpt = 0;
+    int v;
     zKey = sio_dequote(z, zEq ? (int)(zEq - z) : (int)strlen(z));
     zVal = zEq ? sio_dequote(zEq+1, (int)strlen(zEq+1)) : 0;
     if( zKey==0 || (zEq && zVal==0) ) goto args_oom;
-    if( sqlite3_stricmp(zKey, "sync")==0 ){
-      pSeen = &seenSync;
-    }else if( sqlite3_stricmp(zKey, "readonly")==0 ){
-      pSeen = &seenReadonly;
-    }else if( sqlite3_stricmp(zKey, "on_corrupt")==0 ){
-      pSeen = &seenCorrupt;
+    for(j=0; j<SIO_NOPTION; j++){
+      if( sqlite3_stricmp(zKey, aSioOption[j].zKey)==0 ){ pOpt = &aSioOption[j]; break; }
+    }
+    if( pOpt==0 ){
+      sioErrMsg(pzErr, "stateio: unknown option: '%s' (the options are sync, readonly, "
+                "on_corrupt and data)", zKey);
+      goto args_error;
+    }
+    if( aSeen[j] ){
+      sioErrMsg(pzErr, "stateio: option '%s' given more than once", zKey);
+      goto args_error;
+    }
+    aSeen[j] = 1;
+    if( zVal==0 ){
+      if( !pOpt->bFlag ){
+        sioErrMsg(pzErr, "stateio: option '%s' needs a value (%s)", zKey, pOpt->zExpect);
+        goto args_error;
+      }
+      v = 1;
+    }else if( pOpt->azVal[0]==0 ){
+      v = sio_boolean(zVal);
     }else{
-      sioErrMsg(pzErr, "stateio: unknown option: %s", zKey);
+      v = sqlite3_stricmp(zVal, pOpt->azVal[1])==0 ? 1
+        : sqlite3_stricmp(zVal, pOpt->azVal[0])==0 ? 0 : -1;
+    }
+    if( v<0 ){
+      sioErrMsg(pzErr, "stateio: bad value for %s: '%s' (expected %s)",
+                pOpt->zKey, zVal, pOpt->zExpect);
       goto args_error;
     }
-    if( *pSeen ){
-      sioErrMsg(pzErr, "stateio: option %s given more than once", zKey);
-      goto args_error;
-    }
-    *pSeen = 1;
-    if( pSeen==&seenReadonly ){
-      int b = zVal ? sio_boolean(zVal) : 1;
-      if( b<0 ){
-        sioErrMsg(pzErr, "stateio: bad value for readonly: %s (expected 1 or 0)", zVal);
-        goto args_error;
-      }
-      p->bReadonly = b;
-    }else if( zVal==0 ){
-      sioErrMsg(pzErr, "stateio: option %s needs a value", zKey);
-      goto args_error;
-    }else if( pSeen==&seenSync ){
-      if( sqlite3_stricmp(zVal, "full")==0 ){
-        p->bSync = 1;
-      }else if( sqlite3_stricmp(zVal, "off")==0 ){
-        p->bSync = 0;
-      }else{
-        sioErrMsg(pzErr, "stateio: bad value for sync: %s (expected full or off)", zVal);
-        goto args_error;
-      }
-    }else{
-      if( sqlite3_stricmp(zVal, "error")==0 ){
-        p->bSkip = 0;
-      }else if( sqlite3_stricmp(zVal, "skip")==0 ){
-        p->bSkip = 1;
-      }else{
-        sioErrMsg(pzErr, "stateio: bad value for on_corrupt: %s (expected error or skip)", zVal);
-        goto args_error;
-      }
-    }
+    *(int*)((char*)p + pOpt->iOff) = v;
     sqlite3_free(zKey);
     sqlite3_free(zVal);
     zKey = zVal = 0;
@@ -158,8 +168,9 @@ args_error:
 }
 
 char *sioArgsOptions(const SioArgs *p){
-  return sqlite3_mprintf("%s%s%s",
+  return sqlite3_mprintf("%s%s%s%s",
       p->bSync ? "" : ", sync=off",
       p->bReadonly ? ", readonly" : "",
-      p->bSkip ? ", on_corrupt=skip" : "");
+      p->bSkip ? ", on_corrupt=skip" : "",
+      p->bText ? ", data=text" : "");
 }

@@ -1,161 +1,42 @@
 /*
-** sio_log.c - the log a connection's tables share, and what goes with it:
-** the writer and its transactions, images for readers, and the mapping of
-** the library's SIO_* status codes to SQLite errors.
+** sio_log.c - the logs a connection has open, and their writers.
 **
-** Every table of a connection over one file shares one SioLog, found by
-** (connection, realpath of the file): the four tables of one CREATE, and
-** the tables of any other CREATE on the same file. The SioLog owns the one
-** stateio_writer, so a transaction's pending entries, its savepoints and its
-** write lock are the same whichever of those tables is written or read. (Two
-** writers on one file in one connection would also lock each other out: the
-** library's lock is an flock() per open file description.)
+** Every table of a connection over one file shares one SioLog, found in the
+** connection's registry (SioConn, the modules' pAux: stateio_ext.h) by the
+** file's device and inode: the four tables of one CREATE, and the tables of
+** any other CREATE on the same file, whatever path names it (a hard link,
+** "./x" for "x", a symbolic link). The SioLog owns the one stateio_writer,
+** so a transaction's pending entries, its savepoints and its write lock are
+** the same whichever of those tables is written or read. (Two writers on one
+** file in one connection would also lock each other out: the library's lock
+** is an flock() per open file description.)
+**
+** A SioLog is opened by a table's first read or write, never by xConnect,
+** and opens nothing itself: reads take an image of the file as it is then
+** (sio_image.c), and the writer is opened by the first write.
 */
 #include <errno.h>
-#include <limits.h>
-#include <pthread.h>
-#include <stdarg.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "stateio_ext.h"
 SQLITE_EXTENSION_INIT3
 
-/* ---------------------------------------------------------- errors */
-
-void sioErrMsg(char **pz, const char *zFmt, ...){
-  va_list ap;
-  va_start(ap, zFmt);
-  sqlite3_free(*pz);
-  *pz = sqlite3_vmprintf(zFmt, ap);
-  va_end(ap);
-}
-
-int sioStatus(char **pz, int rc, const char *zPath){
-  int e = errno;     /* first: nothing below may change it before we read it */
-  switch( rc ){
-    case SIO_OK:
-      return SQLITE_OK;
-    case SIO_BUSY:
-      sioErrMsg(pz, "stateio: log file is locked by another writer: %s", zPath);
-      return SQLITE_BUSY;
-    case SIO_IOERR:
-      sioErrMsg(pz, "stateio: i/o error on %s: %s", zPath, strerror(e));
-      return SQLITE_IOERR;
-    case SIO_NOMEM:
-      sioErrMsg(pz, "stateio: out of memory");
-      return SQLITE_NOMEM;
-    case SIO_NOTLOG:
-      sioErrMsg(pz, "stateio: not a stateio log: %s", zPath);
-      return SQLITE_CORRUPT;
-    case SIO_CORRUPT_LOG:
-    case SIO_CORRUPT_ENTRY:
-    case SIO_TORN:
-      sioErrMsg(pz, "stateio: %s in %s", sio_strstatus(rc), zPath);
-      return SQLITE_CORRUPT;
-    case SIO_TOOBIG:
-      sioErrMsg(pz, "stateio: entry too big for %s", zPath);
-      return SQLITE_TOOBIG;
-    case SIO_MISUSE:
-      sioErrMsg(pz, "stateio: library misuse on %s", zPath);
-      return SQLITE_MISUSE;
-    default:
-      sioErrMsg(pz, "stateio: %s: %s", sio_strstatus(rc), zPath);
-      return SQLITE_ERROR;
-  }
-}
-
-int sioOpenStatus(char **pz, int rc, const char *zPath){
-  int e = errno;
-  if( rc==SIO_IOERR ){
-    sioErrMsg(pz, "stateio: cannot open %s: %s", zPath, strerror(e));
-    return SQLITE_CANTOPEN;
-  }
-  errno = e;
-  return sioStatus(pz, rc, zPath);
-}
-
-int sioCorrupt(char **pz, int rc, uint64_t off, int64_t len, const char *zPath){
-  const char *zWhat = rc==SIO_CORRUPT_ENTRY ? "corrupt state entry" : "corrupt log";
-  if( len<0 ){
-    sioErrMsg(pz, "stateio: %s at offset %llu in %s", zWhat,
-              (unsigned long long)off, zPath);
-  }else{
-    sioErrMsg(pz, "stateio: %s at offset %llu (length %lld) in %s", zWhat,
-              (unsigned long long)off, (long long)len, zPath);
-  }
-  return SQLITE_CORRUPT;
-}
-
-/* ---------------------------------------------------------- images */
-
-void sioImageClose(SioImage *p){
-  if( p->img.fd>=0 ) close(p->img.fd);
-  sqlite3_free(p->aTail);
-  memset(p, 0, sizeof(*p));
-  p->img.fd = -1;
-}
-
-int sioImageCheck(const logio_image *img){
-  uint64_t start, end;
-  int rc;
-  if( logio_image_size(img)==0 || logio_starts_with_record(img) ) return SIO_OK;
-  /* A damaged first record: still a log if a complete entry follows. */
-  rc = logio_rewind(img, logio_image_size(img), &start, &end);
-  if( rc==SIO_DONE ) return SIO_NOTLOG;
-  return rc;
-}
-
-/*
-** Make *pImg a copy of img that the cursor owns: its own descriptor (a
-** dup, so that the writer may reopen or close its own) and its own copy of
-** the pending entries (the writer's buffer moves when it grows).
-*/
-static int sio_image_copy(const logio_image *img, SioImage *pImg){
-  pImg->img = *img;
-  pImg->img.fd = -1;
-  pImg->aTail = 0;
-  if( img->tail_len>0 ){
-    pImg->aTail = sqlite3_malloc64(img->tail_len);
-    if( pImg->aTail==0 ) return SIO_NOMEM;
-    memcpy(pImg->aTail, img->tail, img->tail_len);
-  }
-  pImg->img.tail = pImg->aTail;
-  if( img->fd>=0 ){
-    pImg->img.fd = dup(img->fd);
-    if( pImg->img.fd<0 ){
-      int e = errno;
-      sqlite3_free(pImg->aTail);
-      pImg->aTail = 0;
-      errno = e;
-      return SIO_IOERR;
-    }
-  }
-  return SIO_OK;
-}
-
 /* ---------------------------------------------------------- the registry */
 
-/*
-** All open logs of the process, each tagged with its connection. Only the
-** list needs the mutex: a SioLog itself is used by its connection only.
-*/
-static pthread_mutex_t sioMutex = PTHREAD_MUTEX_INITIALIZER;
-static SioLog *sioLogs = 0;
-
-/* The log of (db, zReal) with a new reference, or NULL. */
-static SioLog *sio_log_find(sqlite3 *db, const char *zReal){
-  SioLog *p;
-  pthread_mutex_lock(&sioMutex);
-  for(p=sioLogs; p; p=p->pNext){
-    if( p->db==db && strcmp(p->zReal, zReal)==0 ){
-      p->nRef++;
-      break;
-    }
-  }
-  pthread_mutex_unlock(&sioMutex);
+SioConn *sioConnNew(void){
+  SioConn *p = sqlite3_malloc(sizeof(*p));
+  if( p ) memset(p, 0, sizeof(*p));
   return p;
+}
+
+void sioConnUnref(SioConn *p){
+  /* Tables hold their module, so every log is released before this. */
+  if( p && --p->nRef==0 ) sqlite3_free(p);
 }
 
 /* zPath made absolute against the working directory (not resolved). */
@@ -169,205 +50,238 @@ static char *sio_absolute(const char *zPath){
   return zAbs;
 }
 
-/* Open the writer of pLog (the file is created if missing). */
-static int sio_log_writer(SioLog *pLog, const SioArgs *p, const char *zAbs,
-                          char **pzErr){
-  int rc = stateio_writer_open(&pLog->pWriter, zAbs,
-                               STATEIO_CREATE | (p->bSync ? STATEIO_SYNC : 0));
-  if( rc!=SIO_OK ){
-    pLog->pWriter = 0;
-    return sioOpenStatus(pzErr, rc, p->zFile);
+/*
+** The log of the file (dev, ino) in the connection, or NULL. A log is the
+** file its path names now (it was compacted since, perhaps: the new file
+** replaced the one it was opened as), or the one it was opened as when its
+** path names nothing now.
+*/
+static SioLog *sio_log_find(SioConn *pConn, dev_t dev, ino_t ino){
+  SioLog *p;
+  for(p=pConn->pLogs; p; p=p->pNext){
+    struct stat st;
+    if( stat(p->zAbs, &st)==0 ){
+      p->dev = st.st_dev;
+      p->ino = st.st_ino;
+    }
+    if( p->dev==dev && p->ino==ino ) return p;
   }
-  pLog->bSync = p->bSync;
-  return SQLITE_OK;
+  return 0;
 }
 
-int sioLogOpen(sqlite3 *db, const SioArgs *p, SioLog **ppLog, char **pzErr){
-  SioLog *pLog = 0;
-  char *zAbs = 0;
-  char *zReal = 0;
-  SioImage img;
-  int rc = SQLITE_OK;
-  int e;
+int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int bSync,
+               const char *zTable, SioLog **ppLog, char **pzErr){
+  SioLog *pLog;
+  struct stat st;
+  char *zAbs;
+  int rc;
 
   *ppLog = 0;
-  memset(&img, 0, sizeof(img));
-  img.img.fd = -1;
-  zAbs = sio_absolute(p->zFile);
+  zAbs = sio_absolute(zFile);
   if( zAbs==0 ){
-    e = errno;
-    if( e==0 || e==ENOMEM ) return SQLITE_NOMEM;
-    sioErrMsg(pzErr, "stateio: cannot open %s: %s", p->zFile, strerror(e));
-    return SQLITE_CANTOPEN;
+    if( errno==0 || errno==ENOMEM ){
+      sioErrMsg(pzErr, "stateio: out of memory");
+      return SQLITE_NOMEM;
+    }
+    return sioOpenStatus(pzErr, SIO_IOERR, zFile);
   }
-  zReal = realpath(zAbs, 0);
-  if( zReal==0 && (errno!=ENOENT || p->bReadonly) ){
-    sioErrMsg(pzErr, "stateio: cannot open %s: %s", p->zFile, strerror(errno));
-    rc = SQLITE_CANTOPEN;
-    goto open_done;
+  if( stat(zAbs, &st)!=0 ){
+    int e = errno;
+    rc = sioOpenStatus(pzErr, SIO_IOERR, zFile);
+    if( e==ENOENT && zTable ){
+      /* Never made again in silence: the user says so. */
+      sioErrMsg(pzErr, "stateio: log file %s is missing%s%s%s: "
+                "INSERT INTO %s(%s) VALUES ('create') makes a new, empty one",
+                zFile, strcmp(zFile, zAbs) ? " (" : "", strcmp(zFile, zAbs) ? zAbs : "",
+                strcmp(zFile, zAbs) ? ")" : "", zTable, zTable);
+    }
+    sqlite3_free(zAbs);
+    errno = e;
+    return rc;
   }
-  if( zReal ) pLog = sio_log_find(db, zReal);
-  if( pLog ){
-    /* Shared with another table of this connection. */
-    if( !p->bReadonly ){
-      if( pLog->pWriter==0 ){
-        rc = sio_log_writer(pLog, p, zReal, pzErr);
-      }else if( pLog->bSync!=p->bSync ){
-        sioErrMsg(pzErr, "stateio: %s is already open in this connection with sync=%s",
-                  p->zFile, pLog->bSync ? "full" : "off");
-        rc = SQLITE_ERROR;
-      }
-    }
-  }else{
-    pLog = sqlite3_malloc64(sizeof(*pLog));
-    if( pLog==0 ){ rc = SQLITE_NOMEM; goto open_done; }
-    memset(pLog, 0, sizeof(*pLog));
-    pLog->db = db;
-    pLog->nRef = 1;
-    pLog->zPath = sqlite3_mprintf("%s", p->zFile);
-    if( pLog->zPath==0 ) rc = SQLITE_NOMEM;
-    if( rc==SQLITE_OK && !p->bReadonly ){
-      rc = sio_log_writer(pLog, p, zAbs, pzErr);
-      if( rc==SQLITE_OK && zReal==0 ){
-        zReal = realpath(zAbs, 0);
-        if( zReal==0 ){
-          sioErrMsg(pzErr, "stateio: cannot open %s: %s", p->zFile, strerror(errno));
-          rc = SQLITE_CANTOPEN;
-        }
-      }
-    }
-    if( rc==SQLITE_OK ){
-      pLog->zReal = sqlite3_mprintf("%s", zReal);
-      if( pLog->zReal==0 ) rc = SQLITE_NOMEM;
-    }
-    if( rc==SQLITE_OK ){
-      pthread_mutex_lock(&sioMutex);
-      pLog->pNext = sioLogs;
-      sioLogs = pLog;
-      pthread_mutex_unlock(&sioMutex);
-    }else{
-      if( pLog->pWriter ) (void)stateio_writer_close(pLog->pWriter);
-      sqlite3_free(pLog->zPath);
-      sqlite3_free(pLog->zReal);
-      sqlite3_free(pLog);
-      pLog = 0;
-      goto open_done;
-    }
-  }
-
-  /* The file must be readable, and a log (or empty). */
-  if( rc==SQLITE_OK ){
-    rc = sioLogImage(pLog, &img, pzErr);
-    if( rc==SQLITE_OK ){
-      int src = sioImageCheck(&img.img);
-      if( src!=SIO_OK ) rc = sioStatus(pzErr, src, p->zFile);
-    }
-    sioImageClose(&img);
-  }
+  rc = sioRegularFile(pzErr, st.st_mode, zFile);
   if( rc!=SQLITE_OK ){
-    sioLogRelease(pLog);
-    pLog = 0;
+    sqlite3_free(zAbs);
+    return rc;
   }
-
-open_done:
-  if( rc==SQLITE_NOMEM ) sioErrMsg(pzErr, "stateio: out of memory");
-  free(zReal);
-  sqlite3_free(zAbs);
+  pLog = sio_log_find(pConn, st.st_dev, st.st_ino);
+  if( pLog ){
+    sqlite3_free(zAbs);
+    if( bWrite && pLog->bSyncSet && pLog->bSync!=bSync ){
+      sioErrMsg(pzErr, "stateio: %s is already open in this connection with sync=%s",
+                zFile, pLog->bSync ? "full" : "off");
+      return SQLITE_ERROR;
+    }
+    pLog->nRef++;
+  }else{
+    pLog = sqlite3_malloc(sizeof(*pLog));
+    if( pLog==0 ){
+      sqlite3_free(zAbs);
+      sioErrMsg(pzErr, "stateio: out of memory");
+      return SQLITE_NOMEM;
+    }
+    memset(pLog, 0, sizeof(*pLog));
+    pLog->pConn = pConn;
+    pLog->zAbs = zAbs;
+    pLog->dev = st.st_dev;
+    pLog->ino = st.st_ino;
+    pLog->nRef = 1;
+    pLog->pNext = pConn->pLogs;
+    pConn->pLogs = pLog;
+  }
+  if( bWrite && !pLog->bSyncSet ){
+    pLog->bSync = bSync;
+    pLog->bSyncSet = 1;
+  }
   *ppLog = pLog;
-  return rc;
+  return SQLITE_OK;
 }
 
 void sioLogRelease(SioLog *pLog){
   SioLog **pp;
-  int bLast = 0;
-  if( pLog==0 ) return;
-  pthread_mutex_lock(&sioMutex);
-  if( --pLog->nRef==0 ){
-    bLast = 1;
-    for(pp=&sioLogs; *pp; pp=&(*pp)->pNext){
-      if( *pp==pLog ){ *pp = pLog->pNext; break; }
+  if( pLog==0 || --pLog->nRef>0 ) return;
+  for(pp=&pLog->pConn->pLogs; *pp; pp=&(*pp)->pNext){
+    if( *pp==pLog ){ *pp = pLog->pNext; break; }
+  }
+  /* Closing rolls back a batch still open (the connection is closing). */
+  if( pLog->pWriter ) (void)stateio_writer_close(pLog->pWriter);
+  sqlite3_free(pLog->zAbs);
+  sqlite3_free(pLog);
+}
+
+/* ---------------------------------------------------------- creating */
+
+/* fsync the directory that holds zAbs: the new file's name is durable then. */
+static int sio_sync_dir(const char *zAbs){
+  char *zCopy = sqlite3_mprintf("%s", zAbs);
+  int fd, rc = 0;
+  if( zCopy==0 ){ errno = ENOMEM; return -1; }
+  fd = open(dirname(zCopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if( fd<0 || fsync(fd)!=0 ) rc = -1;
+  if( fd>=0 ){
+    int e = errno;
+    close(fd);
+    errno = e;
+  }
+  sqlite3_free(zCopy);
+  return rc;
+}
+
+int sioFileCreate(const char *zFile, int bSync, int *pbCreated,
+                  dev_t *pDev, ino_t *pIno, char **pzErr){
+  struct stat st;
+  char *zAbs;
+  int fd, rc;
+  *pbCreated = 0;
+  zAbs = sio_absolute(zFile);
+  if( zAbs==0 ) return sioOpenStatus(pzErr, SIO_IOERR, zFile);
+  /*
+  ** O_EXCL: we know whether we made it. O_NONBLOCK: a FIFO that appears
+  ** there in between cannot make the open wait (it is refused below).
+  */
+  fd = open(zAbs, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
+  if( fd>=0 ){
+    rc = fstat(fd, &st);
+    close(fd);
+    if( rc!=0 ){
+      rc = sioOpenStatus(pzErr, SIO_IOERR, zFile);
+      (void)unlink(zAbs);
+    }else if( bSync && sio_sync_dir(zAbs)!=0 ){
+      sioErrMsg(pzErr, "stateio: cannot sync the directory of %s: %s", zFile, strerror(errno));
+      (void)unlink(zAbs);
+      rc = SQLITE_IOERR;
+    }else{
+      *pbCreated = 1;
+      *pDev = st.st_dev;
+      *pIno = st.st_ino;
+      rc = SQLITE_OK;
     }
+  }else if( errno==EEXIST && stat(zAbs, &st)==0 ){
+    rc = sioRegularFile(pzErr, st.st_mode, zFile);
+  }else{
+    rc = sioOpenStatus(pzErr, SIO_IOERR, zFile);
   }
-  pthread_mutex_unlock(&sioMutex);
-  if( bLast ){
-    /* Closing rolls back a batch still open (the connection is closing). */
-    if( pLog->pWriter ) (void)stateio_writer_close(pLog->pWriter);
-    sqlite3_free(pLog->zPath);
-    sqlite3_free(pLog->zReal);
-    sqlite3_free(pLog);
+  sqlite3_free(zAbs);
+  return rc;
+}
+
+void sioFileRemoveIfEmpty(const char *zFile, dev_t dev, ino_t ino){
+  char *zAbs = sio_absolute(zFile);
+  struct stat st;
+  if( zAbs && stat(zAbs, &st)==0 && st.st_dev==dev && st.st_ino==ino
+   && S_ISREG(st.st_mode) && st.st_size==0 ){
+    (void)unlink(zAbs);
   }
+  sqlite3_free(zAbs);
 }
 
 /* ---------------------------------------------------------- reading */
 
-int sioLogImage(SioLog *pLog, SioImage *pImg, char **pzErr){
-  int rc;
-  memset(pImg, 0, sizeof(*pImg));
-  pImg->img.fd = -1;
-  if( pLog->pWriter ){
+int sioLogImage(SioLog *pLog, const char *zName, SioImage *pImg, char **pzErr){
+  if( pLog->pWriter && stateio_writer_locked(pLog->pWriter) ){
     /*
-    ** While this connection holds the lock (a transaction has written),
-    ** the writer's image is the file followed by the pending entries;
-    ** otherwise it is the file as it is now.
+    ** This connection holds the lock (a transaction has written): the
+    ** writer's image is the file followed by the pending entries.
     */
     logio_image img;
-    rc = stateio_writer_image(pLog->pWriter, &img);
-    if( rc==SIO_OK ) rc = sio_image_copy(&img, pImg);
-  }else{
-    rc = stateio_open_image(pLog->zReal, &pImg->img);
-    if( rc!=SIO_OK ) return sioOpenStatus(pzErr, rc, pLog->zPath);
+    int rc = stateio_writer_image(pLog->pWriter, &img);
+    if( rc==SIO_OK ) rc = sioImageCopy(&img, pImg);
+    if( rc!=SIO_OK ) return sioStatus(pzErr, rc, zName);
+    return SQLITE_OK;
   }
-  if( rc!=SIO_OK ) return sioStatus(pzErr, rc, pLog->zPath);
-  return SQLITE_OK;
+  return sioImageOpen(pLog->zAbs, zName, pImg, pzErr);
 }
 
-int sioPathImage(sqlite3 *db, const char *zPath, SioImage *pImg, char **pzErr){
-  char *zReal;
+int sioPathImage(SioConn *pConn, const char *zPath, SioImage *pImg, char **pzErr){
+  struct stat st;
   SioLog *pLog;
   int rc;
-  memset(pImg, 0, sizeof(*pImg));
-  pImg->img.fd = -1;
-  zReal = realpath(zPath, 0);
-  if( zReal==0 ){
-    sioErrMsg(pzErr, "stateio: cannot open %s: %s", zPath, strerror(errno));
-    return SQLITE_CANTOPEN;
-  }
-  pLog = sio_log_find(db, zReal);
-  free(zReal);
+  sioImageInit(pImg);
+  if( stat(zPath, &st)!=0 ) return sioOpenStatus(pzErr, SIO_IOERR, zPath);
+  rc = sioRegularFile(pzErr, st.st_mode, zPath);
+  if( rc!=SQLITE_OK ) return rc;
+  pLog = sio_log_find(pConn, st.st_dev, st.st_ino);
   if( pLog ){
     /* A table of this connection has the file open: see what it sees. */
-    rc = sioLogImage(pLog, pImg, pzErr);
-    sioLogRelease(pLog);
-  }else{
-    int src = stateio_open_image(zPath, &pImg->img);
-    rc = src==SIO_OK ? SQLITE_OK : sioOpenStatus(pzErr, src, zPath);
+    return sioLogImage(pLog, zPath, pImg, pzErr);
   }
-  if( rc==SQLITE_OK ){
-    int src = sioImageCheck(&pImg->img);
-    if( src!=SIO_OK ){
-      rc = sioStatus(pzErr, src, zPath);
-      sioImageClose(pImg);
+  return sioImageOpen(zPath, zPath, pImg, pzErr);
+}
+
+/* ---------------------------------------------------------- writing */
+
+int sioLogWriter(SioLog *pLog, const char *zName, stateio_writer **ppW, char **pzErr){
+  int rc;
+  *ppW = 0;
+  if( pLog->pWriter==0 ){
+    struct stat st;
+    /* Not created here; and never a FIFO or a device (open could block). */
+    if( stat(pLog->zAbs, &st)!=0 ) return sioOpenStatus(pzErr, SIO_IOERR, zName);
+    rc = sioRegularFile(pzErr, st.st_mode, zName);
+    if( rc!=SQLITE_OK ) return rc;
+    rc = stateio_writer_open(&pLog->pWriter, pLog->zAbs, pLog->bSync ? STATEIO_SYNC : 0);
+    if( rc!=SIO_OK ){
+      pLog->pWriter = 0;
+      return sioOpenStatus(pzErr, rc, zName);
     }
   }
-  return rc;
+  if( pLog->nTxn>0 && !pLog->bBatch ){
+    /* The transaction's batch: one write and one sync at COMMIT. */
+    rc = stateio_writer_begin(pLog->pWriter);
+    if( rc!=SIO_OK ) return sioStatus(pzErr, rc, zName);
+    pLog->bBatch = 1;
+  }
+  *ppW = pLog->pWriter;
+  return SQLITE_OK;
 }
 
 /* ---------------------------------------------------------- transactions */
 
-int sioLogBegin(SioLog *pLog, char **pzErr){
+void sioLogBegin(SioLog *pLog){
   pLog->nTxn++;
-  if( pLog->pWriter && !pLog->bBatch ){
-    int rc = stateio_writer_begin(pLog->pWriter);
-    if( rc!=SIO_OK ){
-      pLog->nTxn--;
-      return sioStatus(pzErr, rc, pLog->zPath);
-    }
-    pLog->bBatch = 1;
-  }
-  return SQLITE_OK;
 }
 
-int sioLogSync(SioLog *pLog, char **pzErr){
+int sioLogSync(SioLog *pLog, const char *zName, char **pzErr){
   int rc;
   if( !pLog->bBatch ) return SQLITE_OK;
   /*
@@ -376,7 +290,19 @@ int sioLogSync(SioLog *pLog, char **pzErr){
   */
   pLog->bBatch = 0;
   rc = stateio_writer_commit(pLog->pWriter);
-  if( rc!=SIO_OK ) return sioStatus(pzErr, rc, pLog->zPath);
+  if( rc!=SIO_OK ) return sioStatus(pzErr, rc, zName);
+  if( pLog->nTxn>0 ){
+    /*
+    ** SQLite's own commit comes after xSync and may still fail (SQLITE_BUSY
+    ** when another connection holds the database file): the transaction
+    ** then stays open, and what it appends next must be pending again, for
+    ** a later COMMIT or a ROLLBACK (2026-12-01, issue 9). An empty batch
+    ** costs nothing at xCommit.
+    */
+    rc = stateio_writer_begin(pLog->pWriter);
+    if( rc!=SIO_OK ) return sioStatus(pzErr, rc, zName);
+    pLog->bBatch = 1;
+  }
   return SQLITE_OK;
 }
 
@@ -385,7 +311,7 @@ void sioLogEnd(SioLog *pLog, int bCommit){
   if( pLog->bBatch && (!bCommit || pLog->nTxn==0) ){
     pLog->bBatch = 0;
     if( bCommit ){
-      /* Not reached when SQLite called xSync first, as it does. */
+      /* Empty after xSync, as SQLite calls it first. */
       (void)stateio_writer_commit(pLog->pWriter);
     }else{
       stateio_writer_rollback(pLog->pWriter);
@@ -405,15 +331,17 @@ SioMark sioLogMark(SioLog *pLog, int iLevel){
   SioMark m;
   memset(&m, 0, sizeof(m));
   m.iLevel = iLevel;
-  if( pLog->pWriter && stateio_writer_locked(pLog->pWriter) ){
+  if( pLog && pLog->pWriter && stateio_writer_locked(pLog->pWriter) ){
     m.bLocked = 1;
     m.m = stateio_writer_mark(pLog->pWriter);
   }
   return m;
 }
 
-int sioLogRollbackTo(SioLog *pLog, const SioMark *pMark, char **pzErr){
+int sioLogRollbackTo(SioLog *pLog, const SioMark *pMark, const char *zName,
+                     char **pzErr){
   stateio_writer *w = pLog->pWriter;
+  int rc;
   if( w==0 || !pLog->bBatch || !stateio_writer_locked(w) ) return SQLITE_OK;
   if( pMark->bLocked ){
     stateio_writer_rollback_to(w, pMark->m);
@@ -428,10 +356,8 @@ int sioLogRollbackTo(SioLog *pLog, const SioMark *pMark, char **pzErr){
   */
   stateio_writer_rollback(w);
   pLog->bBatch = 0;
-  {
-    int rc = stateio_writer_begin(w);
-    if( rc!=SIO_OK ) return sioStatus(pzErr, rc, pLog->zPath);
-  }
+  rc = stateio_writer_begin(w);
+  if( rc!=SIO_OK ) return sioStatus(pzErr, rc, zName);
   pLog->bBatch = 1;
   return SQLITE_OK;
 }

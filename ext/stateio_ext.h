@@ -8,16 +8,21 @@
 ** makes four tables over the one file: statelog (every entry), and the
 ** companions statelog_updates, statelog_snapshot and statelog_epochs, which
 ** the main table's xCreate creates with module stateio_part (and its
-** xDestroy drops). The same four views of a log are also eponymous,
-** read-only table-valued functions: stateio_entries('app.log'), ...
+** xDestroy drops). The same five views of a log (the four, and a check)
+** are also eponymous, read-only table-valued functions:
+** stateio_entries('app.log'), ...
 **
 ** The pieces, one job per file:
 **   stateio_ext.c    entry point: registers the modules
 **   sio_args.c       the constructor's arguments and options
-**   sio_log.c        the per-connection shared log (one writer per file),
-**                    transactions, images to read, status -> SQLite errors
+**   sio_err.c        status codes of the library -> SQLite errors, messages
+**   sio_image.c      images to read: a file opened without blocking, or a
+**                    copy of the writer's view with its pending entries
+**   sio_log.c        the connection's open logs (one writer per file),
+**                    transactions and savepoints on the writer
 **   vtab_table.c     modules stateio and stateio_part: create, connect,
-**                    drop, INSERT, transactions and savepoints
+**                    drop, INSERT, transactions and savepoints; stateio_txn,
+**                    which keeps a table dropped in a transaction to its end
 **   vtab_func.c      the eponymous table-valued functions
 **   vtab_cursor.c    what every table shares: xBestIndex, the cursor
 **   vtab_entries.c   rows of statelog / stateio_entries
@@ -25,18 +30,28 @@
 **   vtab_snapshot.c  rows of statelog_snapshot / stateio_snapshot
 **   vtab_epochs.c    rows of statelog_epochs / stateio_epochs
 **   vtab_check.c     rows of stateio_check
+**
+** Nothing in xConnect or xBestIndex touches the file system: a database
+** file received from elsewhere can be opened, its schema read and its
+** statements prepared (and refused, for SQLITE_VTAB_DIRECTONLY) without any
+** file being opened or created. The log is opened by the first read or
+** write (xFilter, xUpdate), created only by xCreate (or the 'create'
+** command), and never opened in a way that could block (a FIFO, a device).
 */
 #ifndef STATEIO_EXT_H
 #define STATEIO_EXT_H
 
 #include <sqlite3ext.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "stateio.h"
 
 typedef struct SioArgs SioArgs;
+typedef struct SioConn SioConn;
 typedef struct SioLog SioLog;
 typedef struct SioImage SioImage;
+typedef struct SioCols SioCols;
 typedef struct SioKind SioKind;
 typedef struct SioTab SioTab;
 typedef struct SioCursor SioCursor;
@@ -50,6 +65,7 @@ struct SioArgs {
   int bSync;          /* sync=full (1, the default) or sync=off (0) */
   int bReadonly;      /* readonly: no INSERT, the file is never created */
   int bSkip;          /* on_corrupt=skip (1) or on_corrupt=error (0, default) */
+  int bText;          /* data=text (1) or data=blob (0, default) */
 };
 
 /*
@@ -70,7 +86,7 @@ void sioErrMsg(char **pz, const char *zFmt, ...);
 /*
 ** Turn a SIO_* status from the library into an SQLite result code and a
 ** message in *pz naming zPath. Call it right after the failing call: for
-** SIO_IOERR it reads errno.
+** SIO_IOERR it reads errno. SIO_NOTLOG is SQLITE_NOTADB.
 */
 int sioStatus(char **pz, int rc, const char *zPath);
 /* The same for a status met while opening zPath ("cannot open ..."). */
@@ -81,56 +97,124 @@ int sioOpenStatus(char **pz, int rc, const char *zPath);
 ** "... corrupt state entry at ..." (SIO_CORRUPT_ENTRY). len < 0: unknown.
 */
 int sioCorrupt(char **pz, int rc, uint64_t off, int64_t len, const char *zPath);
+/*
+** Check what stat() said of zPath (as named: zName): SQLITE_OK for a
+** regular file; a directory is "cannot open: Is a directory"
+** (SQLITE_CANTOPEN); a FIFO, a device or a socket is not a log
+** (SQLITE_NOTADB): such a file is never opened.
+*/
+int sioRegularFile(char **pz, mode_t mode, const char *zName);
 
 /* ---------------------------------------------------------- images */
 
 /* An image to read, owned by one cursor. */
 struct SioImage {
-  logio_image img;        /* img.fd is ours to close (a dup or an open) */
+  logio_image img;        /* img.fd is ours to close */
   unsigned char *aTail;   /* our copy of the writer's pending entries */
 };
+void sioImageInit(SioImage *p);
 void sioImageClose(SioImage *p);
 /* SIO_OK, or SIO_NOTLOG when a non-empty image holds nothing of a log. */
 int sioImageCheck(const logio_image *img);
+/*
+** Open zPath read-only (O_NONBLOCK: a FIFO or a device cannot make it
+** wait), refuse anything but a regular file, and make an image of it at its
+** current size. Messages name the file zName.
+*/
+int sioImageOpen(const char *zPath, const char *zName, SioImage *pImg, char **pzErr);
+/*
+** Make *pImg a copy of img that the cursor owns: its own descriptor (a
+** dup) and its own copy of the pending entries.
+*/
+int sioImageCopy(const logio_image *img, SioImage *pImg);
 
-/* ---------------------------------------------------------- shared log */
+/* ---------------------------------------------------------- open logs */
+
+/*
+** The open logs of one connection: the registry every table and
+** table-valued function of the connection shares. It is the pAux of the
+** extension's modules (each module holds a reference; the last module's
+** destructor, when the connection closes, frees it), so no process-wide
+** list and no mutex are needed: SQLite calls a connection's modules from
+** one thread at a time. (sqlite3_set_clientdata() would be the natural
+** home, but SQLite 3.40 does not have it.) Loading the extension again into
+** a connection replaces the modules: tables connected before keep the old
+** registry, those connected after use the new one, and the two do not
+** share writers.
+*/
+struct SioConn {
+  int nRef;                 /* the modules registered with it */
+  SioLog *pLogs;            /* the open logs */
+  SioTab *pKept;            /* dropped tables kept until the end of the
+                            ** transaction (vtab_table.c, stateio_txn) */
+  int bKeeping;             /* a table is being handed to stateio_txn */
+};
+SioConn *sioConnNew(void);
+void sioConnUnref(SioConn *p);
 
 /*
 ** One open log per file and connection, shared by every table of that
 ** connection over the file (the four tables of one CREATE, and any other
-** CREATE on the same file): it owns the one writer, so that the pending
-** entries, savepoints and the write lock of a transaction are the same for
-** all of them. Found by (connection, real path); reference counted.
+** CREATE on the same file, by any name: a hard link, another spelling of
+** the path): it owns the one writer, so that the pending entries,
+** savepoints and the write lock of a transaction are the same for all of
+** them. Found by the file's device and inode; reference counted.
 */
 struct SioLog {
-  sqlite3 *db;              /* the connection */
-  char *zReal;              /* realpath() of the file: the key */
-  char *zPath;              /* the name the first table gave (messages) */
+  SioConn *pConn;
+  char *zAbs;               /* absolute path it was opened by (images, writer) */
+  dev_t dev;                /* the file it is: device and inode, as last seen */
+  ino_t ino;
   int nRef;                 /* tables using this log */
-  stateio_writer *pWriter;  /* NULL while every table on it is readonly */
-  int bSync;                /* the writer's sync option */
+  stateio_writer *pWriter;  /* opened by the first write */
+  int bSync;                /* the writer's sync option ... */
+  int bSyncSet;             /* ... once a writable table has said it */
   int nTxn;                 /* tables in the current transaction (xBegin) */
   int bBatch;               /* stateio_writer_begin() called, not yet ended */
   SioLog *pNext;
 };
 
-/* Open (or share) the log of p->zFile for a table; *pzErr on error. */
-int sioLogOpen(sqlite3 *db, const SioArgs *p, SioLog **ppLog, char **pzErr);
+/*
+** Open (or share) the log of the file zFile (as a table names it; a
+** relative name is taken from the working directory now) for a table.
+** bWrite: the table may write, with option bSync. A missing file is
+** SQLITE_CANTOPEN; zTable, when not NULL, is the main table whose 'create'
+** command the message suggests.
+*/
+int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int bSync,
+               const char *zTable, SioLog **ppLog, char **pzErr);
 void sioLogRelease(SioLog *pLog);
 /*
 ** A fresh image of the log as this connection sees it now: the file, and
 ** the transaction's pending entries when this connection holds the lock.
 */
-int sioLogImage(SioLog *pLog, SioImage *pImg, char **pzErr);
+int sioLogImage(SioLog *pLog, const char *zName, SioImage *pImg, char **pzErr);
 /* The same for a path named in a query (table-valued functions). */
-int sioPathImage(sqlite3 *db, const char *zPath, SioImage *pImg, char **pzErr);
+int sioPathImage(SioConn *pConn, const char *zPath, SioImage *pImg, char **pzErr);
+/*
+** The log's writer, opened now if it is not yet (the file must exist: it
+** is never created here), in the transaction's batch when a table of the
+** log is in a transaction.
+*/
+int sioLogWriter(SioLog *pLog, const char *zName, stateio_writer **ppW, char **pzErr);
 
 /* Transactions (see vtab_table.c for how SQLite's calls map here). */
-int sioLogBegin(SioLog *pLog, char **pzErr);
-int sioLogSync(SioLog *pLog, char **pzErr);
+void sioLogBegin(SioLog *pLog);
+int sioLogSync(SioLog *pLog, const char *zName, char **pzErr);
 void sioLogEnd(SioLog *pLog, int bCommit);
 /* A table in the transaction goes away (DROP TABLE): it takes part no more. */
 void sioLogLeave(SioLog *pLog);
+
+/*
+** Create the log file zFile (for xCreate and the 'create' command): a new,
+** empty file when it is missing (*pbCreated = 1, and its device and
+** inode), the directory synced with bSync; nothing when a regular file is
+** there. Anything else is an error.
+*/
+int sioFileCreate(const char *zFile, int bSync, int *pbCreated,
+                  dev_t *pDev, ino_t *pIno, char **pzErr);
+/* Remove the file sioFileCreate() created, if it is still that file and empty. */
+void sioFileRemoveIfEmpty(const char *zFile, dev_t dev, ino_t ino);
 
 /* A savepoint: the writer's mark, or "before the first write" (bLocked 0). */
 struct SioMark {
@@ -139,37 +223,77 @@ struct SioMark {
   stateio_mark m;
 };
 SioMark sioLogMark(SioLog *pLog, int iLevel);
-int sioLogRollbackTo(SioLog *pLog, const SioMark *pMark, char **pzErr);
+int sioLogRollbackTo(SioLog *pLog, const SioMark *pMark, const char *zName,
+                     char **pzErr);
 
-/* ---------------------------------------------------------- tables */
+/* ---------------------------------------------------------- plans */
 
 /*
-** idxNum bits of every table's xBestIndex, and the order of xFilter's argv
-** (the arguments come in the order of these bits, lowest first):
+** The idxNum bits of every table's xBestIndex, in one place. A bit marked
+** "argv" passes one value to xFilter; xFilter's argv holds them in the
+** order of the bits, lowest first, and sioFilter hands the kind an array
+** indexed by bit number (aArg[SIO_BIT_...]), NULL where the bit is clear.
+** EXPLAIN QUERY PLAN shows them in words (sio_idx_str, vtab_cursor.c).
+** The entries' bounds (offset, epoch) only narrow what is read: the scan
+** starts at the greatest lower bound and stops at the least upper one, and
+** SQLite still checks every constraint.
 */
-#define SIO_IDX_FILE     0x0001  /* argv: the log file (functions only) */
-#define SIO_IDX_EPOCH    0x0002  /* argv: epoch = ? (updates, snapshot) */
-#define SIO_IDX_OFF_EQ   0x0004  /* argv: offset = ? (entries) */
-#define SIO_IDX_OFF_GT   0x0008  /* argv: offset > ? */
-#define SIO_IDX_OFF_GE   0x0010  /* argv: offset >= ? */
-#define SIO_IDX_OFF_LT   0x0020  /* argv: offset < ? */
-#define SIO_IDX_OFF_LE   0x0040  /* argv: offset <= ? */
-#define SIO_IDX_LOG_ID   0x0080  /* argv: log_id = ? (entries) */
-#define SIO_IDX_DATA     0x0100  /* no argv: the data column is used (the
-                                 ** data is copied to SQLite only in xColumn,
-                                 ** which SQLite calls for used columns) */
+#define SIO_BIT_FILE      0   /* argv: file = ? (functions: always) */
+#define SIO_BIT_AT_EPOCH  1   /* argv: at_epoch = ? (updates, snapshot) */
+#define SIO_BIT_OFF_EQ    2   /* argv: offset = ? (entries; also rowid) */
+#define SIO_BIT_OFF_GT    3   /* argv: offset > ?     } lower bounds */
+#define SIO_BIT_OFF_GE    4   /* argv: offset >= ?    } */
+#define SIO_BIT_OFF_LT    5   /* argv: offset < ?     } upper bounds */
+#define SIO_BIT_OFF_LE    6   /* argv: offset <= ?    } */
+#define SIO_BIT_LOG_ID    7   /* argv: log_id = ? (entries) */
+#define SIO_BIT_EPOCH_EQ  8   /* argv: epoch = ? (entries)  } lower bounds on */
+#define SIO_BIT_EPOCH_GT  9   /* argv: epoch > ?            } offset: no row's */
+#define SIO_BIT_EPOCH_GE  10  /* argv: epoch >= ?           } epoch is after it */
+#define SIO_BIT_DATA      11  /* no argv: data (or data_text) is used */
+#define SIO_BIT_UPDATES   12  /* no argv: epochs: the updates column is used */
+#define SIO_NBIT          13
+#define SIO_IDX(b)        (1 << (b))
+/* The bits that pass no value. */
+#define SIO_NOARGV        (SIO_IDX(SIO_BIT_DATA) | SIO_IDX(SIO_BIT_UPDATES))
 
 /* The rowid, as a column index in the order-by masks below. */
 #define SIO_ROWID_BIT    31
+
+/* The hidden columns a kind's xColumn is asked for (the visible: 0, 1, ...). */
+#define SIO_COL_AT_EPOCH  (-2)   /* the epoch shown (updates, snapshot) */
+#define SIO_COL_LOG_ID    (-3)   /* the log file's identity (entries) */
+#define SIO_COL_TEXT      (-4)   /* data_text: data as TEXT (functions) */
+
+/*
+** Where the hidden columns of a table or function are (column indexes,
+** -1 when it has none): they follow the visible columns.
+*/
+struct SioCols {
+  int nCol;                 /* all columns, hidden ones too */
+  int iCmd;                 /* the command column (the main table) */
+  int iFile;                /* file (functions: their first argument) */
+  int iAtEpoch;             /* at_epoch: which epoch (updates, snapshot) */
+  int iLogId;               /* log_id (entries) */
+  int iText;                /* data_text (functions) */
+};
 
 /* One of the five views of a log. */
 struct SioKind {
   const char *zPart;        /* "entries", "updates", ... (stateio_part's arg) */
   const char *zFunc;        /* the table-valued function: "stateio_entries" */
-  const char *zCols;        /* visible columns, in CREATE TABLE syntax */
-  const char *const *azCol; /* their names */
-  int nCol;                 /* how many; hidden columns follow */
-  int iDataCol;             /* the data column (SIO_IDX_DATA), or -1 */
+  /*
+  ** The schemas, each one string: the table's (an sqlite3_mprintf format:
+  ** %s the declared type of data, BLOB or TEXT, then %w the table's name
+  ** for the main table's command column), and the function's. With the
+  ** column indexes of their hidden columns.
+  */
+  const char *zSchema;
+  SioCols tab;
+  const char *zFuncSchema;
+  SioCols func;
+  const char *const *azCol; /* the visible columns' names */
+  int nCol;                 /* how many */
+  int iDataCol;             /* the data column (SIO_BIT_DATA), or -1 */
   int szCursor;             /* bytes of the kind's cursor (starts with SioCursor) */
   /*
   ** For ORDER BY: columns that are the same on every row of one xFilter,
@@ -178,25 +302,25 @@ struct SioKind {
   */
   unsigned mConst;
   unsigned mUnique;
+  /* EXPLAIN QUERY PLAN: what a plan without any of the kind's bits does. */
+  const char *zScan;
+  /* stateio_check: a file that is not a log is a problem row, not an error. */
+  int bAnyFile;
   /*
-  ** The kind's own constraints: set argvIndex (from *pnArg on) and omit,
-  ** add SIO_IDX_* bits to *pIdxNum, set the cost. SQLITE_CONSTRAINT for an
-  ** unusable plan.
+  ** The kind's own constraints: for each it uses, aUse[bit] = the
+  ** constraint's index (sioBestIndex gives the argvIndex) and its omit
+  ** flag; idxNum bits in *pIdxNum; the cost. SQLITE_CONSTRAINT for an
+  ** unusable plan. NULL: none.
   */
-  int (*xBestIndex)(sqlite3_index_info*, int *pnArg, int *pIdxNum);
+  int (*xBestIndex)(sqlite3_index_info*, const SioCols*, int *aUse, int *pIdxNum);
   /* Start a scan of pCur->img (opened by the caller); go to the first row. */
-  int (*xFilter)(SioCursor*, int idxNum, sqlite3_value **apArg);
+  int (*xFilter)(SioCursor*, int idxNum, sqlite3_value **aArg);
   int (*xNext)(SioCursor*);
+  /* A visible column, or SIO_COL_* for a hidden one. */
   int (*xColumn)(SioCursor*, sqlite3_context*, int iCol);
   void (*xReset)(SioCursor*);        /* free what a scan holds */
   /* INSERT: the values of the columns, hidden ones too. NULL: refused. */
   int (*xInsert)(SioTab*, sqlite3_value **apCol, sqlite3_int64 *pRowid);
-  /*
-  ** More hidden columns of the kind's own, declared after the table's
-  ** hidden column (the command column, or a function's "file"), so their
-  ** indexes are nCol+1, ...; xColumn gets them. NULL: none.
-  */
-  const char *zExtra;
 };
 
 extern const SioKind sioKindEntries;
@@ -205,20 +329,24 @@ extern const SioKind sioKindSnapshot;
 extern const SioKind sioKindEpochs;
 extern const SioKind sioKindCheck;
 
-/* A table: a CREATEd one (pLog set) or a table-valued function. */
+/* A table: a CREATEd one (args set) or a table-valued function. */
 struct SioTab {
   sqlite3_vtab base;
   sqlite3 *db;
+  SioConn *pConn;
   const SioKind *pKind;
-  int bFunc;                /* a table-valued function: the file is argv[0] */
+  const SioCols *pCols;     /* &pKind->tab or &pKind->func */
+  int bFunc;                /* a table-valued function: the file is an argument */
   int bMain;                /* the stateio table (owns the companions) */
   char *zDb;                /* schema and name of the table */
   char *zName;
-  SioLog *pLog;             /* tables only; NULL until the file opens */
+  SioLog *pLog;             /* tables only; NULL until the file is first used */
   SioArgs args;             /* tables only */
   int bInTxn;               /* between xBegin and xCommit/xRollback */
+  SioMark join;             /* the log when the table joined the transaction */
   SioMark *aMark;           /* open savepoints, oldest first */
   int nMark, nMarkAlloc;
+  SioTab *pNextKept;        /* SioConn.pKept */
 };
 
 /* A cursor; each kind's cursor starts with this. */
@@ -226,8 +354,9 @@ struct SioCursor {
   sqlite3_vtab_cursor base;
   SioImage img;             /* what this scan reads */
   const char *zPath;        /* the file, for messages */
-  char *zFuncPath;          /* functions: our copy of argv[0] */
+  char *zFuncPath;          /* functions: our copy of the file argument */
   int bSkip;                /* on_corrupt=skip */
+  int bText;                /* data=text */
   int bEof;
   sqlite3_int64 iRowid;
 };
@@ -235,7 +364,7 @@ struct SioCursor {
 /* The error message of the cursor's table. */
 #define SIO_CUR_ERR(pCur) (&(pCur)->base.pVtab->zErrMsg)
 
-/* vtab_table.c: the table's log, opened now if xConnect could not. */
+/* vtab_table.c: the table's log, opened now if it is not yet. */
 int sioTabLog(SioTab *pTab, char **pzErr);
 
 /* vtab_cursor.c: the methods every module shares. */
@@ -248,40 +377,40 @@ int sioEof(sqlite3_vtab_cursor*);
 int sioColumn(sqlite3_vtab_cursor*, sqlite3_context*, int);
 int sioRowid(sqlite3_vtab_cursor*, sqlite3_int64*);
 /*
-** xBestIndex for tables that show one epoch: the current one, or the one
-** an = (or IS) constraint on column iEpochCol names (SIO_IDX_EPOCH).
-*/
-int sioBestIndexEpoch(sqlite3_index_info*, int iEpochCol, int *pnArg, int *pIdxNum);
-/*
 ** xFilter of the tables that show one epoch: read into *st the epoch that
-** epoch = ? names (SIO_IDX_EPOCH in idxNum, the value in apArg[0]), or the
-** current one (restore). No such epoch (or damage, with on_corrupt=skip):
-** SQLITE_OK with pBase->bEof set. Errors set the table's message.
+** at_epoch = ? names (aArg[SIO_BIT_AT_EPOCH]), or the current one
+** (restore). No such epoch (or damage, with on_corrupt=skip): SQLITE_OK
+** with pBase->bEof set. Errors set the table's message.
 */
-int sioEpochOpen(SioCursor *pBase, int idxNum, sqlite3_value **apArg,
-                 stateio_epoch *st);
-/*
-** "CREATE TABLE x(...)" for a kind, with its hidden column zHidden (and
-** then the kind's zExtra columns, which need zHidden).
-*/
-char *sioSchema(const SioKind *pKind, const char *zHidden);
+int sioEpochOpen(SioCursor *pBase, sqlite3_value **aArg, stateio_epoch *st);
 /* The integer v is, or -1 when none (NULL, text that is no number, 1.5 ...). */
 int64_t sioValueInt(sqlite3_value *v);
-/* Hand a blob to SQLite (an empty one when n is 0). */
-void sioResultBlob(sqlite3_context *ctx, const void *p, size_t n);
+/*
+** Narrow [*pLo, *pHi) to the integers x for which "x OP v" holds (op an
+** SQLITE_INDEX_CONSTRAINT_EQ, GT, GE, LT or LE), comparing as SQLite does
+** with an INTEGER column. Returns 1 when no integer can match.
+*/
+int sioIntRange(sqlite3_value *v, int op, uint64_t *pLo, uint64_t *pHi);
+/* Hand data to SQLite: a BLOB (an empty one when n is 0), or TEXT. */
+void sioResultData(sqlite3_context *ctx, const void *p, size_t n, int bText);
 
 /*
-** vtab_table.c: an INSERT that gives data only (apCol: the visible
-** columns). Checks the values, then appends with xAppend
-** (stateio_update or stateio_snapshot); sets *pRowid to the new entry's
-** offset.
+** vtab_table.c: an INSERT that gives data only (apCol: every column of the
+** table). Checks the values, then appends with xAppend (stateio_update or
+** stateio_snapshot); sets *pRowid to the new entry's offset.
 */
 int sioInsertData(SioTab *pTab, sqlite3_value **apCol,
                   int (*xAppend)(stateio_writer*, const void*, size_t),
                   sqlite3_int64 *pRowid);
 
-/* vtab_table.c and vtab_func.c: register the modules. */
+/*
+** vtab_table.c: register the modules (the tables', and through
+** sioRegisterFuncModules the table-valued functions', all sharing one
+** SioConn). vtab_func.c: sioRegisterFunctions registers the extension's
+** scalar SQL functions.
+*/
 int sioRegisterTables(sqlite3 *db);
+int sioRegisterFuncModules(sqlite3 *db, SioConn *pConn);
 int sioRegisterFunctions(sqlite3 *db);
 
 #endif /* STATEIO_EXT_H */

@@ -1,103 +1,112 @@
 /*
-** vtab_check.c - the rows of stateio_check('FILE'): every problem
-** stateio_check() finds in the log, in file order; none for a healthy log.
+** vtab_check.c - the rows of stateio_check('FILE'): every problem of the
+** log, in file order, as stateio_check() reports them; none for a healthy
+** log.
 **
 **   offset   where the damaged region or bad entry starts
 **   length   its length in bytes
 **   problem  a short phrase: "checksum mismatch", "torn tail",
-**            "update of the wrong epoch", ...
+**            "update of the wrong epoch", ...; "not a stateio log" (one
+**            row for the whole file) for a file that holds nothing of one
+**
+** The rows come from one forward scan (stateio_scan), a problem at a time
+** in xNext, so sqlite3_interrupt() stops a check between two rows.
 */
 #include <string.h>
 
 #include "stateio_ext.h"
 SQLITE_EXTENSION_INIT3
 
+#define CHECK_FUNC_SCHEMA \
+  "CREATE TABLE x(offset INTEGER, length INTEGER, problem TEXT, file TEXT HIDDEN)"
 #define CHECK_OFFSET   0
 #define CHECK_LENGTH   1
 #define CHECK_PROBLEM  2
-
-typedef struct CheckRow {
-  uint64_t offset;
-  uint64_t length;
-  char *zProblem;
-} CheckRow;
+#define CHECK_F_FILE   3
 
 typedef struct CheckCursor {
   SioCursor base;
-  CheckRow *a;
-  int n, nAlloc;
-  int i;
+  stateio_scan *pScan;
+  int bDone;               /* the last row was returned */
+  uint64_t iOffset;        /* the current row */
+  uint64_t iLength;
+  const char *zProblem;    /* static: the library's phrases */
 } CheckCursor;
-
-static int checkBestIndex(sqlite3_index_info *pInfo, int *pnArg, int *pIdxNum){
-  (void)pnArg;
-  (void)pIdxNum;
-  pInfo->estimatedCost = 100000.0;
-  pInfo->estimatedRows = 10;
-  return SQLITE_OK;
-}
 
 static void checkReset(SioCursor *pBase){
   CheckCursor *pCur = (CheckCursor*)pBase;
-  int i;
-  for(i=0; i<pCur->n; i++) sqlite3_free(pCur->a[i].zProblem);
-  sqlite3_free(pCur->a);
-  pCur->a = 0;
-  pCur->n = pCur->nAlloc = 0;
-  pCur->i = 0;
-}
-
-/* stateio_check()'s callback: one row per problem; non-zero stops (OOM). */
-static int check_cb(void *pArg, uint64_t offset, uint64_t length, const char *zProblem){
-  CheckCursor *pCur = (CheckCursor*)pArg;
-  CheckRow *p;
-  if( pCur->n==pCur->nAlloc ){
-    int nNew = pCur->nAlloc ? pCur->nAlloc*2 : 8;
-    CheckRow *aNew = sqlite3_realloc64(pCur->a, sizeof(CheckRow)*(sqlite3_uint64)nNew);
-    if( aNew==0 ) return SIO_NOMEM;
-    pCur->a = aNew;
-    pCur->nAlloc = nNew;
-  }
-  p = &pCur->a[pCur->n];
-  p->offset = offset;
-  p->length = length;
-  p->zProblem = sqlite3_mprintf("%s", zProblem);
-  if( p->zProblem==0 ) return SIO_NOMEM;
-  pCur->n++;
-  return 0;
+  stateio_scan_close(pCur->pScan);
+  pCur->pScan = 0;
+  pCur->bDone = 0;
 }
 
 static int checkNext(SioCursor *pBase){
   CheckCursor *pCur = (CheckCursor*)pBase;
-  pCur->i++;
-  if( pCur->i>=pCur->n ) pBase->bEof = 1;
-  else pBase->iRowid = pCur->i + 1;
+  if( pCur->bDone ){
+    pBase->bEof = 1;
+    return SQLITE_OK;
+  }
+  for(;;){
+    stateio_entry e;
+    int rc = stateio_scan_next(pCur->pScan, &e);
+    if( rc==SIO_OK ) continue;
+    if( rc==SIO_CORRUPT_LOG || rc==SIO_CORRUPT_ENTRY ){
+      pCur->iOffset = e.offset;
+      pCur->iLength = e.end - e.offset;
+      pCur->zProblem = e.problem ? e.problem : sio_strstatus(rc);
+      break;
+    }
+    if( rc==SIO_DONE ){
+      uint64_t len, off = stateio_scan_torn(pCur->pScan, &len);
+      pCur->bDone = 1;
+      if( len==0 ){
+        pBase->bEof = 1;
+        return SQLITE_OK;
+      }
+      pCur->iOffset = off;
+      pCur->iLength = len;
+      pCur->zProblem = "torn tail";
+      break;
+    }
+    return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
+  }
+  pBase->iRowid++;
   return SQLITE_OK;
 }
 
-static int checkFilter(SioCursor *pBase, int idxNum, sqlite3_value **apArg){
+static int checkFilter(SioCursor *pBase, int idxNum, sqlite3_value **aArg){
   CheckCursor *pCur = (CheckCursor*)pBase;
+  const logio_image *img = &pBase->img.img;
   int rc;
   (void)idxNum;
-  (void)apArg;
-  rc = stateio_check(&pBase->img.img, check_cb, pCur);
+  (void)aArg;
+  rc = sioImageCheck(img);
+  if( rc==SIO_NOTLOG ){
+    /* Nothing of a log in it: that is the one problem. */
+    pCur->iOffset = 0;
+    pCur->iLength = logio_image_size(img);
+    pCur->zProblem = "not a stateio log";
+    pCur->bDone = 1;
+    pBase->iRowid = 1;
+    return SQLITE_OK;
+  }
   if( rc!=SIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
-  pCur->i = -1;
+  rc = stateio_scan_open(&pCur->pScan, img, 0, 0);
+  if( rc!=SIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
   return checkNext(pBase);
 }
 
 static int checkColumn(SioCursor *pBase, sqlite3_context *ctx, int iCol){
   CheckCursor *pCur = (CheckCursor*)pBase;
-  const CheckRow *p = &pCur->a[pCur->i];
   switch( iCol ){
     case CHECK_OFFSET:
-      sqlite3_result_int64(ctx, (sqlite3_int64)p->offset);
+      sqlite3_result_int64(ctx, (sqlite3_int64)pCur->iOffset);
       break;
     case CHECK_LENGTH:
-      sqlite3_result_int64(ctx, (sqlite3_int64)p->length);
+      sqlite3_result_int64(ctx, (sqlite3_int64)pCur->iLength);
       break;
     case CHECK_PROBLEM:
-      sqlite3_result_text(ctx, p->zProblem, -1, SQLITE_TRANSIENT);
+      sqlite3_result_text(ctx, pCur->zProblem, -1, SQLITE_TRANSIENT);
       break;
   }
   return SQLITE_OK;
@@ -106,13 +115,25 @@ static int checkColumn(SioCursor *pBase, sqlite3_context *ctx, int iCol){
 static const char *const azCheckCol[] = { "offset", "length", "problem" };
 
 const SioKind sioKindCheck = {
-  "check", "stateio_check",
-  "offset INTEGER, length INTEGER, problem TEXT",
-  azCheckCol,
-  3, -1, (int)sizeof(CheckCursor),
-  0,
-  1u << SIO_ROWID_BIT,
-  checkBestIndex, checkFilter, checkNext, checkColumn, checkReset,
-  0,
-  0
+  .zPart = "check",
+  .zFunc = "stateio_check",
+  .zSchema = 0,                       /* a function only */
+  .tab = { .nCol = 3, .iCmd = -1, .iFile = -1, .iAtEpoch = -1, .iLogId = -1, .iText = -1 },
+  .zFuncSchema = CHECK_FUNC_SCHEMA,
+  .func = { .nCol = 4, .iCmd = -1, .iFile = CHECK_F_FILE, .iAtEpoch = -1,
+            .iLogId = -1, .iText = -1 },
+  .azCol = azCheckCol,
+  .nCol = 3,
+  .iDataCol = -1,
+  .szCursor = (int)sizeof(CheckCursor),
+  .mConst = 0,
+  .mUnique = 1u << SIO_ROWID_BIT,
+  .zScan = "every entry",
+  .bAnyFile = 1,
+  .xBestIndex = 0,
+  .xFilter = checkFilter,
+  .xNext = checkNext,
+  .xColumn = checkColumn,
+  .xReset = checkReset,
+  .xInsert = 0,
 };

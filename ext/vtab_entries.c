@@ -5,16 +5,33 @@
 **   offset      where the entry starts (also the rowid)
 **   type        'update' or 'snapshot'
 **   epoch       the epoch the entry belongs to (a snapshot: its own offset)
-**   prev_epoch  a snapshot's epoch field, the epoch before it; NULL for updates
-**   data        the application's bytes
+**   prev_epoch  a snapshot's epoch field, the epoch before it; NULL for
+**               updates and for a snapshot at offset 0 (the first epoch:
+**               there is none before it)
+**   data        the application's bytes (BLOB; TEXT with data=text)
 **   log_id      (hidden) which log file the row was read from: see below
+**   data_text   (hidden, the function only) data as TEXT
 **
-** Constraints on offset (or rowid) =, >, >=, <, <= make the scan start at
-** the block that holds the lower bound, and stop past the upper bound: a
-** reader opened on a block boundary skips the records of an entry begun in
-** an earlier block, and entries below the bound are passed over. SQLite
-** still checks these constraints (omit is not set): the bounds only need to
-** be wide enough, never exact, so values of any type are safe.
+** A row is an entry as it is written: its own kind, epoch field and data.
+** An entry is a row unless it is damaged or breaks a rule it keeps by
+** itself: an update's epoch is never after the update, a snapshot's
+** previous epoch is before it. Those entries are errors (or, with
+** on_corrupt=skip, not rows). The rules an entry keeps only with its
+** neighbours (an update of the epoch in force) are reported by
+** stateio_check and the companions, not here: whether they hold depends on
+** what was read before, and a seek starts in the middle of the log, so a
+** row must not depend on them.
+**
+** Seeks. Constraints on offset (or rowid) =, >, >=, <, <= make the scan
+** start at the block that holds the lower bound, and stop past the upper
+** bound: a reader opened on a block boundary skips the records of an entry
+** begun in an earlier block, and entries below the bound are passed over.
+** epoch =, >, >= give a lower bound on offset too, as no row's epoch is
+** after its offset (epoch E's entries start at offset E). There is no upper
+** bound from epoch: a damaged log may hold an update of epoch E after a
+** later snapshot, and it is a row like any other. SQLite still checks every
+** constraint (omit is not set): the bounds only need to be wide enough,
+** never exact, so values of any type are safe.
 **
 ** Following a live log: a consumer keeps the log_id and offset of the last
 ** row it read and polls with
@@ -27,149 +44,89 @@
 ** log_id ...", rather than return entries of the new file as if they came
 ** after :off. The consumer then restarts from the start of the new file,
 ** which begins with the current snapshot (test/ext_follow.test).
+**
+** Commands: INSERT INTO statelog(statelog) VALUES ('compact'),
+** ('compact=N'), ('create'): see entriesInsert.
 */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "stateio_ext.h"
 SQLITE_EXTENSION_INIT3
 
+/* The table: %s the type of data, %w the table's name (its command column). */
+#define ENTRIES_SCHEMA \
+  "CREATE TABLE x(offset INTEGER, type TEXT, epoch INTEGER, prev_epoch INTEGER," \
+  " data %s, \"%w\" HIDDEN, log_id INTEGER HIDDEN)"
+/* The function stateio_entries(FILE [, LOG_ID]). */
+#define ENTRIES_FUNC_SCHEMA \
+  "CREATE TABLE x(offset INTEGER, type TEXT, epoch INTEGER, prev_epoch INTEGER," \
+  " data BLOB, file TEXT HIDDEN, log_id INTEGER HIDDEN, data_text TEXT HIDDEN)"
 #define ENTRIES_OFFSET     0
 #define ENTRIES_TYPE       1
 #define ENTRIES_EPOCH      2
 #define ENTRIES_PREV_EPOCH 3
 #define ENTRIES_DATA       4
-#define ENTRIES_LOG_ID     6   /* after the command column / the function's file */
+#define ENTRIES_CMD        5   /* the table */
+#define ENTRIES_FILE       5   /* the function */
+#define ENTRIES_LOG_ID     6
+#define ENTRIES_DATA_TEXT  7   /* the function */
 
 typedef struct EntriesCursor {
   SioCursor base;
-  logio_reader *pReader;
+  stateio_scan *pScan;
   uint64_t iLo;            /* no row below this offset */
   uint64_t iHi;            /* no row at or above this offset */
-  logio_entry e;           /* the current entry (points into the reader) */
-  stateio_entry se;        /* ... decoded */
+  stateio_entry e;         /* the current entry (points into the scan) */
   int bLogId;              /* iLogId is known */
   sqlite3_int64 iLogId;    /* the log_id of the file read */
 } EntriesCursor;
 
 /*
-** Narrow [*pLo, *pHi) for "offset OP v", as SQLite compares an INTEGER
-** column with v. Returns 1 when no row can match.
+** The constraints a seek uses: the first usable one of each kind (one bit
+** each). Every one of them narrows the range read; SQLite checks them all.
 */
-static int entries_bound(sqlite3_value *v, int op, uint64_t *pLo, uint64_t *pHi){
-  uint64_t lo = 0, hi = UINT64_MAX;
-  sqlite3_value *p;
-  int eType;
-  int bNone = 0;
-  p = sqlite3_value_dup(v);
-  if( p==0 ) return 0;              /* out of memory: no narrowing */
-  eType = sqlite3_value_numeric_type(p);
-  if( eType==SQLITE_NULL ){
-    bNone = 1;                      /* a comparison with NULL is never true */
-  }else if( eType==SQLITE_INTEGER || eType==SQLITE_FLOAT ){
-    /* The integers x with x OP v, where v is sqlite3_value_double(p). */
-    int64_t i = sqlite3_value_int64(p);
-    int bExact = 1;
-    if( eType==SQLITE_FLOAT ){
-      double d = sqlite3_value_double(p);
-      if( d<0.0 ){
-        i = -1; bExact = 0;         /* between -1 and 0, or below */
-        if( d<=-1.0 ) i = -2;
-      }else if( d>=9.0e18 ){
-        i = INT64_MAX; bExact = 0;
-      }else{
-        i = (int64_t)d;             /* floor(d) for d >= 0 */
-        bExact = (double)i==d;
-      }
-    }
-    switch( op ){
-      case SQLITE_INDEX_CONSTRAINT_EQ:
-        if( !bExact || i<0 ) bNone = 1; else { lo = (uint64_t)i; hi = lo + 1; }
-        break;
-      case SQLITE_INDEX_CONSTRAINT_GT:     /* x > v: x >= floor(v)+1 */
-        if( i==INT64_MAX ) bNone = 1; else if( i>=0 ) lo = (uint64_t)i + 1;
-        break;
-      case SQLITE_INDEX_CONSTRAINT_GE:     /* x >= v: x >= ceil(v) */
-        if( i==INT64_MAX && !bExact ) bNone = 1;
-        else if( i>=0 ) lo = (uint64_t)i + (bExact ? 0 : 1);
-        break;
-      case SQLITE_INDEX_CONSTRAINT_LT:     /* x < v: x < ceil(v) */
-        if( i==INT64_MAX && !bExact ) break;
-        if( i<0 || (i==0 && bExact) ) bNone = 1;
-        else hi = (uint64_t)i + (bExact ? 0 : 1);
-        break;
-      case SQLITE_INDEX_CONSTRAINT_LE:     /* x <= v: x < floor(v)+1 */
-        if( i==INT64_MAX ) break;
-        if( i<0 ) bNone = 1; else hi = (uint64_t)i + 1;
-        break;
-    }
-  }else{
-    /* Text or blob: greater than every integer. */
-    if( op==SQLITE_INDEX_CONSTRAINT_EQ || op==SQLITE_INDEX_CONSTRAINT_GT
-     || op==SQLITE_INDEX_CONSTRAINT_GE ){
-      bNone = 1;
-    }
-  }
-  sqlite3_value_free(p);
-  if( lo>*pLo ) *pLo = lo;
-  if( hi<*pHi ) *pHi = hi;
-  return bNone;
-}
+static const struct { int iCol; int op; int bit; } aEntriesCons[] = {
+  { ENTRIES_OFFSET, SQLITE_INDEX_CONSTRAINT_EQ, SIO_BIT_OFF_EQ },
+  { ENTRIES_OFFSET, SQLITE_INDEX_CONSTRAINT_GT, SIO_BIT_OFF_GT },
+  { ENTRIES_OFFSET, SQLITE_INDEX_CONSTRAINT_GE, SIO_BIT_OFF_GE },
+  { ENTRIES_OFFSET, SQLITE_INDEX_CONSTRAINT_LT, SIO_BIT_OFF_LT },
+  { ENTRIES_OFFSET, SQLITE_INDEX_CONSTRAINT_LE, SIO_BIT_OFF_LE },
+  { ENTRIES_EPOCH,  SQLITE_INDEX_CONSTRAINT_EQ, SIO_BIT_EPOCH_EQ },
+  { ENTRIES_EPOCH,  SQLITE_INDEX_CONSTRAINT_GT, SIO_BIT_EPOCH_GT },
+  { ENTRIES_EPOCH,  SQLITE_INDEX_CONSTRAINT_GE, SIO_BIT_EPOCH_GE },
+};
+#define ENTRIES_NCONS ((int)(sizeof(aEntriesCons)/sizeof(aEntriesCons[0])))
 
-static int entriesBestIndex(sqlite3_index_info *pInfo, int *pnArg, int *pIdxNum){
-  /* The first usable constraint of each SIO_IDX_OFF_* kind. */
-  static const struct { int op; int bit; } aOp[] = {
-    { SQLITE_INDEX_CONSTRAINT_EQ, SIO_IDX_OFF_EQ },
-    { SQLITE_INDEX_CONSTRAINT_GT, SIO_IDX_OFF_GT },
-    { SQLITE_INDEX_CONSTRAINT_GE, SIO_IDX_OFF_GE },
-    { SQLITE_INDEX_CONSTRAINT_LT, SIO_IDX_OFF_LT },
-    { SQLITE_INDEX_CONSTRAINT_LE, SIO_IDX_OFF_LE },
-  };
-  int aIdx[5] = { -1, -1, -1, -1, -1 };
-  int iLogId = -1, bLogIdSeen = 0;
-  int i, j;
+static int entriesBestIndex(sqlite3_index_info *pInfo, const SioCols *pCols,
+                            int *aUse, int *pIdxNum){
+  const int L = SIO_IDX(SIO_BIT_OFF_GT) | SIO_IDX(SIO_BIT_OFF_GE)
+              | SIO_IDX(SIO_BIT_EPOCH_EQ) | SIO_IDX(SIO_BIT_EPOCH_GT)
+              | SIO_IDX(SIO_BIT_EPOCH_GE);
+  const int U = SIO_IDX(SIO_BIT_OFF_LT) | SIO_IDX(SIO_BIT_OFF_LE);
+  int i, j, m = 0;
+  (void)pCols;
+  (void)pIdxNum;
   for(i=0; i<pInfo->nConstraint; i++){
     const struct sqlite3_index_constraint *p = &pInfo->aConstraint[i];
-    if( p->iColumn==ENTRIES_LOG_ID && p->op==SQLITE_INDEX_CONSTRAINT_EQ ){
-      bLogIdSeen = 1;
-      if( p->usable && iLogId<0 ) iLogId = i;
-      continue;
-    }
+    int iCol = p->iColumn<0 ? ENTRIES_OFFSET : p->iColumn;   /* rowid is offset */
     if( !p->usable ) continue;
-    if( p->iColumn!=ENTRIES_OFFSET && p->iColumn!=-1 ) continue;
-    for(j=0; j<5; j++){
-      if( p->op==aOp[j].op && aIdx[j]<0 ) aIdx[j] = i;
+    for(j=0; j<ENTRIES_NCONS; j++){
+      int b = aEntriesCons[j].bit;
+      if( iCol==aEntriesCons[j].iCol && p->op==aEntriesCons[j].op && aUse[b]<0 ){
+        aUse[b] = i;
+        m |= SIO_IDX(b);
+      }
     }
   }
-  if( aIdx[0]>=0 ){
-    /* offset = ?: one row at most; the other bounds add nothing. */
-    aIdx[1] = aIdx[2] = aIdx[3] = aIdx[4] = -1;
-  }
-  if( aIdx[1]>=0 ) aIdx[2] = -1;      /* one lower bound ... */
-  if( aIdx[3]>=0 ) aIdx[4] = -1;      /* ... and one upper bound */
-  /*
-  ** log_id = ? is checked by xFilter against the file (omitted here), so a
-  ** plan that would leave it for later is refused, as for epoch = ?.
-  */
-  if( bLogIdSeen && iLogId<0 ) return SQLITE_CONSTRAINT;
-  for(j=0; j<5; j++){
-    if( aIdx[j]<0 ) continue;
-    pInfo->aConstraintUsage[aIdx[j]].argvIndex = (*pnArg)++;
-    *pIdxNum |= aOp[j].bit;
-  }
-  if( iLogId>=0 ){
-    pInfo->aConstraintUsage[iLogId].argvIndex = (*pnArg)++;
-    pInfo->aConstraintUsage[iLogId].omit = 1;
-    *pIdxNum |= SIO_IDX_LOG_ID;
-  }
-  if( *pIdxNum & SIO_IDX_OFF_EQ ){
+  if( m & SIO_IDX(SIO_BIT_OFF_EQ) ){
     pInfo->estimatedCost = 10.0;
     pInfo->estimatedRows = 1;
     pInfo->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
-  }else if( (*pIdxNum & (SIO_IDX_OFF_GT|SIO_IDX_OFF_GE))
-         && (*pIdxNum & (SIO_IDX_OFF_LT|SIO_IDX_OFF_LE)) ){
+  }else if( (m & L) && (m & U) ){
     pInfo->estimatedCost = 2500.0;
     pInfo->estimatedRows = 2500;
-  }else if( *pIdxNum & (SIO_IDX_OFF_GT|SIO_IDX_OFF_GE|SIO_IDX_OFF_LT|SIO_IDX_OFF_LE) ){
+  }else if( m & (L | U) ){
     pInfo->estimatedCost = 50000.0;
     pInfo->estimatedRows = 50000;
   }else{
@@ -181,55 +138,63 @@ static int entriesBestIndex(sqlite3_index_info *pInfo, int *pnArg, int *pIdxNum)
 
 static void entriesReset(SioCursor *pBase){
   EntriesCursor *pCur = (EntriesCursor*)pBase;
-  logio_reader_close(pCur->pReader);
-  pCur->pReader = 0;
+  stateio_scan_close(pCur->pScan);
+  pCur->pScan = 0;
+}
+
+/*
+** Whether e, which the scan called a bad entry, is a row all the same: it
+** decodes and keeps the rules it keeps by itself (see the comment above).
+*/
+static int entries_is_row(const stateio_entry *e){
+  if( e->kind==STATEIO_UPDATE ) return e->epoch<=e->offset;
+  if( e->kind==STATEIO_SNAPSHOT ) return e->epoch<e->offset || e->offset==0;
+  return 0;
 }
 
 static int entriesNext(SioCursor *pBase){
   EntriesCursor *pCur = (EntriesCursor*)pBase;
   for(;;){
-    logio_entry *e = &pCur->e;
-    int rc = logio_reader_next(pCur->pReader, e);
-    if( rc==SIO_OK ){
+    stateio_entry *e = &pCur->e;
+    int rc = stateio_scan_next(pCur->pScan, e);
+    if( rc==SIO_DONE ) break;       /* a torn tail is the end */
+    if( rc==SIO_OK || (rc==SIO_CORRUPT_ENTRY && entries_is_row(e)) ){
       if( e->offset>=pCur->iHi ) break;
       if( e->offset<pCur->iLo ) continue;
-      rc = stateio_parse_entry(e->data, e->len, &pCur->se);
-      if( rc!=SIO_OK ){
-        if( pBase->bSkip ) continue;
-        return sioCorrupt(SIO_CUR_ERR(pBase), rc, e->offset,
-                          (int64_t)(e->end - e->offset), pBase->zPath);
-      }
       pBase->iRowid = (sqlite3_int64)e->offset;
       return SQLITE_OK;
     }
-    if( rc==SIO_CORRUPT_LOG ){
+    if( rc==SIO_CORRUPT_LOG || rc==SIO_CORRUPT_ENTRY ){
       if( e->offset>=pCur->iHi ) break;
-      if( e->offset + e->len<=pCur->iLo || pBase->bSkip ) continue;
-      return sioCorrupt(SIO_CUR_ERR(pBase), rc, e->offset, (int64_t)e->len, pBase->zPath);
+      if( pBase->bSkip ) continue;
+      if( rc==SIO_CORRUPT_ENTRY ? e->offset<pCur->iLo : e->end<=pCur->iLo ) continue;
+      return sioCorrupt(SIO_CUR_ERR(pBase), rc, e->offset,
+                        (int64_t)(e->end - e->offset), pBase->zPath);
     }
-    if( rc==SIO_TORN || rc==SIO_DONE ) break;   /* a torn tail is the end */
     return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
   }
   pBase->bEof = 1;
   return SQLITE_OK;
 }
 
-static int entriesFilter(SioCursor *pBase, int idxNum, sqlite3_value **apArg){
+static int entriesFilter(SioCursor *pBase, int idxNum, sqlite3_value **aArg){
   EntriesCursor *pCur = (EntriesCursor*)pBase;
-  static const struct { int bit; int op; } aBit[] = {
-    { SIO_IDX_OFF_EQ, SQLITE_INDEX_CONSTRAINT_EQ },
-    { SIO_IDX_OFF_GT, SQLITE_INDEX_CONSTRAINT_GT },
-    { SIO_IDX_OFF_GE, SQLITE_INDEX_CONSTRAINT_GE },
-    { SIO_IDX_OFF_LT, SQLITE_INDEX_CONSTRAINT_LT },
-    { SIO_IDX_OFF_LE, SQLITE_INDEX_CONSTRAINT_LE },
-  };
   int bNone = 0;
-  int i, rc;
+  uint64_t iStart;
+  int j, rc;
+  (void)idxNum;
   pCur->iLo = 0;
   pCur->iHi = UINT64_MAX;
-  for(i=0; i<5; i++){
-    if( idxNum & aBit[i].bit ){
-      bNone |= entries_bound(*apArg++, aBit[i].op, &pCur->iLo, &pCur->iHi);
+  for(j=0; j<ENTRIES_NCONS; j++){
+    sqlite3_value *v = aArg[aEntriesCons[j].bit];
+    if( v==0 ) continue;
+    if( aEntriesCons[j].iCol==ENTRIES_OFFSET ){
+      bNone |= sioIntRange(v, aEntriesCons[j].op, &pCur->iLo, &pCur->iHi);
+    }else{
+      /* epoch OP v: the epochs that match; the rows start at or after the first. */
+      uint64_t lo = 0, hi = UINT64_MAX;
+      bNone |= sioIntRange(v, aEntriesCons[j].op, &lo, &hi);
+      if( lo>pCur->iLo ) pCur->iLo = lo;
     }
   }
   pCur->bLogId = 0;
@@ -241,15 +206,16 @@ static int entriesFilter(SioCursor *pBase, int idxNum, sqlite3_value **apArg){
     pCur->bLogId = 1;
     pCur->iLogId = (sqlite3_int64)id;
   }
-  if( idxNum & SIO_IDX_LOG_ID ){
-    sqlite3_value *pId = *apArg++;
+  if( aArg[SIO_BIT_LOG_ID] ){
+    sqlite3_value *pId = aArg[SIO_BIT_LOG_ID];
     int eType = sqlite3_value_numeric_type(pId);
     if( eType==SQLITE_NULL ){
       bNone = 1;                    /* log_id = NULL is never true */
     }else if( eType!=SQLITE_INTEGER ){
+      const char *z = (const char*)sqlite3_value_text(pId);
       sioErrMsg(SIO_CUR_ERR(pBase),
-                "stateio: log_id must be an integer (the log_id of a row of %s), not %s",
-                pBase->zPath, sqlite3_value_text(pId) ? (const char*)sqlite3_value_text(pId) : "a blob");
+                "stateio: log_id must be an integer (the log_id of a row of %s), not '%s'",
+                pBase->zPath, z ? z : "");
       return SQLITE_MISMATCH;
     }else if( !pCur->bLogId || sqlite3_value_int64(pId)!=pCur->iLogId ){
       sioErrMsg(SIO_CUR_ERR(pBase),
@@ -265,32 +231,37 @@ static int entriesFilter(SioCursor *pBase, int idxNum, sqlite3_value **apArg){
     pBase->bEof = 1;
     return SQLITE_OK;
   }
-  rc = logio_reader_open(&pCur->pReader, &pBase->img.img,
-                         pCur->iLo - pCur->iLo % LOGIO_BLOCK);
+  iStart = pCur->iLo - pCur->iLo % LOGIO_BLOCK;
+  rc = stateio_scan_open(&pCur->pScan, &pBase->img.img, iStart,
+                         iStart==0 ? 0 : STATEIO_EPOCH_UNKNOWN);
   if( rc!=SIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
   return entriesNext(pBase);
 }
 
 static int entriesColumn(SioCursor *pBase, sqlite3_context *ctx, int iCol){
   EntriesCursor *pCur = (EntriesCursor*)pBase;
-  int bSnap = pCur->se.kind==STATEIO_SNAPSHOT;
+  const stateio_entry *e = &pCur->e;
+  int bSnap = e->kind==STATEIO_SNAPSHOT;
   switch( iCol ){
     case ENTRIES_OFFSET:
-      sqlite3_result_int64(ctx, (sqlite3_int64)pCur->e.offset);
+      sqlite3_result_int64(ctx, (sqlite3_int64)e->offset);
       break;
     case ENTRIES_TYPE:
       sqlite3_result_text(ctx, bSnap ? "snapshot" : "update", -1, SQLITE_STATIC);
       break;
     case ENTRIES_EPOCH:
-      sqlite3_result_int64(ctx, (sqlite3_int64)(bSnap ? pCur->e.offset : pCur->se.epoch));
+      sqlite3_result_int64(ctx, (sqlite3_int64)(bSnap ? e->offset : e->epoch));
       break;
     case ENTRIES_PREV_EPOCH:
-      if( bSnap ) sqlite3_result_int64(ctx, (sqlite3_int64)pCur->se.epoch);
+      if( bSnap && e->offset>0 ) sqlite3_result_int64(ctx, (sqlite3_int64)e->epoch);
       break;
     case ENTRIES_DATA:
-      sioResultBlob(ctx, pCur->se.data, pCur->se.len);
+      sioResultData(ctx, e->data, e->len, pBase->bText);
       break;
-    case ENTRIES_LOG_ID:
+    case SIO_COL_TEXT:
+      sioResultData(ctx, e->data, e->len, 1);
+      break;
+    case SIO_COL_LOG_ID:
       if( pCur->bLogId ) sqlite3_result_int64(ctx, pCur->iLogId);
       break;
   }
@@ -323,16 +294,23 @@ static int entries_compact_keep(const char *zCmd){
 ** transaction has appended to the log (its entries are not in the file yet).
 */
 static int entriesCompact(SioTab *pTab, int nKeep){
-  SioLog *pLog = pTab->pLog;
+  SioLog *pLog;
   stateio_compact_info info;
-  int rc;
+  struct stat st;
+  int rc = sioTabLog(pTab, &pTab->base.zErrMsg);
+  if( rc!=SQLITE_OK ) return rc;
+  pLog = pTab->pLog;
   if( pLog->pWriter && stateio_writer_locked(pLog->pWriter) ){
     sioErrMsg(&pTab->base.zErrMsg,
               "stateio: cannot compact %s: this transaction has appended to it; "
               "compact after COMMIT", pTab->args.zFile);
     return SQLITE_ERROR;
   }
-  rc = stateio_compact(pLog->zReal, (unsigned)nKeep, &info);
+  /* Compaction opens the file for writing: never a FIFO or a device. */
+  if( stat(pLog->zAbs, &st)!=0 ) return sioOpenStatus(&pTab->base.zErrMsg, SIO_IOERR, pTab->args.zFile);
+  rc = sioRegularFile(&pTab->base.zErrMsg, st.st_mode, pTab->args.zFile);
+  if( rc!=SQLITE_OK ) return rc;
+  rc = stateio_compact(pLog->zAbs, (unsigned)nKeep, &info);
   if( rc==SIO_OK ) return SQLITE_OK;
   if( rc==SIO_CORRUPT_LOG || rc==SIO_CORRUPT_ENTRY ){
     sioErrMsg(&pTab->base.zErrMsg, "stateio: cannot compact %s: %s at offset %llu "
@@ -348,16 +326,24 @@ static int entriesCompact(SioTab *pTab, int nKeep){
   return sioStatus(&pTab->base.zErrMsg, rc, pTab->args.zFile);
 }
 
+/*
+** The hidden column named after the table takes commands (as FTS5's does):
+**   'compact', 'compact=N'   compaction (above)
+**   'create'                 make a new, empty log file when the file is
+**                            missing (a persistent schema whose log was
+**                            deleted, or that is opened where the log is
+**                            not); nothing when it is there. The file is
+**                            never created otherwise, but by CREATE.
+*/
 static int entriesInsert(SioTab *pTab, sqlite3_value **apCol, sqlite3_int64 *pRowid){
-  /* The hidden column named after the table takes commands (as FTS5 does). */
-  sqlite3_value *pCmd = apCol[sioKindEntries.nCol];
+  sqlite3_value *pCmd = apCol[ENTRIES_CMD];
   (void)pRowid;
   if( sqlite3_value_type(apCol[ENTRIES_LOG_ID])!=SQLITE_NULL ){
     sioErrMsg(&pTab->base.zErrMsg, "stateio: cannot set log_id in %s: it is computed",
               pTab->zName);
     return SQLITE_ERROR;
   }
-  if( !pTab->bFunc && sqlite3_value_type(pCmd)!=SQLITE_NULL ){
+  if( sqlite3_value_type(pCmd)!=SQLITE_NULL ){
     const char *zCmd = (const char*)sqlite3_value_text(pCmd);
     int nKeep;
     int i;
@@ -369,16 +355,23 @@ static int entriesInsert(SioTab *pTab, sqlite3_value **apCol, sqlite3_int64 *pRo
         return SQLITE_ERROR;
       }
     }
+    if( sqlite3_stricmp(zCmd, "create")==0 ){
+      int bCreated;
+      dev_t dev;
+      ino_t ino;
+      return sioFileCreate(pTab->args.zFile, pTab->args.bSync, &bCreated, &dev, &ino,
+                           &pTab->base.zErrMsg);
+    }
     nKeep = entries_compact_keep(zCmd);
     if( nKeep>0 ) return entriesCompact(pTab, nKeep);
     if( nKeep<0 ){
       sioErrMsg(&pTab->base.zErrMsg,
-                "stateio: bad command %s: compact=N needs a whole number of epochs >= 1",
+                "stateio: bad command '%s': compact=N needs a whole number of epochs >= 1",
                 zCmd);
     }else{
       sioErrMsg(&pTab->base.zErrMsg,
-                "stateio: unknown command %s: the commands are 'compact' and 'compact=N'",
-                zCmd);
+                "stateio: unknown command '%s': the commands are 'compact', "
+                "'compact=N' and 'create'", zCmd);
     }
     return SQLITE_ERROR;
   }
@@ -393,13 +386,25 @@ static const char *const azEntriesCol[] = {
 };
 
 const SioKind sioKindEntries = {
-  "entries", "stateio_entries",
-  "offset INTEGER, type TEXT, epoch INTEGER, prev_epoch INTEGER, data BLOB",
-  azEntriesCol,
-  5, ENTRIES_DATA, (int)sizeof(EntriesCursor),
-  0,
-  (1u << ENTRIES_OFFSET) | (1u << SIO_ROWID_BIT),
-  entriesBestIndex, entriesFilter, entriesNext, entriesColumn, entriesReset,
-  entriesInsert,
-  "log_id INTEGER HIDDEN"
+  .zPart = "entries",
+  .zFunc = "stateio_entries",
+  .zSchema = ENTRIES_SCHEMA,
+  .tab = { .nCol = 7, .iCmd = ENTRIES_CMD, .iFile = -1, .iAtEpoch = -1,
+           .iLogId = ENTRIES_LOG_ID, .iText = -1 },
+  .zFuncSchema = ENTRIES_FUNC_SCHEMA,
+  .func = { .nCol = 8, .iCmd = -1, .iFile = ENTRIES_FILE, .iAtEpoch = -1,
+            .iLogId = ENTRIES_LOG_ID, .iText = ENTRIES_DATA_TEXT },
+  .azCol = azEntriesCol,
+  .nCol = 5,
+  .iDataCol = ENTRIES_DATA,
+  .szCursor = (int)sizeof(EntriesCursor),
+  .mConst = 0,
+  .mUnique = (1u << ENTRIES_OFFSET) | (1u << SIO_ROWID_BIT),
+  .zScan = "every entry",
+  .xBestIndex = entriesBestIndex,
+  .xFilter = entriesFilter,
+  .xNext = entriesNext,
+  .xColumn = entriesColumn,
+  .xReset = entriesReset,
+  .xInsert = entriesInsert,
 };

@@ -24,8 +24,8 @@ SELECT * FROM statelog;
 SELECT * FROM statelog_snapshot;
 SELECT * FROM statelog_updates;
 
--- An older epoch's updates, and every epoch.
-SELECT * FROM statelog_updates WHERE epoch = 0;
+-- An older epoch's updates (its number is the argument), and every epoch.
+SELECT * FROM statelog_updates(0);
 SELECT * FROM statelog_epochs;
 
 -- The same without a CREATE, and a check of the whole file.

@@ -1,0 +1,90 @@
+/*
+** sio_err.c - the library's SIO_* status codes as SQLite errors, and the
+** messages that go with them. Messages are lowercase, start with
+** "stateio: " and name the file as the table or query named it.
+*/
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "stateio_ext.h"
+SQLITE_EXTENSION_INIT3
+
+void sioErrMsg(char **pz, const char *zFmt, ...){
+  va_list ap;
+  va_start(ap, zFmt);
+  sqlite3_free(*pz);
+  *pz = sqlite3_vmprintf(zFmt, ap);
+  va_end(ap);
+}
+
+int sioStatus(char **pz, int rc, const char *zPath){
+  int e = errno;     /* first: nothing below may change it before we read it */
+  switch( rc ){
+    case SIO_OK:
+      return SQLITE_OK;
+    case SIO_BUSY:
+      sioErrMsg(pz, "stateio: log file is locked by another writer: %s", zPath);
+      return SQLITE_BUSY;
+    case SIO_IOERR:
+      sioErrMsg(pz, "stateio: i/o error on %s: %s", zPath, strerror(e));
+      return SQLITE_IOERR;
+    case SIO_NOMEM:
+      sioErrMsg(pz, "stateio: out of memory");
+      return SQLITE_NOMEM;
+    case SIO_NOTLOG:
+      sioErrMsg(pz, "stateio: not a stateio log: %s", zPath);
+      return SQLITE_NOTADB;
+    case SIO_CORRUPT_LOG:
+    case SIO_CORRUPT_ENTRY:
+    case SIO_TORN:
+      sioErrMsg(pz, "stateio: %s in %s", sio_strstatus(rc), zPath);
+      return SQLITE_CORRUPT;
+    case SIO_TOOBIG:
+      sioErrMsg(pz, "stateio: entry too big for %s", zPath);
+      return SQLITE_TOOBIG;
+    case SIO_MISUSE:
+      sioErrMsg(pz, "stateio: library misuse on %s", zPath);
+      return SQLITE_MISUSE;
+    default:
+      sioErrMsg(pz, "stateio: %s: %s", sio_strstatus(rc), zPath);
+      return SQLITE_ERROR;
+  }
+}
+
+int sioOpenStatus(char **pz, int rc, const char *zPath){
+  int e = errno;
+  if( rc==SIO_IOERR ){
+    sioErrMsg(pz, "stateio: cannot open %s: %s", zPath, strerror(e));
+    errno = e;
+    return SQLITE_CANTOPEN;
+  }
+  errno = e;
+  return sioStatus(pz, rc, zPath);
+}
+
+int sioCorrupt(char **pz, int rc, uint64_t off, int64_t len, const char *zPath){
+  const char *zWhat = rc==SIO_CORRUPT_ENTRY ? "corrupt state entry" : "corrupt log";
+  if( len<0 ){
+    sioErrMsg(pz, "stateio: %s at offset %llu in %s", zWhat,
+              (unsigned long long)off, zPath);
+  }else{
+    sioErrMsg(pz, "stateio: %s at offset %llu (length %lld) in %s", zWhat,
+              (unsigned long long)off, (long long)len, zPath);
+  }
+  return SQLITE_CORRUPT;
+}
+
+int sioRegularFile(char **pz, mode_t mode, const char *zName){
+  const char *zWhat;
+  if( S_ISREG(mode) ) return SQLITE_OK;
+  if( S_ISDIR(mode) ){
+    errno = EISDIR;
+    return sioOpenStatus(pz, SIO_IOERR, zName);
+  }
+  zWhat = S_ISFIFO(mode) ? "a fifo" : S_ISCHR(mode) ? "a character device"
+        : S_ISBLK(mode) ? "a block device" : S_ISSOCK(mode) ? "a socket" : "a special file";
+  sioErrMsg(pz, "stateio: not a stateio log: %s (%s, not a regular file)", zName, zWhat);
+  return SQLITE_NOTADB;
+}
