@@ -11,7 +11,9 @@
 **   bytes          its share of the file: from its first byte to the next
 **                  epoch's (the last one: to the end of the last complete
 **                  entry; a torn tail is no epoch's); they add up to the log
-**   current        1 for the current (last) epoch, else 0
+**   current        1 for the current (last) epoch, else 0; NULL when the
+**                  damage hides which epoch is current (on_corrupt=skip
+**                  over a log that restore refuses)
 **
 ** Two ways to the same rows:
 **   - The chain. Restore finds the current epoch, and each snapshot names
@@ -64,7 +66,8 @@ typedef struct EpochsCursor {
   SioCursor base;
   int bUpdates;            /* count the updates (the column is used) */
   EpochRow row;            /* the current row */
-  int bCurrent;            /* it is the last one */
+  int bCurrent;            /* it is the current epoch (the chain: the last one) */
+  int bCurKnown;           /* restore succeeded: the current epoch is known */
   /* The chain, oldest first; iChain is the current row. */
   EpochRow *aChain;
   int nChain, nAlloc, iChain;
@@ -128,6 +131,7 @@ static int epochs_chain(EpochsCursor *pCur){
   int i, rc;
   rc = stateio_restore(img, &st);
   if( rc==SIO_NOMEM ) return SQLITE_NOMEM;
+  pCur->bCurKnown = rc==SIO_OK;
   if( rc!=SIO_OK ) goto broken;
   iLogEnd = st.log_end;
   for(;;){
@@ -323,7 +327,12 @@ static int epochsColumn(SioCursor *pBase, sqlite3_context *ctx, int iCol){
       sqlite3_result_int64(ctx, (sqlite3_int64)p->bytes);
       break;
     case EPOCHS_CURRENT:
-      sqlite3_result_int(ctx, pCur->bCurrent);
+      /*
+      ** Scanning because restore failed (the damage hides which epoch is
+      ** current, on_corrupt=skip): NULL, never an older epoch marked as
+      ** the current one.
+      */
+      if( pCur->aChain || pCur->bCurKnown ) sqlite3_result_int(ctx, pCur->bCurrent);
       break;
   }
   return SQLITE_OK;

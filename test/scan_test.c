@@ -316,6 +316,27 @@ static void test_unprovable(void){
   snprintf(want, sizeof(want), "entry 0 %llu\ntorn %llu %llu\ndone\n",
            (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start, (unsigned long long)m.n);
   expect_events("a damaged length past the end over a held log", &img, want);
+  /*
+  ** 2026-12-01 (found by the fuzz target): a checksum byte and the length
+  ** of the first record both damaged, the wrong length ending it exactly at
+  ** a record of the log held in the next entry's data. The end a damaged
+  ** header claims is never followed: nothing of the held log comes out.
+  */
+  m_reset(&m);
+  m_update(&m, 5, 1);
+  m_add(&m, STATEIO_UPDATE, inner, inner_n);
+  {
+    uint64_t inner_rec = m.e[1].start + HDR + EHDR;     /* the held log's first record */
+    uint64_t len = inner_rec - HDR;                     /* a length that ends the first record there */
+    m.p[0] ^= 0x5a;
+    m.p[5] = (unsigned char)len;
+    m.p[6] = (unsigned char)(len >> 8);
+  }
+  img = mem(m.p, m.n);
+  char *got = events(&img, 0);
+  CHECK_MSG(strncmp(got, "corrupt 0 ", 10) == 0 && strstr(got, "entry ") == NULL,
+            "a damaged length ending at a held log's record: nothing read\n%s", got);
+  free(got);
   free(inner);
   m_reset(&m);
 }
