@@ -44,6 +44,12 @@ int sioStatus(char **pz, int rc, const char *zPath){
     case SIO_TOOBIG:
       sioErrMsg(pz, "stateio: entry too big for %s", zPath);
       return SQLITE_TOOBIG;
+    case STATEIO_CORRUPT_COMMIT: {
+      size_t n = strlen(zPath);
+      int bNamed = n>=7 && strcmp(zPath + n - 7, "-commit")==0;
+      sioErrMsg(pz, "stateio: corrupt commit file: %s%s", zPath, bNamed ? "" : "-commit");
+      return SQLITE_CORRUPT;
+    }
     case SIO_MISUSE:
       sioErrMsg(pz, "stateio: library misuse on %s", zPath);
       return SQLITE_MISUSE;
@@ -51,6 +57,30 @@ int sioStatus(char **pz, int rc, const char *zPath){
       sioErrMsg(pz, "stateio: %s: %s", sio_strstatus(rc), zPath);
       return SQLITE_ERROR;
   }
+}
+
+int sioWriterStatus(char **pz, int rc, stateio_writer *w, const char *zName){
+  /*
+  ** The writer says which file failed: the log (named as the table names
+  ** it), its commit file (NAME-commit), or the directory that holds them.
+  */
+  const char *zFile = w ? stateio_writer_errfile(w) : 0;
+  size_t n = zFile ? strlen(zFile) : 0;
+  char *zMsgName;
+  if( zFile==0 ) return sioStatus(pz, rc, zName);
+  if( n>=7 && strcmp(zFile + n - 7, "-commit")==0 ){
+    zMsgName = sqlite3_mprintf("%s-commit", zName);
+  }else if( n>=11 && strcmp(zFile + n - 11, "-commit.tmp")==0 ){
+    zMsgName = sqlite3_mprintf("%s-commit.tmp", zName);
+  }else{
+    struct stat st;
+    int bDir = stat(zFile, &st)==0 && S_ISDIR(st.st_mode);
+    zMsgName = bDir ? sqlite3_mprintf("the directory of %s", zName) : sqlite3_mprintf("%s", zName);
+  }
+  if( zMsgName==0 ) return SQLITE_NOMEM;
+  rc = sioStatus(pz, rc, zMsgName);
+  sqlite3_free(zMsgName);
+  return rc;
 }
 
 int sioOpenStatus(char **pz, int rc, const char *zPath){

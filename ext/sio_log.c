@@ -271,8 +271,42 @@ int sioLogWriter(SioLog *pLog, const char *zName, stateio_writer **ppW, char **p
     if( rc!=SIO_OK ) return sioStatus(pzErr, rc, zName);
     pLog->bBatch = 1;
   }
+  if( pLog->bPrepared ){
+    /*
+    ** xSync wrote the batch but SQLite's own commit failed (SQLITE_BUSY:
+    ** another connection holds the database file) and the transaction
+    ** goes on: the batch is taken back, pending again, for a later COMMIT
+    ** or a ROLLBACK (2026-12-01, issue 9).
+    */
+    rc = sioLogReopen(pLog, zName, pzErr);
+    if( rc!=SQLITE_OK ) return rc;
+  }
   *ppW = pLog->pWriter;
   return SQLITE_OK;
+}
+
+int sioLogReopen(SioLog *pLog, const char *zName, char **pzErr){
+  int rc;
+  if( !pLog->bPrepared ) return SQLITE_OK;
+  pLog->bPrepared = 0;
+  rc = stateio_writer_reopen(pLog->pWriter);
+  if( rc!=SIO_OK ) return sioWriterStatus(pzErr, rc, pLog->pWriter, zName);
+  return SQLITE_OK;
+}
+
+/*
+** The connection's busy timeout (PRAGMA busy_timeout), which applies to
+** the log's lock as it does to SQLite's own locks; 0 when it cannot be read.
+*/
+int sioBusyTimeout(sqlite3 *db){
+  sqlite3_stmt *pStmt = 0;
+  int ms = 0;
+  if( sqlite3_prepare_v2(db, "PRAGMA busy_timeout", -1, &pStmt, 0)==SQLITE_OK
+   && sqlite3_step(pStmt)==SQLITE_ROW ){
+    ms = sqlite3_column_int(pStmt, 0);
+  }
+  sqlite3_finalize(pStmt);
+  return ms>0 ? ms : 0;
 }
 
 /* ---------------------------------------------------------- transactions */
@@ -283,26 +317,21 @@ void sioLogBegin(SioLog *pLog){
 
 int sioLogSync(SioLog *pLog, const char *zName, char **pzErr){
   int rc;
-  if( !pLog->bBatch ) return SQLITE_OK;
+  if( !pLog->bBatch || pLog->bPrepared ) return SQLITE_OK;
   /*
-  ** One write() and one fdatasync() for the whole transaction. The writer
-  ** releases its lock here too; on failure it has put the file back.
+  ** Phase one of SQLite's two-phase commit: the whole transaction written
+  ** with one write() and synced with one fdatasync(), its record in
+  ** flight: durable, not yet visible to any reader. xCommit makes it
+  ** visible; xRollback (SQLite's own commit failed) cuts it back. A crash
+  ** between the two keeps it (recovery finds it whole and durable): see
+  ** doc/COMMIT.md, "Two-phase". On failure the writer has put the file back.
   */
-  pLog->bBatch = 0;
-  rc = stateio_writer_commit(pLog->pWriter);
-  if( rc!=SIO_OK ) return sioStatus(pzErr, rc, zName);
-  if( pLog->nTxn>0 ){
-    /*
-    ** SQLite's own commit comes after xSync and may still fail (SQLITE_BUSY
-    ** when another connection holds the database file): the transaction
-    ** then stays open, and what it appends next must be pending again, for
-    ** a later COMMIT or a ROLLBACK (2026-12-01, issue 9). An empty batch
-    ** costs nothing at xCommit.
-    */
-    rc = stateio_writer_begin(pLog->pWriter);
-    if( rc!=SIO_OK ) return sioStatus(pzErr, rc, zName);
-    pLog->bBatch = 1;
+  rc = stateio_writer_prepare(pLog->pWriter);
+  if( rc!=SIO_OK ){
+    pLog->bBatch = 0;
+    return sioWriterStatus(pzErr, rc, pLog->pWriter, zName);
   }
+  pLog->bPrepared = 1;
   return SQLITE_OK;
 }
 
@@ -310,10 +339,15 @@ void sioLogEnd(SioLog *pLog, int bCommit){
   if( pLog->nTxn>0 ) pLog->nTxn--;
   if( pLog->bBatch && (!bCommit || pLog->nTxn==0) ){
     pLog->bBatch = 0;
+    pLog->bPrepared = 0;
     if( bCommit ){
-      /* Empty after xSync, as SQLite calls it first. */
+      /*
+      ** Phase two: the prepared batch becomes visible (its record done).
+      ** SQLite has committed: nothing is left that can fail the COMMIT.
+      */
       (void)stateio_writer_commit(pLog->pWriter);
     }else{
+      /* Discarded; after xSync its bytes are cut back and the cut synced. */
       stateio_writer_rollback(pLog->pWriter);
     }
   }
@@ -323,6 +357,7 @@ void sioLogLeave(SioLog *pLog){
   if( pLog->nTxn>0 ) pLog->nTxn--;
   if( pLog->nTxn==0 && pLog->bBatch ){
     pLog->bBatch = 0;
+    pLog->bPrepared = 0;
     stateio_writer_rollback(pLog->pWriter);
   }
 }
@@ -343,6 +378,8 @@ int sioLogRollbackTo(SioLog *pLog, const SioMark *pMark, const char *zName,
   stateio_writer *w = pLog->pWriter;
   int rc;
   if( w==0 || !pLog->bBatch || !stateio_writer_locked(w) ) return SQLITE_OK;
+  rc = sioLogReopen(pLog, zName, pzErr);      /* a failed COMMIT's prepared batch */
+  if( rc!=SQLITE_OK ) return rc;
   if( pMark->bLocked ){
     stateio_writer_rollback_to(w, pMark->m);
     return SQLITE_OK;

@@ -91,6 +91,8 @@ void sioErrMsg(char **pz, const char *zFmt, ...);
 int sioStatus(char **pz, int rc, const char *zPath);
 /* The same for a status met while opening zPath ("cannot open ..."). */
 int sioOpenStatus(char **pz, int rc, const char *zPath);
+/* The same after a call on writer w: the file the writer says failed (its commit file ...). */
+int sioWriterStatus(char **pz, int rc, stateio_writer *w, const char *zName);
 /*
 ** A damaged region met while reading: SQLITE_CORRUPT and "stateio:
 ** corrupt log at offset N (length L) in PATH" (rc SIO_CORRUPT_LOG) or
@@ -171,6 +173,7 @@ struct SioLog {
   int bSyncSet;             /* ... once a writable table has said it */
   int nTxn;                 /* tables in the current transaction (xBegin) */
   int bBatch;               /* stateio_writer_begin() called, not yet ended */
+  int bPrepared;            /* xSync wrote and synced the batch (not yet visible) */
   SioLog *pNext;
 };
 
@@ -201,6 +204,10 @@ int sioLogWriter(SioLog *pLog, const char *zName, stateio_writer **ppW, char **p
 /* Transactions (see vtab_table.c for how SQLite's calls map here). */
 void sioLogBegin(SioLog *pLog);
 int sioLogSync(SioLog *pLog, const char *zName, char **pzErr);
+/* After a failed COMMIT: take the prepared batch back (pending again). */
+int sioLogReopen(SioLog *pLog, const char *zName, char **pzErr);
+/* The connection's busy timeout in ms (PRAGMA busy_timeout), for the log's lock. */
+int sioBusyTimeout(sqlite3 *db);
 void sioLogEnd(SioLog *pLog, int bCommit);
 /* A table in the transaction goes away (DROP TABLE): it takes part no more. */
 void sioLogLeave(SioLog *pLog);

@@ -310,7 +310,8 @@ static int entriesCompact(SioTab *pTab, int nKeep){
   if( stat(pLog->zAbs, &st)!=0 ) return sioOpenStatus(&pTab->base.zErrMsg, SIO_IOERR, pTab->args.zFile);
   rc = sioRegularFile(&pTab->base.zErrMsg, st.st_mode, pTab->args.zFile);
   if( rc!=SQLITE_OK ) return rc;
-  rc = stateio_compact(pLog->zAbs, (unsigned)nKeep, &info);
+  /* The connection's busy timeout applies to the log's lock, as to SQLite's own. */
+  rc = stateio_compact_wait(pLog->zAbs, (unsigned)nKeep, sioBusyTimeout(pTab->db), &info);
   if( rc==SIO_OK ) return SQLITE_OK;
   if( rc==SIO_CORRUPT_LOG || rc==SIO_CORRUPT_ENTRY ){
     sioErrMsg(&pTab->base.zErrMsg, "stateio: cannot compact %s: %s at offset %llu "
@@ -320,10 +321,21 @@ static int entriesCompact(SioTab *pTab, int nKeep){
   }
   if( rc==SIO_BUSY ){
     sioErrMsg(&pTab->base.zErrMsg, "stateio: cannot compact %s: another writer holds "
-              "its lock (try again)", pTab->args.zFile);
+              "its lock (try again, or set a busy timeout)", pTab->args.zFile);
     return SQLITE_BUSY;
   }
-  return sioStatus(&pTab->base.zErrMsg, rc, pTab->args.zFile);
+  {
+    /* Name the file that failed: the log, PATH-commit, PATH.compact or the directory. */
+    const char *zSuffix = info.errfile==STATEIO_FILE_COMMIT ? "-commit"
+                        : info.errfile==STATEIO_FILE_COMPACT ? ".compact" : "";
+    char *zName = info.errfile==STATEIO_FILE_DIR
+        ? sqlite3_mprintf("the directory of %s", pTab->args.zFile)
+        : sqlite3_mprintf("%s%s", pTab->args.zFile, zSuffix);
+    if( zName==0 ) return SQLITE_NOMEM;
+    rc = sioStatus(&pTab->base.zErrMsg, rc, zName);
+    sqlite3_free(zName);
+    return rc;
+  }
 }
 
 /*

@@ -459,7 +459,16 @@ int sioInsertData(SioTab *pTab, sqlite3_value **apCol,
   if( rc==SQLITE_OK ) rc = sioLogWriter(pTab->pLog, pTab->args.zFile, &w, &pTab->base.zErrMsg);
   if( rc!=SQLITE_OK ) return rc;
   rc = xAppend(w, p, n);
-  if( rc!=SIO_OK ) return sioStatus(&pTab->base.zErrMsg, rc, pTab->args.zFile);
+  if( rc==SIO_BUSY ){
+    /* Another writer holds the log: wait as long as SQLite waits for its own locks. */
+    int ms = sioBusyTimeout(pTab->db);
+    if( ms>0 ){
+      stateio_writer_set_timeout(w, ms);
+      rc = xAppend(w, p, n);
+      stateio_writer_set_timeout(w, 0);
+    }
+  }
+  if( rc!=SIO_OK ) return sioWriterStatus(&pTab->base.zErrMsg, rc, w, pTab->args.zFile);
   /* The rowid (last_insert_rowid()) is the new entry's offset. */
   if( xAppend==stateio_snapshot ){
     *pRowid = (sqlite3_int64)stateio_writer_epoch(w);

@@ -355,6 +355,17 @@ int stateio_writer_commit(stateio_writer *w);
 */
 int stateio_writer_prepare(stateio_writer *w);
 
+/*
+** After stateio_writer_prepare(), when the commit that should follow does
+** not (SQLite's own commit failed, and its transaction stays open): take
+** the batch back. Its bytes leave the file again (the cut synced, the
+** record says nothing is in flight) and are pending in memory, as before
+** the prepare, so that the batch can grow, be rolled back to a mark, be
+** prepared again or rolled back. The lock is kept. SIO_OK when nothing was
+** prepared.
+*/
+int stateio_writer_reopen(stateio_writer *w);
+
 /* Discard the batch (also after prepare, or after chunks of a bulk batch were written) and release the lock. */
 void stateio_writer_rollback(stateio_writer *w);
 

@@ -751,6 +751,40 @@ int stateio_writer_prepare(stateio_writer *w){
   return SIO_OK;
 }
 
+int stateio_writer_reopen(stateio_writer *w){
+  if( !w->prepared ) return SIO_OK;
+  if( !w->locked || !w->wrote ){
+    w->prepared = 0;       /* nothing was written: the batch is as it was */
+    return SIO_OK;
+  }
+  if( w->bulk ) return SIO_MISUSE;
+  /* Bring the batch's bytes back from the file, then cut them away as a rollback does. */
+  size_t n = (size_t)(w->end - w->batch_start);
+  if( n > w->pend_cap ){
+    unsigned char *p = sio_realloc(w->pend, n);
+    if( !p ) return SIO_NOMEM;
+    w->pend = p;
+    w->pend_cap = n;
+  }
+  int rc = sio_pread_full(w->fd, w->pend, n, w->batch_start);
+  if( rc ) return fail(w, rc, w->name);
+  uint64_t count = w->pend_count, epoch = w->pend_epoch;
+  undo_batch(w);
+  if( w->cut_pending ){
+    /* The cut failed (it is finished before the next append): nothing is pending. */
+    w->prepared = 0;
+    w->pend_len = 0;
+    w->pend_count = 0;
+    w->pend_epoch = w->epoch;
+    return w->errfile ? SIO_IOERR : SIO_OK;
+  }
+  w->prepared = 0;
+  w->pend_len = n;
+  w->pend_count = count;
+  w->pend_epoch = epoch;
+  return SIO_OK;
+}
+
 int stateio_writer_commit(stateio_writer *w){
   if( w->prepared ) return finish_batch(w);
   if( w->batch_rc ){
