@@ -149,7 +149,7 @@ static uint64_t file_size(const char *path){
 }
 
 static void check(int rc, const char *what){
-  if( rc != SIO_OK ) die("%s: %s (errno %s)", what, sio_strstatus(rc), strerror(errno));
+  if( rc != STATEIO_OK ) die("%s: %s (errno %s)", what, stateio_errstr(rc), strerror(errno));
 }
 
 /* Read a whole file in 1 MiB chunks (the `cat file >/dev/null` peer). */
@@ -685,19 +685,19 @@ typedef struct f4_arg { const char *path; sqlite3 *db; const char *tab; } f4_arg
 
 /* Restore and read every update of the last epoch; returns bytes via *sum. */
 static uint64_t restore_c(const char *path, uint64_t *count){
-  logio_image img;
+  stateio_image img;
   check(stateio_open_image(path, &img), "open image");
-  stateio_epoch st;
+  stateio_state st;
   check(stateio_restore(&img, &st), "restore");
   uint64_t sum = st.snapshot_len, n = 0;
   stateio_updates *u;
   check(stateio_updates_open(&u, &img, &st), "updates open");
   logio_entry e;
   int rc;
-  while( (rc = stateio_updates_next(u, &e)) == SIO_OK ){ sum += e.len; n++; }
-  if( rc != SIO_DONE ) check(rc, "updates next");
+  while( (rc = stateio_updates_next(u, &e)) == STATEIO_OK ){ sum += e.len; n++; }
+  if( rc != STATEIO_DONE ) check(rc, "updates next");
   stateio_updates_close(u);
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
   stateio_close_image(&img);
   if( count ) *count = n;
   return sum;
@@ -770,15 +770,15 @@ static void figure4(void){
 typedef struct f5_arg { const char *path; sqlite3 *db; const char *sql; uint64_t bytes, rows; } f5_arg;
 
 static uint64_t scan_c(const char *path, uint64_t *count){
-  logio_image img;
+  stateio_image img;
   check(stateio_open_image(path, &img), "open image");
   logio_reader *r;
   check(logio_reader_open(&r, &img, 0), "reader open");
   logio_entry e;
   uint64_t n = 0, sum = 0;
   int rc;
-  while( (rc = logio_reader_next(r, &e)) == SIO_OK ){ n++; sum += e.len; }
-  if( rc != SIO_DONE ) check(rc, "reader next");
+  while( (rc = logio_reader_next(r, &e)) == STATEIO_OK ){ n++; sum += e.len; }
+  if( rc != STATEIO_DONE ) check(rc, "reader next");
   logio_reader_close(r);
   stateio_close_image(&img);
   if( count ) *count = n;
@@ -824,13 +824,13 @@ static void build_table(const char *path){
   if( sqlite3_prepare_v2(db, "INSERT INTO t VALUES(?,?,?,?)", -1, &st, NULL) != SQLITE_OK ){
     die("prepare: %s", sqlite3_errmsg(db));
   }
-  logio_image img;
+  stateio_image img;
   check(stateio_open_image(path_in("big.log"), &img), "open image");
   logio_reader *r;
   check(logio_reader_open(&r, &img, 0), "reader open");
   logio_entry e;
   uint64_t limit = (uint64_t)opt.table_mib << 20;
-  while( logio_reader_next(r, &e) == SIO_OK && e.offset < limit ){
+  while( logio_reader_next(r, &e) == STATEIO_OK && e.offset < limit ){
     stateio_entry se;
     check(stateio_parse_entry(e.data, e.len, &se), "parse entry");
     sqlite3_bind_int64(st, 1, (sqlite3_int64)e.offset);

@@ -41,7 +41,7 @@ int cli_mirror(const cli_verb *v, int argc, char **argv);
 /* "stateio: ..." on stderr (the progress line, if shown, is cleared first). */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* A status code as text; for SIO_IOERR, errno's message. */
+/* A status code as text; for STATEIO_IOERR, errno's message. */
 const char *cli_strstatus(int rc);
 
 /* ---------------------------------------------------------------- options */
@@ -81,18 +81,18 @@ int cli_parse_count(const char *opt, const char *s, uint64_t min, uint64_t max,
 ** wait for a writer). With must_be_log, a file that does not begin like a
 ** log is refused too. CLI_OK, or CLI_ERROR after a message.
 */
-int cli_open_log(const char *path, logio_image *img, int must_be_log);
+int cli_open_log(const char *path, stateio_image *img, int must_be_log);
 
 /*
 ** The one walk over a log: the library's scan from offset 0, with a
-** progress line named `what`. fn gets every entry (rc SIO_OK), damaged
-** region (SIO_CORRUPT_LOG) and bad entry (SIO_CORRUPT_ENTRY) in file
+** progress line named `what`. fn gets every entry (rc STATEIO_OK), damaged
+** region (STATEIO_CORRUPT_LOG) and bad entry (STATEIO_CORRUPT_ENTRY) in file
 ** order; a non-zero return stops the walk and is returned. After the walk,
 ** *torn_off and *torn_len say where the torn tail is (length 0: none).
-** SIO_OK, or the error that stopped the scan.
+** STATEIO_OK, or the error that stopped the scan.
 */
 typedef int (*cli_walk_fn)(void *arg, int rc, const stateio_entry *e);
-int cli_walk(const char *what, const logio_image *img, cli_walk_fn fn, void *arg,
+int cli_walk(const char *what, const stateio_image *img, cli_walk_fn fn, void *arg,
              uint64_t *torn_off, uint64_t *torn_len);
 
 /* fsync the directory that holds path (after a rename or link): 0 or -1. */

@@ -52,11 +52,11 @@ int cli_compact(const cli_verb *v, int argc, char **argv){
   const char *path = pos[0];
 
   /* The same refusals as every verb (not a file, not a log) before any lock. */
-  logio_image img;
+  stateio_image img;
   if( cli_open_log(path, &img, 1) ) return CLI_ERROR;
   watch_state w;
   memset(&w, 0, sizeof(w));
-  w.total = logio_image_size(&img);
+  w.total = stateio_image_size(&img);
   stateio_close_image(&img);
 
   pthread_t th;
@@ -83,7 +83,7 @@ int cli_compact(const cli_verb *v, int argc, char **argv){
   if( keep == 1 ) snprintf(kept, sizeof(kept), "the current epoch");
   else snprintf(kept, sizeof(kept), "the last %" PRIu64 " epochs", keep);
   switch( rc ){
-    case SIO_OK:
+    case STATEIO_OK:
       if( !info.compacted ){
         printf("%s: nothing before %s: left as it is\n", path, kept);
         return CLI_OK;
@@ -93,16 +93,16 @@ int cli_compact(const cli_verb *v, int argc, char **argv){
              cli_size(info.new_size, b2, sizeof(b2)),
              cli_size(info.dropped_bytes, b3, sizeof(b3)), info.new_epoch);
       return CLI_OK;
-    case SIO_BUSY:
+    case STATEIO_BUSY:
       cli_error("compact: '%s': another writer holds the log's lock (try again)", path);
       return CLI_ERROR;
-    case SIO_CORRUPT_LOG:
-    case SIO_CORRUPT_ENTRY:
+    case STATEIO_CORRUPT_LOG:
+    case STATEIO_CORRUPT_ENTRY:
       cli_error("compact: '%s' is damaged at offset %" PRIu64 " (%s): not compacted, nothing"
                 " changed (stateio check shows the damage, stateio salvage copies what can"
-                " be read)", path, info.bad_offset, sio_strstatus(rc));
+                " be read)", path, info.bad_offset, stateio_errstr(rc));
       return CLI_DAMAGED;
-    case SIO_NOTLOG:
+    case STATEIO_NOTLOG:
       cli_error("compact: '%s' is not a stateio log", path);
       return CLI_ERROR;
     default:

@@ -11,24 +11,24 @@
 
 #include "cli.h"
 
-int cli_walk(const char *what, const logio_image *img, cli_walk_fn fn, void *arg,
+int cli_walk(const char *what, const stateio_image *img, cli_walk_fn fn, void *arg,
              uint64_t *torn_off, uint64_t *torn_len){
   stateio_scan *s;
   *torn_off = *torn_len = 0;
   int rc = stateio_scan_open(&s, img, 0, 0);
   if( rc ) return rc;
   cli_progress pr;
-  cli_progress_start(&pr, what, logio_image_size(img));
+  cli_progress_start(&pr, what, stateio_image_size(img));
   for(;;){
     stateio_entry e;
     rc = stateio_scan_next(s, &e);
-    if( rc == SIO_DONE ){
+    if( rc == STATEIO_DONE ){
       *torn_off = stateio_scan_torn(s, torn_len);
-      rc = SIO_OK;
+      rc = STATEIO_OK;
       break;
     }
-    if( rc != SIO_OK && rc != SIO_CORRUPT_LOG && rc != SIO_CORRUPT_ENTRY ) break;
-    if( (rc = fn(arg, rc, &e)) != SIO_OK ) break;
+    if( rc != STATEIO_OK && rc != STATEIO_CORRUPT_LOG && rc != STATEIO_CORRUPT_ENTRY ) break;
+    if( (rc = fn(arg, rc, &e)) != STATEIO_OK ) break;
     cli_progress_update(&pr, e.end);
   }
   cli_progress_end(&pr);
@@ -44,14 +44,14 @@ typedef struct check_state {
 
 static int check_entry(void *arg, int rc, const stateio_entry *e){
   check_state *c = arg;
-  if( rc == SIO_OK ){
+  if( rc == STATEIO_OK ){
     c->entries++;
-    return SIO_OK;
+    return STATEIO_OK;
   }
   c->problems++;
   printf("offset %" PRIu64 " length %" PRIu64 ": %s: %s\n", e->offset, e->end - e->offset,
-         rc == SIO_CORRUPT_LOG ? "damaged region" : "bad entry", e->problem);
-  return SIO_OK;
+         rc == STATEIO_CORRUPT_LOG ? "damaged region" : "bad entry", e->problem);
+  return STATEIO_OK;
 }
 
 int cli_check(const cli_verb *v, int argc, char **argv){
@@ -59,7 +59,7 @@ int cli_check(const cli_verb *v, int argc, char **argv){
   int n;
   int rc = cli_parse(v, argc, argv, NULL, pos, 1, 1, &n);
   if( rc ) return rc == CLI_HELP ? CLI_OK : rc;
-  logio_image img;
+  stateio_image img;
   if( cli_open_log(pos[0], &img, 1) ) return CLI_ERROR;
 
   check_state c = { 0, 0 };
@@ -75,19 +75,19 @@ int cli_check(const cli_verb *v, int argc, char **argv){
            " (not damage: restore ignores it, the next writer cuts it)\n", torn_off, torn_len);
   }
   /* What a program that restores the log gets. */
-  stateio_epoch st;
+  stateio_state st;
   rc = stateio_restore(&img, &st);
-  if( rc == SIO_IOERR || rc == SIO_NOMEM ){
+  if( rc == STATEIO_IOERR || rc == STATEIO_NOMEM ){
     cli_error("cannot read '%s': %s", pos[0], cli_strstatus(rc));
     stateio_close_image(&img);
     return CLI_ERROR;
   }
   if( rc ){
     c.problems++;
-    printf("offset %" PRIu64 ": restore fails: %s\n", st.bad_offset, sio_strstatus(rc));
+    printf("offset %" PRIu64 ": restore fails: %s\n", st.bad_offset, stateio_errstr(rc));
   }
-  stateio_epoch_clear(&st);
-  uint64_t size = logio_image_size(&img);
+  stateio_state_clear(&st);
+  uint64_t size = stateio_image_size(&img);
   stateio_close_image(&img);
   if( c.problems ){
     printf("%s: damaged: %" PRIu64 " problem%s\n", pos[0], c.problems, c.problems == 1 ? "" : "s");
@@ -133,7 +133,7 @@ static void dump_data(const dump_state *d, const unsigned char *p, size_t n){
 
 static int dump_entry(void *arg, int rc, const stateio_entry *e){
   dump_state *d = arg;
-  if( rc == SIO_OK ){
+  if( rc == STATEIO_OK ){
     int snap = e->kind == STATEIO_SNAPSHOT;
     int has_prev = snap && e->offset != 0;   /* the first epoch has none before it */
     uint64_t epoch = snap ? e->offset : e->epoch;
@@ -153,9 +153,9 @@ static int dump_entry(void *arg, int rc, const stateio_entry *e){
       dump_data(d, e->data, e->len);
       putchar('\n');
     }
-    return SIO_OK;
+    return STATEIO_OK;
   }
-  const char *type = rc == SIO_CORRUPT_LOG ? "damaged" : "bad";
+  const char *type = rc == STATEIO_CORRUPT_LOG ? "damaged" : "bad";
   d->damaged = 1;
   if( d->json ){
     printf("{\"offset\":%" PRIu64 ",\"end\":%" PRIu64 ",\"type\":\"%s\",\"length\":%" PRIu64
@@ -165,7 +165,7 @@ static int dump_entry(void *arg, int rc, const stateio_entry *e){
   }else{
     printf("%" PRIu64 " %s - - %" PRIu64 " %s\n", e->offset, type, e->end - e->offset, e->problem);
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int cli_dump(const cli_verb *v, int argc, char **argv){
@@ -181,12 +181,12 @@ int cli_dump(const cli_verb *v, int argc, char **argv){
   int rc = cli_parse(v, argc, argv, opts, pos, 1, 1, &n);
   if( rc ) return rc == CLI_HELP ? CLI_OK : rc;
   if( max && cli_parse_count("--max-data", max, 0, UINT64_MAX - 1, &d.max) ) return CLI_ERROR;
-  logio_image img;
+  stateio_image img;
   if( cli_open_log(pos[0], &img, 1) ) return CLI_ERROR;
   uint64_t torn_off, torn_len;
   rc = cli_walk("dump", &img, dump_entry, &d, &torn_off, &torn_len);
   stateio_close_image(&img);
-  if( rc == SIO_OK && torn_len > 0 ){
+  if( rc == STATEIO_OK && torn_len > 0 ){
     if( d.json ){
       printf("{\"offset\":%" PRIu64 ",\"end\":%" PRIu64 ",\"type\":\"torn\",\"length\":%" PRIu64
              ",\"problem\":\"torn tail\"}\n", torn_off, torn_off + torn_len, torn_len);
@@ -243,33 +243,33 @@ static epoch_row *add_row(stat_state *s, uint64_t epoch, uint64_t start, int sna
 
 static int stat_entry(void *arg, int rc, const stateio_entry *e){
   stat_state *s = arg;
-  if( rc == SIO_CORRUPT_LOG ){
+  if( rc == STATEIO_CORRUPT_LOG ){
     s->regions++;
     s->region_bytes += e->end - e->offset;
-    return SIO_OK;
+    return STATEIO_OK;
   }
-  if( rc == SIO_CORRUPT_ENTRY ){
+  if( rc == STATEIO_CORRUPT_ENTRY ){
     s->bad++;
-    return SIO_OK;
+    return STATEIO_OK;
   }
   s->data_bytes += e->len;
   if( e->kind == STATEIO_SNAPSHOT ){
     epoch_row *r = add_row(s, e->offset, e->offset, 1);
-    if( !r ) return SIO_NOMEM;
+    if( !r ) return STATEIO_NOMEM;
     r->prev_epoch = e->epoch;
     r->snapshot_len = e->len;
     s->snapshots++;
-    return SIO_OK;
+    return STATEIO_OK;
   }
   epoch_row *r = s->nrows ? &s->rows[s->nrows - 1] : NULL;
   if( !r || r->epoch != e->epoch ){
     /* An epoch whose snapshot the scan did not read (damage before it). */
     r = add_row(s, e->epoch, e->epoch, e->epoch == 0 && !s->nrows ? 0 : -1);
-    if( !r ) return SIO_NOMEM;
+    if( !r ) return STATEIO_NOMEM;
   }
   r->updates++;
   s->updates++;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int cli_stat(const cli_verb *v, int argc, char **argv){
@@ -277,23 +277,23 @@ int cli_stat(const cli_verb *v, int argc, char **argv){
   int n;
   int rc = cli_parse(v, argc, argv, NULL, pos, 1, 1, &n);
   if( rc ) return rc == CLI_HELP ? CLI_OK : rc;
-  logio_image img;
+  stateio_image img;
   if( cli_open_log(pos[0], &img, 1) ) return CLI_ERROR;
 
   stat_state s;
   memset(&s, 0, sizeof(s));
   uint64_t torn_off, torn_len;
   rc = cli_walk("stat", &img, stat_entry, &s, &torn_off, &torn_len);
-  stateio_epoch st;
+  stateio_state st;
   memset(&st, 0, sizeof(st));
   int rrc = rc ? rc : stateio_restore(&img, &st);
   int64_t id = 0;
   int idrc = stateio_log_id(img.fd, &id);
-  uint64_t size = logio_image_size(&img);
+  uint64_t size = stateio_image_size(&img);
   stateio_close_image(&img);
-  if( rc || rrc == SIO_IOERR || rrc == SIO_NOMEM ){
+  if( rc || rrc == STATEIO_IOERR || rrc == STATEIO_NOMEM ){
     cli_error("cannot read '%s': %s", pos[0], cli_strstatus(rc ? rc : rrc));
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
     free(s.rows);
     return CLI_ERROR;
   }
@@ -303,12 +303,12 @@ int cli_stat(const cli_verb *v, int argc, char **argv){
   printf("log         %s\n", pos[0]);
   if( size < 1024 ) printf("size        %" PRIu64 " bytes\n", size);
   else printf("size        %" PRIu64 " bytes (%s)\n", size, cli_size(size, b1, sizeof(b1)));
-  if( idrc == SIO_OK ) printf("log_id      %" PRId64 "\n", id);
+  if( idrc == STATEIO_OK ) printf("log_id      %" PRId64 "\n", id);
   printf("entries     %" PRIu64 ": %" PRIu64 " update%s, %" PRIu64 " snapshot%s, %s of data\n",
          s.updates + s.snapshots, s.updates, s.updates == 1 ? "" : "s",
          s.snapshots, s.snapshots == 1 ? "" : "s", cli_size(s.data_bytes, b2, sizeof(b2)));
   printf("epochs      %zu\n", s.nrows);
-  if( rrc == SIO_OK ){
+  if( rrc == STATEIO_OK ){
     uint64_t updates = 0;
     for(size_t i = 0; i < s.nrows; i++){
       if( s.rows[i].epoch == st.epoch ) updates = s.rows[i].updates;
@@ -322,7 +322,7 @@ int cli_stat(const cli_verb *v, int argc, char **argv){
     }
   }else{
     printf("current     unknown: restore fails at offset %" PRIu64 ": %s\n",
-           st.bad_offset, sio_strstatus(rrc));
+           st.bad_offset, stateio_errstr(rrc));
   }
   if( s.regions + s.bad == 0 ){
     printf("damage      none\n");
@@ -354,10 +354,10 @@ int cli_stat(const cli_verb *v, int argc, char **argv){
     }
     printf("%-12" PRIu64 " %-12s %-12s %-12" PRIu64 " %" PRIu64 "%s\n", r->epoch, prev, snap,
            r->updates, next > r->start ? next - r->start : 0,
-           rrc == SIO_OK && r->epoch == st.epoch ? "  (current)" : "");
+           rrc == STATEIO_OK && r->epoch == st.epoch ? "  (current)" : "");
   }
-  int damaged = s.regions + s.bad > 0 || rrc != SIO_OK;
-  stateio_epoch_clear(&st);
+  int damaged = s.regions + s.bad > 0 || rrc != STATEIO_OK;
+  stateio_state_clear(&st);
   free(s.rows);
   return damaged ? CLI_DAMAGED : CLI_OK;
 }

@@ -186,23 +186,23 @@ static int dst_is_prefix(mirror *m, int sfd, uint64_t end){
 ** 1 SRC cannot be read as a log now (the caller says so once).
 */
 static int poll_once(mirror *m, int first){
-  logio_image img;
+  stateio_image img;
   if( first ){
     if( cli_open_log(m->src, &img, 1) ) return -1;
   }else{
     int rc = stateio_open_image(m->src, &img);
     if( rc ) return 1;
-    if( logio_image_size(&img) > 0 && !logio_starts_with_record(&img) ){
+    if( stateio_image_size(&img) > 0 && !logio_starts_with_record(&img) ){
       stateio_close_image(&img);
       return 1;
     }
   }
   int64_t id;
-  uint64_t size = logio_image_size(&img), start, end = 0;
+  uint64_t size = stateio_image_size(&img), start, end = 0;
   int rc = stateio_log_id(img.fd, &id);
-  if( rc == SIO_OK ){
-    rc = size ? logio_rewind(&img, size, &start, &end) : SIO_DONE;
-    if( rc == SIO_DONE ){ rc = SIO_OK; end = 0; }
+  if( rc == STATEIO_OK ){
+    rc = size ? logio_rewind(&img, size, &start, &end) : STATEIO_DONE;
+    if( rc == STATEIO_DONE ){ rc = STATEIO_OK; end = 0; }
   }
   if( rc ){
     if( first ) cli_error("mirror: cannot read '%s': %s", m->src, cli_strstatus(rc));

@@ -52,13 +52,13 @@ static int salvage_entry(void *arg, int rc, const stateio_entry *e){
   int first = !s->seen;
   s->seen = 1;
   uint64_t len = e->end - e->offset;
-  if( rc == SIO_CORRUPT_LOG ){
+  if( rc == STATEIO_CORRUPT_LOG ){
     drop(s, e->offset, len, "damaged region (%s)", e->problem);
-    return SIO_OK;
+    return STATEIO_OK;
   }
   if( e->kind == 0 ){
     drop(s, e->offset, len, "not a state entry (%s)", e->problem);
-    return SIO_OK;
+    return STATEIO_OK;
   }
   if( e->kind == STATEIO_SNAPSHOT ){
     /* Whole and checksummed: kept, whatever previous epoch it named. */
@@ -67,7 +67,7 @@ static int salvage_entry(void *arg, int rc, const stateio_entry *e){
     s->snapshots++;
     s->placed = 1;
     s->src_epoch = e->offset;
-    return SIO_OK;
+    return STATEIO_OK;
   }
   if( first && e->offset == 0 && e->epoch == 0 ){
     s->placed = 1;            /* the log begins with updates: epoch 0, no snapshot */
@@ -75,12 +75,12 @@ static int salvage_entry(void *arg, int rc, const stateio_entry *e){
   }
   if( !s->placed || e->epoch != s->src_epoch ){
     drop(s, e->offset, len, "update of epoch %" PRIu64 ", whose snapshot was lost", e->epoch);
-    return SIO_OK;
+    return STATEIO_OK;
   }
   rc = stateio_update(s->w, e->data, e->len);
   if( rc ) return rc;
   s->updates++;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int cli_salvage(const cli_verb *v, int argc, char **argv){
@@ -94,9 +94,9 @@ int cli_salvage(const cli_verb *v, int argc, char **argv){
     cli_error("salvage: '%s' exists: salvage writes a new file and never replaces one", out);
     return CLI_ERROR;
   }
-  logio_image img;
+  stateio_image img;
   if( cli_open_log(in, &img, 0) ) return CLI_ERROR;
-  if( logio_image_size(&img) > 0 && !logio_starts_with_record(&img) ){
+  if( stateio_image_size(&img) > 0 && !logio_starts_with_record(&img) ){
     cli_error("salvage: '%s' does not begin with a log record: it may not be a stateio log", in);
   }
 
@@ -121,20 +121,20 @@ int cli_salvage(const cli_verb *v, int argc, char **argv){
   const char *step = "write";
   uint64_t torn_off = 0, torn_len = 0;
   rc = stateio_writer_open_fd(&s.w, fd, 0, 0, STATEIO_SYNC);
-  if( rc == SIO_OK ) rc = stateio_writer_begin_bulk(s.w);
-  if( rc == SIO_OK ){
+  if( rc == STATEIO_OK ) rc = stateio_writer_begin_bulk(s.w);
+  if( rc == STATEIO_OK ){
     rc = cli_walk("salvage", &img, salvage_entry, &s, &torn_off, &torn_len);
     if( rc ) step = "salvage";
   }
-  if( rc == SIO_OK ) rc = stateio_writer_commit(s.w);
+  if( rc == STATEIO_OK ) rc = stateio_writer_commit(s.w);
   if( s.w ){
     int crc = stateio_writer_close(s.w);
-    if( rc == SIO_OK ) rc = crc;
+    if( rc == STATEIO_OK ) rc = crc;
   }
-  if( rc == SIO_OK && torn_len > 0 ){
+  if( rc == STATEIO_OK && torn_len > 0 ){
     drop(&s, torn_off, torn_len, "torn tail (an append cut short)");
   }
-  if( rc == SIO_OK && fsync(fd) != 0 ) rc = SIO_IOERR;
+  if( rc == STATEIO_OK && fsync(fd) != 0 ) rc = STATEIO_IOERR;
   int e = errno;
   close(fd);
   errno = e;

@@ -36,8 +36,8 @@ void cli_error(const char *fmt, ...){
 }
 
 const char *cli_strstatus(int rc){
-  if( rc == SIO_IOERR ) return strerror(errno);
-  return sio_strstatus(rc);
+  if( rc == STATEIO_IOERR ) return strerror(errno);
+  return stateio_errstr(rc);
 }
 
 /* ---------------------------------------------------------------- options */
@@ -122,7 +122,7 @@ int cli_parse_count(const char *opt, const char *s, uint64_t min, uint64_t max,
 
 /* ---------------------------------------------------------------- logs */
 
-int cli_open_log(const char *path, logio_image *img, int must_be_log){
+int cli_open_log(const char *path, stateio_image *img, int must_be_log){
   struct stat st;
   memset(img, 0, sizeof(*img));
   img->fd = -1;
@@ -139,7 +139,7 @@ int cli_open_log(const char *path, logio_image *img, int must_be_log){
     return CLI_ERROR;
   }
   int rc = stateio_open_image(path, img);
-  if( rc == SIO_NOTLOG ){
+  if( rc == STATEIO_NOTLOG ){
     cli_error("'%s' is not a stateio log", path);
     return CLI_ERROR;
   }
@@ -147,7 +147,7 @@ int cli_open_log(const char *path, logio_image *img, int must_be_log){
     cli_error("cannot open '%s': %s", path, cli_strstatus(rc));
     return CLI_ERROR;
   }
-  if( must_be_log && logio_image_size(img) > 0 && !logio_starts_with_record(img) ){
+  if( must_be_log && stateio_image_size(img) > 0 && !logio_starts_with_record(img) ){
     cli_error("'%s' is not a stateio log (it does not begin with a log record)", path);
     stateio_close_image(img);
     return CLI_ERROR;

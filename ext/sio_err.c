@@ -22,26 +22,26 @@ void sioErrMsg(char **pz, const char *zFmt, ...){
 int sioStatus(char **pz, int rc, const char *zPath){
   int e = errno;     /* first: nothing below may change it before we read it */
   switch( rc ){
-    case SIO_OK:
+    case STATEIO_OK:
       return SQLITE_OK;
-    case SIO_BUSY:
+    case STATEIO_BUSY:
       sioErrMsg(pz, "stateio: log file is locked by another writer: %s", zPath);
       return SQLITE_BUSY;
-    case SIO_IOERR:
+    case STATEIO_IOERR:
       sioErrMsg(pz, "stateio: i/o error on %s: %s", zPath, strerror(e));
       return SQLITE_IOERR;
-    case SIO_NOMEM:
+    case STATEIO_NOMEM:
       sioErrMsg(pz, "stateio: out of memory");
       return SQLITE_NOMEM;
-    case SIO_NOTLOG:
+    case STATEIO_NOTLOG:
       sioErrMsg(pz, "stateio: not a stateio log: %s", zPath);
       return SQLITE_NOTADB;
-    case SIO_CORRUPT_LOG:
-    case SIO_CORRUPT_ENTRY:
-    case SIO_TORN:
-      sioErrMsg(pz, "stateio: %s in %s", sio_strstatus(rc), zPath);
+    case STATEIO_CORRUPT_LOG:
+    case STATEIO_CORRUPT_ENTRY:
+    case STATEIO_TORN:
+      sioErrMsg(pz, "stateio: %s in %s", stateio_errstr(rc), zPath);
       return SQLITE_CORRUPT;
-    case SIO_TOOBIG:
+    case STATEIO_TOOBIG:
       sioErrMsg(pz, "stateio: entry too big for %s", zPath);
       return SQLITE_TOOBIG;
     case STATEIO_CORRUPT_COMMIT: {
@@ -50,11 +50,11 @@ int sioStatus(char **pz, int rc, const char *zPath){
       sioErrMsg(pz, "stateio: corrupt commit file: %s%s", zPath, bNamed ? "" : "-commit");
       return SQLITE_CORRUPT;
     }
-    case SIO_MISUSE:
+    case STATEIO_MISUSE:
       sioErrMsg(pz, "stateio: library misuse on %s", zPath);
       return SQLITE_MISUSE;
     default:
-      sioErrMsg(pz, "stateio: %s: %s", sio_strstatus(rc), zPath);
+      sioErrMsg(pz, "stateio: %s: %s", stateio_errstr(rc), zPath);
       return SQLITE_ERROR;
   }
 }
@@ -85,7 +85,7 @@ int sioWriterStatus(char **pz, int rc, stateio_writer *w, const char *zName){
 
 int sioOpenStatus(char **pz, int rc, const char *zPath){
   int e = errno;
-  if( rc==SIO_IOERR ){
+  if( rc==STATEIO_IOERR ){
     sioErrMsg(pz, "stateio: cannot open %s: %s", zPath, strerror(e));
     errno = e;
     return SQLITE_CANTOPEN;
@@ -95,7 +95,7 @@ int sioOpenStatus(char **pz, int rc, const char *zPath){
 }
 
 int sioCorrupt(char **pz, int rc, uint64_t off, int64_t len, const char *zPath){
-  const char *zWhat = rc==SIO_CORRUPT_ENTRY ? "corrupt state entry" : "corrupt log";
+  const char *zWhat = rc==STATEIO_CORRUPT_ENTRY ? "corrupt state entry" : "corrupt log";
   if( len<0 ){
     sioErrMsg(pz, "stateio: %s at offset %llu in %s", zWhat,
               (unsigned long long)off, zPath);
@@ -111,7 +111,7 @@ int sioRegularFile(char **pz, mode_t mode, const char *zName){
   if( S_ISREG(mode) ) return SQLITE_OK;
   if( S_ISDIR(mode) ){
     errno = EISDIR;
-    return sioOpenStatus(pz, SIO_IOERR, zName);
+    return sioOpenStatus(pz, STATEIO_IOERR, zName);
   }
   zWhat = S_ISFIFO(mode) ? "a fifo" : S_ISCHR(mode) ? "a character device"
         : S_ISBLK(mode) ? "a block device" : S_ISSOCK(mode) ? "a socket" : "a special file";

@@ -29,13 +29,13 @@ void sioImageClose(SioImage *p){
   sioImageInit(p);
 }
 
-int sioImageCheck(const logio_image *img){
+int sioImageCheck(const stateio_image *img){
   uint64_t start, end;
   int rc;
-  if( logio_image_size(img)==0 || logio_starts_with_record(img) ) return SIO_OK;
+  if( stateio_image_size(img)==0 || logio_starts_with_record(img) ) return STATEIO_OK;
   /* A damaged first record: still a log if a complete entry follows. */
-  rc = logio_rewind(img, logio_image_size(img), &start, &end);
-  if( rc==SIO_DONE ) return SIO_NOTLOG;
+  rc = logio_rewind(img, stateio_image_size(img), &start, &end);
+  if( rc==STATEIO_DONE ) return STATEIO_NOTLOG;
   return rc;
 }
 
@@ -43,25 +43,25 @@ int sioImageOpen(const char *zPath, const char *zName, SioImage *pImg, char **pz
   struct stat st;
   int rc;
   sioImageInit(pImg);
-  if( stat(zPath, &st)!=0 ) return sioOpenStatus(pzErr, SIO_IOERR, zName);
+  if( stat(zPath, &st)!=0 ) return sioOpenStatus(pzErr, STATEIO_IOERR, zName);
   rc = sioRegularFile(pzErr, st.st_mode, zName);
   if( rc!=SQLITE_OK ) return rc;
   rc = stateio_open_image(zPath, &pImg->img);
-  if( rc!=SIO_OK ){
+  if( rc!=STATEIO_OK ){
     sioImageInit(pImg);
     return sioOpenStatus(pzErr, rc, zName);
   }
   return SQLITE_OK;
 }
 
-int sioImageCopy(const logio_image *img, SioImage *pImg){
+int sioImageCopy(const stateio_image *img, SioImage *pImg){
   sioImageInit(pImg);
   pImg->img = *img;
   pImg->img.fd = -1;
   pImg->img.tail = 0;
   if( img->tail_len>0 ){
     pImg->aTail = sqlite3_malloc64(img->tail_len);
-    if( pImg->aTail==0 ) return SIO_NOMEM;
+    if( pImg->aTail==0 ) return STATEIO_NOMEM;
     memcpy(pImg->aTail, img->tail, img->tail_len);
   }
   pImg->img.tail = pImg->aTail;
@@ -73,8 +73,8 @@ int sioImageCopy(const logio_image *img, SioImage *pImg){
       sqlite3_free(pImg->aTail);
       sioImageInit(pImg);
       errno = e;
-      return SIO_IOERR;
+      return STATEIO_IOERR;
     }
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }

@@ -83,11 +83,11 @@ int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int bSync,
       sioErrMsg(pzErr, "stateio: out of memory");
       return SQLITE_NOMEM;
     }
-    return sioOpenStatus(pzErr, SIO_IOERR, zFile);
+    return sioOpenStatus(pzErr, STATEIO_IOERR, zFile);
   }
   if( stat(zAbs, &st)!=0 ){
     int e = errno;
-    rc = sioOpenStatus(pzErr, SIO_IOERR, zFile);
+    rc = sioOpenStatus(pzErr, STATEIO_IOERR, zFile);
     if( e==ENOENT && zTable ){
       /* Never made again in silence: the user says so. */
       sioErrMsg(pzErr, "stateio: log file %s is missing%s%s%s: "
@@ -174,7 +174,7 @@ int sioFileCreate(const char *zFile, int bSync, int *pbCreated,
   int fd, rc;
   *pbCreated = 0;
   zAbs = sio_absolute(zFile);
-  if( zAbs==0 ) return sioOpenStatus(pzErr, SIO_IOERR, zFile);
+  if( zAbs==0 ) return sioOpenStatus(pzErr, STATEIO_IOERR, zFile);
   /*
   ** O_EXCL: we know whether we made it. O_NONBLOCK: a FIFO that appears
   ** there in between cannot make the open wait (it is refused below).
@@ -184,7 +184,7 @@ int sioFileCreate(const char *zFile, int bSync, int *pbCreated,
     rc = fstat(fd, &st);
     close(fd);
     if( rc!=0 ){
-      rc = sioOpenStatus(pzErr, SIO_IOERR, zFile);
+      rc = sioOpenStatus(pzErr, STATEIO_IOERR, zFile);
       (void)unlink(zAbs);
     }else if( bSync && sio_sync_dir(zAbs)!=0 ){
       sioErrMsg(pzErr, "stateio: cannot sync the directory of %s: %s", zFile, strerror(errno));
@@ -199,7 +199,7 @@ int sioFileCreate(const char *zFile, int bSync, int *pbCreated,
   }else if( errno==EEXIST && stat(zAbs, &st)==0 ){
     rc = sioRegularFile(pzErr, st.st_mode, zFile);
   }else{
-    rc = sioOpenStatus(pzErr, SIO_IOERR, zFile);
+    rc = sioOpenStatus(pzErr, STATEIO_IOERR, zFile);
   }
   sqlite3_free(zAbs);
   return rc;
@@ -223,10 +223,10 @@ int sioLogImage(SioLog *pLog, const char *zName, SioImage *pImg, char **pzErr){
     ** This connection holds the lock (a transaction has written): the
     ** writer's image is the file followed by the pending entries.
     */
-    logio_image img;
+    stateio_image img;
     int rc = stateio_writer_image(pLog->pWriter, &img);
-    if( rc==SIO_OK ) rc = sioImageCopy(&img, pImg);
-    if( rc!=SIO_OK ) return sioStatus(pzErr, rc, zName);
+    if( rc==STATEIO_OK ) rc = sioImageCopy(&img, pImg);
+    if( rc!=STATEIO_OK ) return sioStatus(pzErr, rc, zName);
     return SQLITE_OK;
   }
   return sioImageOpen(pLog->zAbs, zName, pImg, pzErr);
@@ -237,7 +237,7 @@ int sioPathImage(SioConn *pConn, const char *zPath, SioImage *pImg, char **pzErr
   SioLog *pLog;
   int rc;
   sioImageInit(pImg);
-  if( stat(zPath, &st)!=0 ) return sioOpenStatus(pzErr, SIO_IOERR, zPath);
+  if( stat(zPath, &st)!=0 ) return sioOpenStatus(pzErr, STATEIO_IOERR, zPath);
   rc = sioRegularFile(pzErr, st.st_mode, zPath);
   if( rc!=SQLITE_OK ) return rc;
   pLog = sio_log_find(pConn, st.st_dev, st.st_ino);
@@ -256,11 +256,11 @@ int sioLogWriter(SioLog *pLog, const char *zName, stateio_writer **ppW, char **p
   if( pLog->pWriter==0 ){
     struct stat st;
     /* Not created here; and never a FIFO or a device (open could block). */
-    if( stat(pLog->zAbs, &st)!=0 ) return sioOpenStatus(pzErr, SIO_IOERR, zName);
+    if( stat(pLog->zAbs, &st)!=0 ) return sioOpenStatus(pzErr, STATEIO_IOERR, zName);
     rc = sioRegularFile(pzErr, st.st_mode, zName);
     if( rc!=SQLITE_OK ) return rc;
     rc = stateio_writer_open(&pLog->pWriter, pLog->zAbs, pLog->bSync ? STATEIO_SYNC : 0);
-    if( rc!=SIO_OK ){
+    if( rc!=STATEIO_OK ){
       pLog->pWriter = 0;
       return sioOpenStatus(pzErr, rc, zName);
     }
@@ -268,7 +268,7 @@ int sioLogWriter(SioLog *pLog, const char *zName, stateio_writer **ppW, char **p
   if( pLog->nTxn>0 && !pLog->bBatch ){
     /* The transaction's batch: one write and one sync at COMMIT. */
     rc = stateio_writer_begin(pLog->pWriter);
-    if( rc!=SIO_OK ) return sioStatus(pzErr, rc, zName);
+    if( rc!=STATEIO_OK ) return sioStatus(pzErr, rc, zName);
     pLog->bBatch = 1;
   }
   if( pLog->bPrepared ){
@@ -290,7 +290,7 @@ int sioLogReopen(SioLog *pLog, const char *zName, char **pzErr){
   if( !pLog->bPrepared ) return SQLITE_OK;
   pLog->bPrepared = 0;
   rc = stateio_writer_reopen(pLog->pWriter);
-  if( rc!=SIO_OK ) return sioWriterStatus(pzErr, rc, pLog->pWriter, zName);
+  if( rc!=STATEIO_OK ) return sioWriterStatus(pzErr, rc, pLog->pWriter, zName);
   return SQLITE_OK;
 }
 
@@ -327,7 +327,7 @@ int sioLogSync(SioLog *pLog, const char *zName, char **pzErr){
   ** doc/COMMIT.md, "Two-phase". On failure the writer has put the file back.
   */
   rc = stateio_writer_prepare(pLog->pWriter);
-  if( rc!=SIO_OK ){
+  if( rc!=STATEIO_OK ){
     pLog->bBatch = 0;
     return sioWriterStatus(pzErr, rc, pLog->pWriter, zName);
   }
@@ -394,7 +394,7 @@ int sioLogRollbackTo(SioLog *pLog, const SioMark *pMark, const char *zName,
   stateio_writer_rollback(w);
   pLog->bBatch = 0;
   rc = stateio_writer_begin(w);
-  if( rc!=SIO_OK ) return sioStatus(pzErr, rc, zName);
+  if( rc!=STATEIO_OK ) return sioStatus(pzErr, rc, zName);
   pLog->bBatch = 1;
   return SQLITE_OK;
 }

@@ -86,7 +86,7 @@ void sioErrMsg(char **pz, const char *zFmt, ...);
 /*
 ** Turn a SIO_* status from the library into an SQLite result code and a
 ** message in *pz naming zPath. Call it right after the failing call: for
-** SIO_IOERR it reads errno. SIO_NOTLOG is SQLITE_NOTADB.
+** STATEIO_IOERR it reads errno. STATEIO_NOTLOG is SQLITE_NOTADB.
 */
 int sioStatus(char **pz, int rc, const char *zPath);
 /* The same for a status met while opening zPath ("cannot open ..."). */
@@ -95,8 +95,8 @@ int sioOpenStatus(char **pz, int rc, const char *zPath);
 int sioWriterStatus(char **pz, int rc, stateio_writer *w, const char *zName);
 /*
 ** A damaged region met while reading: SQLITE_CORRUPT and "stateio:
-** corrupt log at offset N (length L) in PATH" (rc SIO_CORRUPT_LOG) or
-** "... corrupt state entry at ..." (SIO_CORRUPT_ENTRY). len < 0: unknown.
+** corrupt log at offset N (length L) in PATH" (rc STATEIO_CORRUPT_LOG) or
+** "... corrupt state entry at ..." (STATEIO_CORRUPT_ENTRY). len < 0: unknown.
 */
 int sioCorrupt(char **pz, int rc, uint64_t off, int64_t len, const char *zPath);
 /*
@@ -111,13 +111,13 @@ int sioRegularFile(char **pz, mode_t mode, const char *zName);
 
 /* An image to read, owned by one cursor. */
 struct SioImage {
-  logio_image img;        /* img.fd is ours to close */
+  stateio_image img;        /* img.fd is ours to close */
   unsigned char *aTail;   /* our copy of the writer's pending entries */
 };
 void sioImageInit(SioImage *p);
 void sioImageClose(SioImage *p);
-/* SIO_OK, or SIO_NOTLOG when a non-empty image holds nothing of a log. */
-int sioImageCheck(const logio_image *img);
+/* STATEIO_OK, or STATEIO_NOTLOG when a non-empty image holds nothing of a log. */
+int sioImageCheck(const stateio_image *img);
 /*
 ** Open zPath read-only (O_NONBLOCK: a FIFO or a device cannot make it
 ** wait), refuse anything but a regular file, and make an image of it at its
@@ -128,7 +128,7 @@ int sioImageOpen(const char *zPath, const char *zName, SioImage *pImg, char **pz
 ** Make *pImg a copy of img that the cursor owns: its own descriptor (a
 ** dup) and its own copy of the pending entries.
 */
-int sioImageCopy(const logio_image *img, SioImage *pImg);
+int sioImageCopy(const stateio_image *img, SioImage *pImg);
 
 /* ---------------------------------------------------------- open logs */
 
@@ -389,7 +389,7 @@ int sioRowid(sqlite3_vtab_cursor*, sqlite3_int64*);
 ** (restore). No such epoch (or damage, with on_corrupt=skip): SQLITE_OK
 ** with pBase->bEof set. Errors set the table's message.
 */
-int sioEpochOpen(SioCursor *pBase, sqlite3_value **aArg, stateio_epoch *st);
+int sioEpochOpen(SioCursor *pBase, sqlite3_value **aArg, stateio_state *st);
 /* The integer v is, or -1 when none (NULL, text that is no number, 1.5 ...). */
 int64_t sioValueInt(sqlite3_value *v);
 /*

@@ -49,14 +49,14 @@ static int checkNext(SioCursor *pBase){
   for(;;){
     stateio_entry e;
     int rc = stateio_scan_next(pCur->pScan, &e);
-    if( rc==SIO_OK ) continue;
-    if( rc==SIO_CORRUPT_LOG || rc==SIO_CORRUPT_ENTRY ){
+    if( rc==STATEIO_OK ) continue;
+    if( rc==STATEIO_CORRUPT_LOG || rc==STATEIO_CORRUPT_ENTRY ){
       pCur->iOffset = e.offset;
       pCur->iLength = e.end - e.offset;
-      pCur->zProblem = e.problem ? e.problem : sio_strstatus(rc);
+      pCur->zProblem = e.problem ? e.problem : stateio_errstr(rc);
       break;
     }
-    if( rc==SIO_DONE ){
+    if( rc==STATEIO_DONE ){
       uint64_t len, off = stateio_scan_torn(pCur->pScan, &len);
       pCur->bDone = 1;
       if( len==0 ){
@@ -76,23 +76,23 @@ static int checkNext(SioCursor *pBase){
 
 static int checkFilter(SioCursor *pBase, int idxNum, sqlite3_value **aArg){
   CheckCursor *pCur = (CheckCursor*)pBase;
-  const logio_image *img = &pBase->img.img;
+  const stateio_image *img = &pBase->img.img;
   int rc;
   (void)idxNum;
   (void)aArg;
   rc = sioImageCheck(img);
-  if( rc==SIO_NOTLOG ){
+  if( rc==STATEIO_NOTLOG ){
     /* Nothing of a log in it: that is the one problem. */
     pCur->iOffset = 0;
-    pCur->iLength = logio_image_size(img);
+    pCur->iLength = stateio_image_size(img);
     pCur->zProblem = "not a stateio log";
     pCur->bDone = 1;
     pBase->iRowid = 1;
     return SQLITE_OK;
   }
-  if( rc!=SIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
+  if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
   rc = stateio_scan_open(&pCur->pScan, img, 0, 0);
-  if( rc!=SIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
+  if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
   return checkNext(pBase);
 }
 

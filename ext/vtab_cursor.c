@@ -347,7 +347,7 @@ int sioFilter(
   }
   if( rc==SQLITE_OK && !pTab->pKind->bAnyFile ){
     int src = sioImageCheck(&pCur->img.img);
-    if( src!=SIO_OK ) rc = sioStatus(pzErr, src, pCur->zPath);
+    if( src!=STATEIO_OK ) rc = sioStatus(pzErr, src, pCur->zPath);
   }
   if( rc!=SQLITE_OK ){
     sio_cursor_reset(pCur);
@@ -394,8 +394,8 @@ int sioRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
   return SQLITE_OK;
 }
 
-int sioEpochOpen(SioCursor *pBase, sqlite3_value **aArg, stateio_epoch *st){
-  const logio_image *img = &pBase->img.img;
+int sioEpochOpen(SioCursor *pBase, sqlite3_value **aArg, stateio_state *st){
+  const stateio_image *img = &pBase->img.img;
   int rc;
   memset(st, 0, sizeof(*st));
   if( aArg[SIO_BIT_AT_EPOCH] ){
@@ -405,7 +405,7 @@ int sioEpochOpen(SioCursor *pBase, sqlite3_value **aArg, stateio_epoch *st){
       return SQLITE_OK;
     }
     rc = stateio_read_epoch(img, (uint64_t)iEpoch, st);
-    if( rc==SIO_NOTFOUND || (rc!=SIO_OK && rc!=SIO_NOMEM && rc!=SIO_IOERR && pBase->bSkip) ){
+    if( rc==STATEIO_NOTFOUND || (rc!=STATEIO_OK && rc!=STATEIO_NOMEM && rc!=STATEIO_IOERR && pBase->bSkip) ){
       pBase->bEof = 1;
       return SQLITE_OK;
     }
@@ -413,7 +413,7 @@ int sioEpochOpen(SioCursor *pBase, sqlite3_value **aArg, stateio_epoch *st){
     /* The current epoch: restore never falls back to an older one. */
     rc = stateio_restore(img, st);
   }
-  if( rc==SIO_CORRUPT_LOG || rc==SIO_CORRUPT_ENTRY ){
+  if( rc==STATEIO_CORRUPT_LOG || rc==STATEIO_CORRUPT_ENTRY ){
     return sioCorrupt(SIO_CUR_ERR(pBase), rc, st->bad_offset, -1, pBase->zPath);
   }
   return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);

@@ -157,17 +157,17 @@ static int entriesNext(SioCursor *pBase){
   for(;;){
     stateio_entry *e = &pCur->e;
     int rc = stateio_scan_next(pCur->pScan, e);
-    if( rc==SIO_DONE ) break;       /* a torn tail is the end */
-    if( rc==SIO_OK || (rc==SIO_CORRUPT_ENTRY && entries_is_row(e)) ){
+    if( rc==STATEIO_DONE ) break;       /* a torn tail is the end */
+    if( rc==STATEIO_OK || (rc==STATEIO_CORRUPT_ENTRY && entries_is_row(e)) ){
       if( e->offset>=pCur->iHi ) break;
       if( e->offset<pCur->iLo ) continue;
       pBase->iRowid = (sqlite3_int64)e->offset;
       return SQLITE_OK;
     }
-    if( rc==SIO_CORRUPT_LOG || rc==SIO_CORRUPT_ENTRY ){
+    if( rc==STATEIO_CORRUPT_LOG || rc==STATEIO_CORRUPT_ENTRY ){
       if( e->offset>=pCur->iHi ) break;
       if( pBase->bSkip ) continue;
-      if( rc==SIO_CORRUPT_ENTRY ? e->offset<pCur->iLo : e->end<=pCur->iLo ) continue;
+      if( rc==STATEIO_CORRUPT_ENTRY ? e->offset<pCur->iLo : e->end<=pCur->iLo ) continue;
       return sioCorrupt(SIO_CUR_ERR(pBase), rc, e->offset,
                         (int64_t)(e->end - e->offset), pBase->zPath);
     }
@@ -200,8 +200,8 @@ static int entriesFilter(SioCursor *pBase, int idxNum, sqlite3_value **aArg){
   pCur->bLogId = 0;
   if( pBase->img.img.fd>=0 ){
     int64_t id;
-    if( stateio_log_id(pBase->img.img.fd, &id)!=SIO_OK ){
-      return sioStatus(SIO_CUR_ERR(pBase), SIO_IOERR, pBase->zPath);
+    if( stateio_log_id(pBase->img.img.fd, &id)!=STATEIO_OK ){
+      return sioStatus(SIO_CUR_ERR(pBase), STATEIO_IOERR, pBase->zPath);
     }
     pCur->bLogId = 1;
     pCur->iLogId = (sqlite3_int64)id;
@@ -234,7 +234,7 @@ static int entriesFilter(SioCursor *pBase, int idxNum, sqlite3_value **aArg){
   iStart = pCur->iLo - pCur->iLo % LOGIO_BLOCK;
   rc = stateio_scan_open(&pCur->pScan, &pBase->img.img, iStart,
                          iStart==0 ? 0 : STATEIO_EPOCH_UNKNOWN);
-  if( rc!=SIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
+  if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
   return entriesNext(pBase);
 }
 
@@ -307,19 +307,19 @@ static int entriesCompact(SioTab *pTab, int nKeep){
     return SQLITE_ERROR;
   }
   /* Compaction opens the file for writing: never a FIFO or a device. */
-  if( stat(pLog->zAbs, &st)!=0 ) return sioOpenStatus(&pTab->base.zErrMsg, SIO_IOERR, pTab->args.zFile);
+  if( stat(pLog->zAbs, &st)!=0 ) return sioOpenStatus(&pTab->base.zErrMsg, STATEIO_IOERR, pTab->args.zFile);
   rc = sioRegularFile(&pTab->base.zErrMsg, st.st_mode, pTab->args.zFile);
   if( rc!=SQLITE_OK ) return rc;
   /* The connection's busy timeout applies to the log's lock, as to SQLite's own. */
   rc = stateio_compact_wait(pLog->zAbs, (unsigned)nKeep, sioBusyTimeout(pTab->db), &info);
-  if( rc==SIO_OK ) return SQLITE_OK;
-  if( rc==SIO_CORRUPT_LOG || rc==SIO_CORRUPT_ENTRY ){
+  if( rc==STATEIO_OK ) return SQLITE_OK;
+  if( rc==STATEIO_CORRUPT_LOG || rc==STATEIO_CORRUPT_ENTRY ){
     sioErrMsg(&pTab->base.zErrMsg, "stateio: cannot compact %s: %s at offset %llu "
-              "(the log is left as it was)", pTab->args.zFile, sio_strstatus(rc),
+              "(the log is left as it was)", pTab->args.zFile, stateio_errstr(rc),
               (unsigned long long)info.bad_offset);
     return SQLITE_CORRUPT;
   }
-  if( rc==SIO_BUSY ){
+  if( rc==STATEIO_BUSY ){
     sioErrMsg(&pTab->base.zErrMsg, "stateio: cannot compact %s: another writer holds "
               "its lock (try again, or set a busy timeout)", pTab->args.zFile);
     return SQLITE_BUSY;

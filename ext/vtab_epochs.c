@@ -100,7 +100,7 @@ static void epochsReset(SioCursor *pBase){
 }
 
 /* Append a row to the chain (newest first while it is built). */
-static int epochs_chain_add(EpochsCursor *pCur, const stateio_epoch *st){
+static int epochs_chain_add(EpochsCursor *pCur, const stateio_state *st){
   EpochRow *p;
   if( pCur->nChain==pCur->nAlloc ){
     int nNew = pCur->nAlloc ? pCur->nAlloc*2 : 16;
@@ -125,25 +125,25 @@ static int epochs_chain_add(EpochsCursor *pCur, const stateio_epoch *st){
 ** chain is broken somewhere (the scan then tells what the log holds).
 */
 static int epochs_chain(EpochsCursor *pCur){
-  const logio_image *img = &pCur->base.img.img;
-  stateio_epoch st;
+  const stateio_image *img = &pCur->base.img.img;
+  stateio_state st;
   uint64_t iLogEnd;
   int i, rc;
   rc = stateio_restore(img, &st);
-  if( rc==SIO_NOMEM ) return SQLITE_NOMEM;
-  pCur->bCurKnown = rc==SIO_OK;
-  if( rc!=SIO_OK ) goto broken;
+  if( rc==STATEIO_NOMEM ) return SQLITE_NOMEM;
+  pCur->bCurKnown = rc==STATEIO_OK;
+  if( rc!=STATEIO_OK ) goto broken;
   iLogEnd = st.log_end;
   for(;;){
     uint64_t prev = st.prev_epoch;
     int bMore = st.has_snapshot && st.epoch>0;
     rc = epochs_chain_add(pCur, &st);
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
     if( rc!=SQLITE_OK ) return rc;
     if( !bMore ) break;
     rc = stateio_read_epoch(img, prev, &st);
-    if( rc==SIO_NOMEM ) return SQLITE_NOMEM;
-    if( rc!=SIO_OK || st.epoch>=pCur->aChain[pCur->nChain-1].epoch ) goto broken;
+    if( rc==STATEIO_NOMEM ) return SQLITE_NOMEM;
+    if( rc!=STATEIO_OK || st.epoch>=pCur->aChain[pCur->nChain-1].epoch ) goto broken;
   }
   /* Oldest first; each epoch's bytes run to the next one's start. */
   for(i=0; i<pCur->nChain/2; i++){
@@ -160,7 +160,7 @@ static int epochs_chain(EpochsCursor *pCur){
   return SQLITE_OK;
 
 broken:
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
   sqlite3_free(pCur->aChain);
   pCur->aChain = 0;
   pCur->nChain = pCur->nAlloc = 0;
@@ -171,21 +171,21 @@ broken:
 static int epochs_count(EpochsCursor *pCur, EpochRow *p){
   SioCursor *pBase = &pCur->base;
   stateio_updates *pUpd = 0;
-  stateio_epoch st;
+  stateio_state st;
   int rc;
   memset(&st, 0, sizeof(st));
   st.epoch = p->epoch;
   st.has_snapshot = p->bSnap;
   st.updates_start = p->updatesStart;
   rc = stateio_updates_open(&pUpd, &pBase->img.img, &st);
-  if( rc!=SIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
+  if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
   p->nUpdate = 0;
   for(;;){
     logio_entry e;
     rc = stateio_updates_next(pUpd, &e);
-    if( rc==SIO_OK ){ p->nUpdate++; continue; }
-    if( rc==SIO_DONE ){ rc = SQLITE_OK; break; }
-    if( rc==SIO_CORRUPT_LOG || rc==SIO_CORRUPT_ENTRY ){
+    if( rc==STATEIO_OK ){ p->nUpdate++; continue; }
+    if( rc==STATEIO_DONE ){ rc = SQLITE_OK; break; }
+    if( rc==STATEIO_CORRUPT_LOG || rc==STATEIO_CORRUPT_ENTRY ){
       if( pBase->bSkip ) continue;
       rc = sioCorrupt(SIO_CUR_ERR(pBase), rc, e.offset, (int64_t)(e.end - e.offset),
                       pBase->zPath);
@@ -230,19 +230,19 @@ static int epochs_scan_next(EpochsCursor *pCur){
     stateio_entry e;
     EpochRow next;
     int rc = stateio_scan_next(pCur->pScan, &e);
-    if( rc==SIO_DONE ){
+    if( rc==STATEIO_DONE ){
       pCur->row = pCur->pend;
       pCur->row.bytes = pCur->iEnd>pCur->row.epoch ? pCur->iEnd - pCur->row.epoch : 0;
       pCur->bCurrent = 1;
       pCur->bDone = 1;
       break;
     }
-    if( rc==SIO_CORRUPT_LOG || (rc==SIO_CORRUPT_ENTRY && e.kind==0) ){
+    if( rc==STATEIO_CORRUPT_LOG || (rc==STATEIO_CORRUPT_ENTRY && e.kind==0) ){
       if( pBase->bSkip ) continue;
       return sioCorrupt(SIO_CUR_ERR(pBase), rc, e.offset, (int64_t)(e.end - e.offset),
                         pBase->zPath);
     }
-    if( rc!=SIO_OK && rc!=SIO_CORRUPT_ENTRY ){
+    if( rc!=STATEIO_OK && rc!=STATEIO_CORRUPT_ENTRY ){
       return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
     }
     /* A decoded entry: the epoch rules are applied here, as they were read. */
@@ -255,7 +255,7 @@ static int epochs_scan_next(EpochsCursor *pCur){
       }
       if( !(pBase->bSkip && e.epoch>pCur->pend.epoch && e.epoch<=e.offset) ){
         if( pBase->bSkip ) continue;
-        return sioCorrupt(SIO_CUR_ERR(pBase), SIO_CORRUPT_ENTRY, e.offset,
+        return sioCorrupt(SIO_CUR_ERR(pBase), STATEIO_CORRUPT_ENTRY, e.offset,
                           (int64_t)(e.end - e.offset), pBase->zPath);
       }
       /* The snapshot that began this epoch was lost to damage. */
@@ -264,7 +264,7 @@ static int epochs_scan_next(EpochsCursor *pCur){
     }else{
       if( !(e.epoch<e.offset || e.offset==0) ){
         if( pBase->bSkip ) continue;
-        return sioCorrupt(SIO_CUR_ERR(pBase), SIO_CORRUPT_ENTRY, e.offset,
+        return sioCorrupt(SIO_CUR_ERR(pBase), STATEIO_CORRUPT_ENTRY, e.offset,
                           (int64_t)(e.end - e.offset), pBase->zPath);
       }
       next.epoch = e.offset;
@@ -302,7 +302,7 @@ static int epochsFilter(SioCursor *pBase, int idxNum, sqlite3_value **aArg){
   if( rc!=SQLITE_OK ) return rc;
   if( pCur->aChain==0 ){
     rc = stateio_scan_open(&pCur->pScan, &pBase->img.img, 0, 0);
-    if( rc!=SIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
+    if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
   }
   return epochsNext(pBase);
 }

@@ -40,7 +40,7 @@ SQLITE_EXTENSION_INIT3
 
 typedef struct SnapshotCursor {
   SioCursor base;
-  stateio_epoch st;
+  stateio_state st;
 } SnapshotCursor;
 
 static int snapshotBestIndex(sqlite3_index_info *pInfo, const SioCols *pCols,
@@ -53,7 +53,7 @@ static int snapshotBestIndex(sqlite3_index_info *pInfo, const SioCols *pCols,
 }
 
 static void snapshotReset(SioCursor *pBase){
-  stateio_epoch_clear(&((SnapshotCursor*)pBase)->st);
+  stateio_state_clear(&((SnapshotCursor*)pBase)->st);
 }
 
 static int snapshotNext(SioCursor *pBase){

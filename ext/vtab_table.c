@@ -183,7 +183,7 @@ static int sio_tab_create_file(SioTab *pTab, int *pbCreated, dev_t *pDev, ino_t 
   if( rc!=SQLITE_OK ) return rc;
   src = sioImageCheck(&img.img);
   sioImageClose(&img);
-  if( src!=SIO_OK ) return sioStatus(pzErr, src, pTab->args.zFile);
+  if( src!=STATEIO_OK ) return sioStatus(pzErr, src, pTab->args.zFile);
   return sioTabLog(pTab, pzErr);
 }
 
@@ -459,7 +459,7 @@ int sioInsertData(SioTab *pTab, sqlite3_value **apCol,
   if( rc==SQLITE_OK ) rc = sioLogWriter(pTab->pLog, pTab->args.zFile, &w, &pTab->base.zErrMsg);
   if( rc!=SQLITE_OK ) return rc;
   rc = xAppend(w, p, n);
-  if( rc==SIO_BUSY ){
+  if( rc==STATEIO_BUSY ){
     /* Another writer holds the log: wait as long as SQLite waits for its own locks. */
     int ms = sioBusyTimeout(pTab->db);
     if( ms>0 ){
@@ -468,7 +468,7 @@ int sioInsertData(SioTab *pTab, sqlite3_value **apCol,
       stateio_writer_set_timeout(w, 0);
     }
   }
-  if( rc!=SIO_OK ) return sioWriterStatus(&pTab->base.zErrMsg, rc, w, pTab->args.zFile);
+  if( rc!=STATEIO_OK ) return sioWriterStatus(&pTab->base.zErrMsg, rc, w, pTab->args.zFile);
   /* The rowid (last_insert_rowid()) is the new entry's offset. */
   if( xAppend==stateio_snapshot ){
     *pRowid = (sqlite3_int64)stateio_writer_epoch(w);

@@ -42,7 +42,7 @@ SQLITE_EXTENSION_INIT3
 
 typedef struct UpdatesCursor {
   SioCursor base;
-  stateio_epoch st;          /* the epoch read */
+  stateio_state st;          /* the epoch read */
   stateio_updates *pUpd;     /* reader of its updates */
   logio_entry e;             /* the current update */
   int64_t iSeq;
@@ -62,7 +62,7 @@ static void updatesReset(SioCursor *pBase){
   UpdatesCursor *pCur = (UpdatesCursor*)pBase;
   stateio_updates_close(pCur->pUpd);
   pCur->pUpd = 0;
-  stateio_epoch_clear(&pCur->st);
+  stateio_state_clear(&pCur->st);
 }
 
 static int updatesNext(SioCursor *pBase){
@@ -70,13 +70,13 @@ static int updatesNext(SioCursor *pBase){
   for(;;){
     logio_entry *e = &pCur->e;
     int rc = stateio_updates_next(pCur->pUpd, e);
-    if( rc==SIO_OK ){
+    if( rc==STATEIO_OK ){
       pCur->iSeq = stateio_updates_seq(pCur->pUpd);
       pBase->iRowid = (sqlite3_int64)e->offset;
       return SQLITE_OK;
     }
-    if( rc==SIO_DONE ) break;
-    if( rc==SIO_CORRUPT_LOG || rc==SIO_CORRUPT_ENTRY ){
+    if( rc==STATEIO_DONE ) break;
+    if( rc==STATEIO_CORRUPT_LOG || rc==STATEIO_CORRUPT_ENTRY ){
       if( pBase->bSkip ) continue;
       return sioCorrupt(SIO_CUR_ERR(pBase), rc, e->offset, (int64_t)(e->end - e->offset),
                         pBase->zPath);
@@ -94,7 +94,7 @@ static int updatesFilter(SioCursor *pBase, int idxNum, sqlite3_value **aArg){
   rc = sioEpochOpen(pBase, aArg, &pCur->st);
   if( rc!=SQLITE_OK || pBase->bEof ) return rc;
   rc = stateio_updates_open(&pCur->pUpd, &pBase->img.img, &pCur->st);
-  if( rc!=SIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
+  if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
   return updatesNext(pBase);
 }
 

@@ -97,8 +97,8 @@ static uint64_t get64(const unsigned char *p){
   return v;
 }
 
-static logio_image mem_image(const unsigned char *p, uint64_t n){
-  logio_image img;
+static stateio_image mem_image(const unsigned char *p, uint64_t n){
+  stateio_image img;
   memset(&img, 0, sizeof(img));
   img.fd = -1;
   img.tail = p;
@@ -140,22 +140,22 @@ static int check_cb(void *arg, uint64_t offset, uint64_t length, const char *pro
 }
 
 static void raw_mode(const unsigned char *data, size_t size){
-  logio_image img = mem_image(data, size);
+  stateio_image img = mem_image(data, size);
 
   /* The forward reader from 0: bounds, order, payloads, termination. */
   uint64_t offs[64], ends[64];
   int nent = 0, damaged = 0;
   logio_reader *r;
-  ASSERT(logio_reader_open(&r, &img, 0) == SIO_OK);
+  ASSERT(logio_reader_open(&r, &img, 0) == STATEIO_OK);
   uint64_t prev = 0;
   for(uint64_t steps = 0; ; steps++){
     ASSERT(steps <= size + 2);
     logio_entry e;
     int rc = logio_reader_next(r, &e);
-    if( rc == SIO_DONE ) break;
-    ASSERT(rc == SIO_OK || rc == SIO_CORRUPT_LOG || rc == SIO_TORN);
+    if( rc == STATEIO_DONE ) break;
+    ASSERT(rc == STATEIO_OK || rc == STATEIO_CORRUPT_LOG || rc == STATEIO_TORN);
     ASSERT(e.offset >= prev);
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK ){
       ASSERT(e.end > e.offset && e.end <= size && e.len > 0 && e.data != NULL);
       check_payload(data, &e);
       if( nent < 64 ){ offs[nent] = e.offset; ends[nent] = e.end; nent++; }
@@ -166,18 +166,18 @@ static void raw_mode(const unsigned char *data, size_t size){
     ASSERT(e.len > 0 && e.data == NULL && e.offset + e.len <= size);
     ASSERT(strlen(logio_reader_problem(r)) > 0);
     prev = e.offset + e.len;
-    if( rc == SIO_TORN ) ASSERT(e.offset + e.len == size);
+    if( rc == STATEIO_TORN ) ASSERT(e.offset + e.len == size);
   }
   logio_entry e;
-  ASSERT(logio_reader_next(r, &e) == SIO_DONE);    /* and stays done */
+  ASSERT(logio_reader_next(r, &e) == STATEIO_DONE);    /* and stays done */
   logio_reader_close(r);
 
   /* Each entry found is found again where it starts. */
   for(int i = 0; i < nent; i++){
-    ASSERT(logio_read_entry_at(&img, offs[i], &e) == SIO_OK);
+    ASSERT(logio_read_entry_at(&img, offs[i], &e) == STATEIO_OK);
     ASSERT(e.offset == offs[i] && e.end == ends[i]);
     check_payload(data, &e);
-    sio_free((void*)e.data);
+    stateio_free((void*)e.data);
   }
 
   /* A short rewind walk: entries inside the limit, going back. */
@@ -185,41 +185,41 @@ static void raw_mode(const unsigned char *data, size_t size){
   for(int step = 0; step < 8; step++){
     uint64_t s, en;
     int rc = logio_rewind(&img, limit, &s, &en);
-    ASSERT(rc == SIO_OK || rc == SIO_DONE);
-    if( rc == SIO_DONE ) break;
+    ASSERT(rc == STATEIO_OK || rc == STATEIO_DONE);
+    if( rc == STATEIO_DONE ) break;
     ASSERT(s < en && en <= limit);
     limit = s;
   }
 
   /* The scan: in order, inside the image, ends. */
   stateio_scan *sc;
-  ASSERT(stateio_scan_open(&sc, &img, 0, 0) == SIO_OK);
+  ASSERT(stateio_scan_open(&sc, &img, 0, 0) == STATEIO_OK);
   prev = 0;
   for(uint64_t steps = 0; ; steps++){
     ASSERT(steps <= size + 2);
     stateio_entry se;
     int rc = stateio_scan_next(sc, &se);
-    if( rc == SIO_DONE ){
+    if( rc == STATEIO_DONE ){
       uint64_t tl, to = stateio_scan_torn(sc, &tl);
       ASSERT(tl == 0 || (to >= prev && to + tl == size));
       break;
     }
-    ASSERT(rc == SIO_OK || rc == SIO_CORRUPT_LOG || rc == SIO_CORRUPT_ENTRY);
+    ASSERT(rc == STATEIO_OK || rc == STATEIO_CORRUPT_LOG || rc == STATEIO_CORRUPT_ENTRY);
     ASSERT(se.offset >= prev && se.end > se.offset && se.end <= size);
-    ASSERT(rc == SIO_OK || (se.problem && se.problem[0]));
+    ASSERT(rc == STATEIO_OK || (se.problem && se.problem[0]));
     prev = se.end;
   }
   stateio_scan_close(sc);
 
   /* Restore and the update reader. */
-  stateio_epoch st;
+  stateio_state st;
   int rrc = stateio_restore(&img, &st);
-  ASSERT(rrc == SIO_OK || rrc == SIO_CORRUPT_ENTRY || rrc == SIO_CORRUPT_LOG || rrc == SIO_NOTLOG);
-  if( size == 0 ) ASSERT(rrc == SIO_OK && st.epoch == 0 && !st.has_snapshot);
-  if( rrc == SIO_NOTLOG ) ASSERT(nent == 0);
-  if( rrc != SIO_OK && rrc != SIO_NOTLOG ) ASSERT(st.bad_offset < size);
+  ASSERT(rrc == STATEIO_OK || rrc == STATEIO_CORRUPT_ENTRY || rrc == STATEIO_CORRUPT_LOG || rrc == STATEIO_NOTLOG);
+  if( size == 0 ) ASSERT(rrc == STATEIO_OK && st.epoch == 0 && !st.has_snapshot);
+  if( rrc == STATEIO_NOTLOG ) ASSERT(nent == 0);
+  if( rrc != STATEIO_OK && rrc != STATEIO_NOTLOG ) ASSERT(st.bad_offset < size);
   int update_errors = 0;
-  if( rrc == SIO_OK ){
+  if( rrc == STATEIO_OK ){
     ASSERT(st.log_end <= size && st.log_end + st.torn_len == size);
     if( st.has_snapshot ){
       ASSERT(st.epoch < st.snapshot_end && st.snapshot_end <= st.log_end);
@@ -231,19 +231,19 @@ static void raw_mode(const unsigned char *data, size_t size){
       ASSERT(st.epoch == 0 && st.snapshot_len == 0 && st.updates_start == 0);
     }
     stateio_updates *u;
-    ASSERT(stateio_updates_open(&u, &img, &st) == SIO_OK);
+    ASSERT(stateio_updates_open(&u, &img, &st) == STATEIO_OK);
     prev = st.updates_start;
     int64_t seq = -1;
     for(uint64_t steps = 0; ; steps++){
       ASSERT(steps <= size + 2);
       logio_entry ue;
       int rc = stateio_updates_next(u, &ue);
-      if( rc == SIO_DONE ) break;
-      ASSERT(rc == SIO_OK || rc == SIO_CORRUPT_LOG || rc == SIO_CORRUPT_ENTRY);
+      if( rc == STATEIO_DONE ) break;
+      ASSERT(rc == STATEIO_OK || rc == STATEIO_CORRUPT_LOG || rc == STATEIO_CORRUPT_ENTRY);
       ASSERT(ue.offset >= prev && ue.offset < size);
-      if( rc != SIO_OK ){
+      if( rc != STATEIO_OK ){
         update_errors++;
-        if( rc == SIO_CORRUPT_LOG ) ASSERT(ue.len > 0 && ue.offset + ue.len <= size);
+        if( rc == STATEIO_CORRUPT_LOG ) ASSERT(ue.len > 0 && ue.offset + ue.len <= size);
         prev = ue.offset;
         continue;
       }
@@ -253,17 +253,17 @@ static void raw_mode(const unsigned char *data, size_t size){
       prev = ue.offset + 1;
     }
     logio_entry ue;
-    ASSERT(stateio_updates_next(u, &ue) == SIO_DONE);
+    ASSERT(stateio_updates_next(u, &ue) == STATEIO_DONE);
     stateio_updates_close(u);
   }
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
 
   /* The check: problems in order; a log with none restores cleanly. */
   check_state cs = { size, 0, 0 };
-  ASSERT(stateio_check(&img, check_cb, &cs) == SIO_OK);
+  ASSERT(stateio_check(&img, check_cb, &cs) == STATEIO_OK);
   if( damaged ) ASSERT(cs.n > 0);
   if( cs.n == 0 && size > 0 ){
-    ASSERT(rrc == SIO_OK);
+    ASSERT(rrc == STATEIO_OK);
     ASSERT(update_errors == 0);
   }
 }
@@ -400,21 +400,21 @@ static unsigned char *build(input *in, oracle *o, uint64_t *size){
   ASSERT(memfd >= 0);
   ASSERT(ftruncate(memfd, 0) == 0);
   stateio_writer *w;
-  ASSERT(stateio_writer_open_fd(&w, memfd, 0, 0, 0) == SIO_OK);
+  ASSERT(stateio_writer_open_fd(&w, memfd, 0, 0, 0) == STATEIO_OK);
   int in_batch = 0;
   size_t arena_used = 0;
   while( more(in) && o->n < MAX_OPS ){
     unsigned op = next(in);
     if( op % 11 == 10 ) break;                      /* the mutations follow */
     if( op % 11 == 8 ){                             /* reopen */
-      if( in_batch ){ ASSERT(stateio_writer_commit(w) == SIO_OK); in_batch = 0; }
-      ASSERT(stateio_writer_close(w) == SIO_OK);
-      ASSERT(stateio_writer_open_fd(&w, memfd, 0, 0, 0) == SIO_OK);
+      if( in_batch ){ ASSERT(stateio_writer_commit(w) == STATEIO_OK); in_batch = 0; }
+      ASSERT(stateio_writer_close(w) == STATEIO_OK);
+      ASSERT(stateio_writer_open_fd(&w, memfd, 0, 0, 0) == STATEIO_OK);
       continue;
     }
     if( op % 11 == 9 ){                             /* begin or commit a batch */
-      if( in_batch ) ASSERT(stateio_writer_commit(w) == SIO_OK);
-      else ASSERT(stateio_writer_begin(w) == SIO_OK);
+      if( in_batch ) ASSERT(stateio_writer_commit(w) == STATEIO_OK);
+      else ASSERT(stateio_writer_begin(w) == STATEIO_OK);
       in_batch = !in_batch;
       continue;
     }
@@ -462,10 +462,10 @@ static unsigned char *build(input *in, oracle *o, uint64_t *size){
     o->n++;
     int rc = kind == STATEIO_SNAPSHOT ? stateio_snapshot(w, e->data, len)
                                       : stateio_update(w, e->data, len);
-    ASSERT(rc == SIO_OK);
+    ASSERT(rc == STATEIO_OK);
   }
-  if( in_batch ) ASSERT(stateio_writer_commit(w) == SIO_OK);
-  ASSERT(stateio_writer_close(w) == SIO_OK);
+  if( in_batch ) ASSERT(stateio_writer_commit(w) == STATEIO_OK);
+  ASSERT(stateio_writer_close(w) == STATEIO_OK);
   *size = (uint64_t)lseek(memfd, 0, SEEK_END);
   ASSERT(*size == o->off);
   ASSERT(*size <= MAX_LOG);
@@ -672,18 +672,18 @@ static void compute_expect(const oracle *o, const uint64_t *hits, int nh, uint64
 
 /* ------------------------------------------------------------ the readers */
 
-static void structured_scan(const oracle *o, const logio_image *img, const expect *x){
+static void structured_scan(const oracle *o, const stateio_image *img, const expect *x){
   unsigned char got[MAX_OPS] = {0};
   unsigned char reported[MAX_OPS] = {0};
   stateio_scan *sc;
-  ASSERT(stateio_scan_open(&sc, img, 0, 0) == SIO_OK);
+  ASSERT(stateio_scan_open(&sc, img, 0, 0) == STATEIO_OK);
   uint64_t prev = 0;
   int strict_done = 0, strict_next = 0, strict_bad = 0;
   for(uint64_t steps = 0; ; steps++){
     ASSERT(steps <= x->L + 2);
     stateio_entry e;
     int rc = stateio_scan_next(sc, &e);
-    if( rc == SIO_DONE ){
+    if( rc == STATEIO_DONE ){
       uint64_t tl, to = stateio_scan_torn(sc, &tl);
       if( tl > 0 && to < x->torn_floor ){
         viol(V_TAKEN_TORN, "scan: torn tail %llu..%llu covers the complete entries before %llu",
@@ -692,10 +692,10 @@ static void structured_scan(const oracle *o, const logio_image *img, const expec
       ASSERT(tl == 0 || to + tl == x->L);
       break;
     }
-    ASSERT(rc == SIO_OK || rc == SIO_CORRUPT_LOG || rc == SIO_CORRUPT_ENTRY);
+    ASSERT(rc == STATEIO_OK || rc == STATEIO_CORRUPT_LOG || rc == STATEIO_CORRUPT_ENTRY);
     ASSERT(e.offset >= prev && e.end > e.offset && e.end <= x->L);
     prev = e.end;
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK ){
       int i = find_start(o, e.offset);
       if( i < 0 || !state_is(&o->W[i], &e) || x->damaged[i] ){
         viol(V_INVENTED, "scan: %s entry of epoch %llu, %zu bytes at %llu..%llu, never written%s",
@@ -707,7 +707,7 @@ static void structured_scan(const oracle *o, const logio_image *img, const expec
         got[i] = 1;
         if( i == strict_next ) strict_next++; else strict_bad = 1;
       }
-    }else if( rc == SIO_CORRUPT_ENTRY ){
+    }else if( rc == STATEIO_CORRUPT_ENTRY ){
       int i = find_start(o, e.offset);
       if( i < 0 || o->W[i].end != e.end ){
         viol(V_INVENTED, "scan: a bad entry (%s) at %llu..%llu, never written",
@@ -722,14 +722,14 @@ static void structured_scan(const oracle *o, const logio_image *img, const expec
              (unsigned long long)e.offset, (unsigned long long)e.end, e.problem ? e.problem : "?");
       }
     }
-    if( rc != SIO_OK && !strict_done ){
+    if( rc != STATEIO_OK && !strict_done ){
       strict_done = 1;
       if( x->any_damage && (strict_bad || strict_next != x->first_damaged) ){
         viol(V_STRICT, "scan: %d entries before the first error at %llu, want the %d before the first damaged one",
              strict_next, (unsigned long long)e.offset, x->first_damaged);
-      }else if( x->any_damage && (rc != SIO_CORRUPT_LOG || !covers(e.offset, e.end, x->first_hit[x->first_damaged])) ){
+      }else if( x->any_damage && (rc != STATEIO_CORRUPT_LOG || !covers(e.offset, e.end, x->first_hit[x->first_damaged])) ){
         viol(V_STRICT, "scan: the first error, %s at %llu..%llu, does not cover the damage at %llu",
-             sio_strstatus(rc), (unsigned long long)e.offset, (unsigned long long)e.end,
+             stateio_errstr(rc), (unsigned long long)e.offset, (unsigned long long)e.end,
              (unsigned long long)x->first_hit[x->first_damaged]);
       }
     }
@@ -767,10 +767,10 @@ static int probs_cb(void *arg, uint64_t off, uint64_t len, const char *why){
   return 0;
 }
 
-static void structured_check(const oracle *o, const logio_image *img, const expect *x){
+static void structured_check(const oracle *o, const stateio_image *img, const expect *x){
   probs g;
   g.n = 0;
-  ASSERT(stateio_check(img, probs_cb, &g) == SIO_OK);
+  ASSERT(stateio_check(img, probs_cb, &g) == STATEIO_OK);
   unsigned char reported[MAX_OPS] = {0};
   for(int k = 0; k < g.n && k < 64; k++){
     int torn = g.why[k] && strcmp(g.why[k], "torn tail") == 0;
@@ -797,26 +797,26 @@ static void structured_check(const oracle *o, const logio_image *img, const expe
   }
 }
 
-static void structured_restore(const oracle *o, const logio_image *img, const expect *x,
+static void structured_restore(const oracle *o, const stateio_image *img, const expect *x,
                                const uint64_t *hit_blocks, int nhb){
-  stateio_epoch st;
+  stateio_state st;
   int rc = stateio_restore(img, &st);
   if( x->L >= 1 && x->L <= 4 ){
-    ASSERT(rc == SIO_NOTLOG);
-    stateio_epoch_clear(&st);
+    ASSERT(rc == STATEIO_NOTLOG);
+    stateio_state_clear(&st);
     return;
   }
   int intact_entries = 0;
   for(int i = 0; i <= x->last; i++) intact_entries += !x->damaged[i];
-  if( rc == SIO_NOTLOG && intact_entries == 0 && o->n > 0 && x->damaged[0] ){
+  if( rc == STATEIO_NOTLOG && intact_entries == 0 && o->n > 0 && x->damaged[0] ){
     /* No intact entry, and what begins the file no longer looks like a record. */
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
     return;
   }
-  if( rc != SIO_OK ){
+  if( rc != STATEIO_OK ){
     if( !x->any_damage && !x->cut_claims ){
       viol(V_TORN_ERROR, "restore: %s (bad_offset %llu) where only a cut was made",
-           sio_strstatus(rc), (unsigned long long)st.bad_offset);
+           stateio_errstr(rc), (unsigned long long)st.bad_offset);
     }else if( !x->any_damage ){
       /* The cut entry claims to be complete: its damage may be named. */
     }else{
@@ -824,9 +824,9 @@ static void structured_restore(const oracle *o, const logio_image *img, const ex
       for(int i = 0; i < o->n; i++){
         if( x->damaged[i] && (x->complete[i] || x->cut_claims) && covers(o->W[i].start, o->W[i].end, st.bad_offset) ) named = 1;
       }
-      if( !named || (rc != SIO_CORRUPT_LOG && rc != SIO_CORRUPT_ENTRY) ){
+      if( !named || (rc != STATEIO_CORRUPT_LOG && rc != STATEIO_CORRUPT_ENTRY) ){
         viol(V_RESTORE, "restore: %s with bad_offset %llu, in no damaged entry",
-             sio_strstatus(rc), (unsigned long long)st.bad_offset);
+             stateio_errstr(rc), (unsigned long long)st.bad_offset);
       }
       int intact = x->last >= 0;
       int ee = x->si >= 0 ? x->si : 0;
@@ -835,10 +835,10 @@ static void structured_restore(const oracle *o, const logio_image *img, const ex
       }
       if( intact ){
         viol(V_RESTORE, "restore: %s (bad_offset %llu) although the last entry and the current snapshot are intact",
-             sio_strstatus(rc), (unsigned long long)st.bad_offset);
+             stateio_errstr(rc), (unsigned long long)st.bad_offset);
       }
     }
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
     return;
   }
   if( st.log_end >= x->torn_floor && st.log_end < x->log_end && st.torn_len > 0 ){
@@ -849,7 +849,7 @@ static void structured_restore(const oracle *o, const logio_image *img, const ex
     ** state there. Nothing after it is read, so there is nothing more to
     ** check.
     */
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
     return;
   }
   if( st.epoch != x->E ){
@@ -857,7 +857,7 @@ static void structured_restore(const oracle *o, const logio_image *img, const ex
     viol(st.epoch < x->E && written ? V_EPOCH : V_INVENTED,
          "restore: epoch %llu as the current one; the last epoch written is %llu",
          (unsigned long long)st.epoch, (unsigned long long)x->E);
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
     return;
   }
   int ok;
@@ -871,7 +871,7 @@ static void structured_restore(const oracle *o, const logio_image *img, const ex
   if( !ok ){
     viol(V_INVENTED, "restore: a snapshot of %zu bytes ending at %llu for epoch %llu, not the one written",
          st.snapshot_len, (unsigned long long)st.snapshot_end, (unsigned long long)st.epoch);
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
     return;
   }
   if( st.log_end < x->torn_floor ){
@@ -886,18 +886,18 @@ static void structured_restore(const oracle *o, const logio_image *img, const ex
   /* The update reader. */
   unsigned char got[MAX_OPS] = {0};
   stateio_updates *u;
-  ASSERT(stateio_updates_open(&u, img, &st) == SIO_OK);
+  ASSERT(stateio_updates_open(&u, img, &st) == STATEIO_OK);
   int j0 = x->si + 1;
   uint64_t prev = st.updates_start;
   for(uint64_t steps = 0; ; steps++){
     ASSERT(steps <= x->L + 2);
     logio_entry e;
     rc = stateio_updates_next(u, &e);
-    if( rc == SIO_DONE ) break;
-    ASSERT(rc == SIO_OK || rc == SIO_CORRUPT_LOG || rc == SIO_CORRUPT_ENTRY);
+    if( rc == STATEIO_DONE ) break;
+    ASSERT(rc == STATEIO_OK || rc == STATEIO_CORRUPT_LOG || rc == STATEIO_CORRUPT_ENTRY);
     ASSERT(e.offset >= prev);
     prev = e.offset;
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK ){
       int i = find_start(o, e.offset);
       const went *w = i >= 0 ? &o->W[i] : NULL;
       if( !w || i < j0 || i > x->last || w->kind != STATEIO_UPDATE || w->efield != x->E || x->damaged[i]
@@ -907,7 +907,7 @@ static void structured_restore(const oracle *o, const logio_image *img, const ex
       }else{
         got[i] = 1;
       }
-    }else if( rc == SIO_CORRUPT_ENTRY ){
+    }else if( rc == STATEIO_CORRUPT_ENTRY ){
       if( find_start(o, e.offset) < 0 ){
         viol(V_INVENTED, "updates: a bad entry at %llu..%llu, never written",
              (unsigned long long)e.offset, (unsigned long long)e.end);
@@ -925,7 +925,7 @@ static void structured_restore(const oracle *o, const logio_image *img, const ex
            (unsigned long long)w->start, (unsigned long long)w->end);
     }
   }
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
 }
 
 /*
@@ -947,14 +947,14 @@ static int pick_entries(const oracle *o, const expect *x, int most, int *pick){
   return np;
 }
 
-static void structured_rewind(const oracle *o, const logio_image *img, const expect *x){
+static void structured_rewind(const oracle *o, const stateio_image *img, const expect *x){
   /* The walk back from the end, eight steps: written entries only, going back. */
   uint64_t limit = x->L;
   for(int step = 0; step < 8; step++){
     uint64_t s, e;
     int rc = logio_rewind(img, limit, &s, &e);
-    ASSERT(rc == SIO_OK || rc == SIO_DONE);
-    if( rc == SIO_DONE ){
+    ASSERT(rc == STATEIO_OK || rc == STATEIO_DONE);
+    if( rc == STATEIO_DONE ){
       for(int i = 0; i < o->n; i++){
         if( x->must[i] && o->W[i].end <= limit ){
           viol(V_LOST, "rewind from %llu finds nothing; entry %d at %llu..%llu is intact",
@@ -986,14 +986,14 @@ static void structured_rewind(const oracle *o, const logio_image *img, const exp
     if( !x->must[i] ) continue;
     uint64_t s, e;
     int rc = logio_rewind(img, o->W[i].end, &s, &e);
-    if( rc != SIO_OK || s != o->W[i].start || e != o->W[i].end ){
+    if( rc != STATEIO_OK || s != o->W[i].start || e != o->W[i].end ){
       viol(V_LOST, "rewind from %llu: %s %llu..%llu, not entry %d at %llu", (unsigned long long)o->W[i].end,
-           sio_strstatus(rc), (unsigned long long)s, (unsigned long long)e, i, (unsigned long long)o->W[i].start);
+           stateio_errstr(rc), (unsigned long long)s, (unsigned long long)e, i, (unsigned long long)o->W[i].start);
     }
   }
 }
 
-static void structured_read_at(const oracle *o, const logio_image *img, const expect *x){
+static void structured_read_at(const oracle *o, const stateio_image *img, const expect *x){
   int pick[MAX_OPS * 2], np = pick_entries(o, x, 8, pick);
   for(int k = 0; k < np; k++){
     int i = pick[k];
@@ -1001,17 +1001,17 @@ static void structured_read_at(const oracle *o, const logio_image *img, const ex
     if( w->start >= x->L ) continue;
     logio_entry e;
     int rc = logio_read_entry_at(img, w->start, &e);
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK ){
       if( !payload_is(w, &e) || x->damaged[i] ){
         viol(V_INVENTED, "read_at %llu: %zu bytes ending at %llu, not the entry written%s",
              (unsigned long long)w->start, e.len, (unsigned long long)e.end,
              x->damaged[i] ? " (a damaged entry)" : "");
       }
-      sio_free((void*)e.data);
+      stateio_free((void*)e.data);
     }else{
-      ASSERT(rc == SIO_CORRUPT_LOG || rc == SIO_TORN || rc == SIO_NOTFOUND || rc == SIO_CORRUPT_ENTRY);
+      ASSERT(rc == STATEIO_CORRUPT_LOG || rc == STATEIO_TORN || rc == STATEIO_NOTFOUND || rc == STATEIO_CORRUPT_ENTRY);
       if( x->must[i] ){
-        viol(V_LOST, "read_at %llu: %s", (unsigned long long)w->start, sio_strstatus(rc));
+        viol(V_LOST, "read_at %llu: %s", (unsigned long long)w->start, stateio_errstr(rc));
       }
     }
   }
@@ -1115,7 +1115,7 @@ static void structured_mode(const unsigned char *data, size_t size){
   uint64_t hit_blocks[MAX_MUT * 8];
   int nhb = 0;
   for(int h = 0; h < nh; h++) hit_blocks[nhb++] = hits[h] / BLK;
-  logio_image img = mem_image(buf, L);
+  stateio_image img = mem_image(buf, L);
   structured_scan(o, &img, x);
   structured_check(o, &img, x);
   structured_restore(o, &img, x, hit_blocks, nhb);

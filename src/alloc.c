@@ -10,6 +10,7 @@
 void *sio_malloc(size_t n){ return malloc(n ? n : 1); }
 void *sio_realloc(void *p, size_t n){ return realloc(p, n ? n : 1); }
 void sio_free(void *p){ free(p); }
+void stateio_free(void *p){ free(p); }
 
 char *sio_strdup(const char *s){
   size_t n = strlen(s) + 1;

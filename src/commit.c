@@ -98,7 +98,7 @@ int sio_rec_decode(const unsigned char in[SIO_REC_SIZE], sio_rec *r){
   r->fp = sio_get64(in + R_FP);
   if( r->state < SIO_REC_INFLIGHT || r->state > SIO_REC_CUT ) return STATEIO_CORRUPT_COMMIT;
   if( r->l1 < r->l0 ) return STATEIO_CORRUPT_COMMIT;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 uint64_t sio_rec_anchor(const sio_rec *r){
@@ -112,21 +112,21 @@ uint64_t sio_fingerprint_of(const unsigned char *p, size_t n){
 int sio_log_fingerprint(int fd, uint64_t anchor, uint64_t *fp){
   unsigned char buf[SIO_FP_LEN];
   size_t n = anchor < SIO_FP_LEN ? (size_t)anchor : SIO_FP_LEN;
-  int rc = n ? sio_pread_full(fd, buf, n, anchor - n) : SIO_OK;
+  int rc = n ? sio_pread_full(fd, buf, n, anchor - n) : STATEIO_OK;
   if( rc ) return rc;
   *fp = sio_fingerprint_of(buf, n);
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int sio_rec_own(int fd, const sio_rec *r, uint64_t id, uint64_t size, int *own){
   *own = 0;
-  if( r->log_id != id || r->l0 > size ) return SIO_OK;
-  if( r->state == SIO_REC_DONE && r->l1 > size ) return SIO_OK;
+  if( r->log_id != id || r->l0 > size ) return STATEIO_OK;
+  if( r->state == SIO_REC_DONE && r->l1 > size ) return STATEIO_OK;
   uint64_t fp;
   int rc = sio_log_fingerprint(fd, sio_rec_anchor(r), &fp);
   if( rc ) return rc;
   *own = fp == r->fp;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int sio_log_id(int fd, uint64_t *id){
@@ -141,7 +141,7 @@ int sio_commit_read(int cfd, sio_rec *r, sio_waiter *wt){
   size_t want = wt ? sizeof(buf) : SIO_REC_SIZE;
   ssize_t got;
   while( (got = pread(cfd, buf, want, 0)) < 0 && errno == EINTR ){}
-  if( got < 0 ) return SIO_IOERR;
+  if( got < 0 ) return STATEIO_IOERR;
   if( (size_t)got < want ) return STATEIO_CORRUPT_COMMIT;   /* the file is too short */
   if( wt ){
     const unsigned char *m = buf + SIO_WAIT_OFF;
@@ -159,7 +159,7 @@ int sio_commit_write(int cfd, const char *cpath, const sio_rec *r, int sync){
   unsigned char buf[SIO_REC_SIZE];
   sio_rec_encode(r, buf);
   int rc = sio_pwrite_full(cfd, STATEIO_FILE_COMMIT, cpath, buf, sizeof(buf), 0);
-  if( rc == SIO_OK && sync ) rc = sio_fdatasync(cfd, STATEIO_FILE_COMMIT, cpath);
+  if( rc == STATEIO_OK && sync ) rc = sio_fdatasync(cfd, STATEIO_FILE_COMMIT, cpath);
   return rc;
 }
 
@@ -168,7 +168,7 @@ int sio_commit_create(const char *cpath, const sio_rec *r, int *pcfd,
   *pcfd = -1;
   size_t n = strlen(cpath);
   char *tmp = sio_malloc(n + sizeof(".tmp"));
-  if( !tmp ) return SIO_NOMEM;
+  if( !tmp ) return STATEIO_NOMEM;
   memcpy(tmp, cpath, n);
   memcpy(tmp + n, ".tmp", sizeof(".tmp"));
   unsigned char buf[SIO_COMMIT_FILE_SIZE];
@@ -177,13 +177,13 @@ int sio_commit_create(const char *cpath, const sio_rec *r, int *pcfd,
   int fd = -1;
   const char *bad = tmp;
   int rc = sio_open_regular(tmp, STATEIO_FILE_COMMIT, O_RDWR | O_CREAT | O_TRUNC, 0644, &fd);
-  if( rc == SIO_OK ) rc = sio_pwrite_full(fd, STATEIO_FILE_COMMIT, tmp, buf, sizeof(buf), 0);
-  if( rc == SIO_OK ) rc = sio_fdatasync(fd, STATEIO_FILE_COMMIT, tmp);
-  if( rc == SIO_OK ){
+  if( rc == STATEIO_OK ) rc = sio_pwrite_full(fd, STATEIO_FILE_COMMIT, tmp, buf, sizeof(buf), 0);
+  if( rc == STATEIO_OK ) rc = sio_fdatasync(fd, STATEIO_FILE_COMMIT, tmp);
+  if( rc == STATEIO_OK ){
     bad = cpath;
     rc = sio_rename(STATEIO_FILE_COMMIT, tmp, cpath);
   }
-  if( rc == SIO_OK ){
+  if( rc == STATEIO_OK ){
     /* The new name must be durable before any commit relies on it. */
     rc = sio_sync_dir(cpath);
     if( rc ) bad = NULL;   /* the directory: the caller names it */
@@ -199,24 +199,24 @@ int sio_commit_create(const char *cpath, const sio_rec *r, int *pcfd,
   }
   sio_free(tmp);
   *pcfd = fd;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
-/* Whether the bytes [l0, l1) of fd hash to h (SIO_OK and *match), reading in pieces. */
+/* Whether the bytes [l0, l1) of fd hash to h (STATEIO_OK and *match), reading in pieces. */
 static int range_matches(int fd, uint64_t l0, uint64_t l1, uint64_t h, int *match){
   *match = 0;
   XXH64_state_t *st = XXH64_createState();
   size_t cap = 1u << 20;
   unsigned char *buf = sio_malloc(cap);
-  int rc = (st && buf) ? SIO_OK : SIO_NOMEM;
-  if( rc == SIO_OK ) XXH64_reset(st, 0);
-  for(uint64_t off = l0; rc == SIO_OK && off < l1; ){
+  int rc = (st && buf) ? STATEIO_OK : STATEIO_NOMEM;
+  if( rc == STATEIO_OK ) XXH64_reset(st, 0);
+  for(uint64_t off = l0; rc == STATEIO_OK && off < l1; ){
     size_t k = l1 - off < cap ? (size_t)(l1 - off) : cap;
     rc = sio_pread_full(fd, buf, k, off);
-    if( rc == SIO_OK ) XXH64_update(st, buf, k);
+    if( rc == STATEIO_OK ) XXH64_update(st, buf, k);
     off += k;
   }
-  if( rc == SIO_OK ) *match = XXH64_digest(st) == h;
+  if( rc == STATEIO_OK ) *match = XXH64_digest(st) == h;
   if( st ) XXH64_freeState(st);
   sio_free(buf);
   return rc;
@@ -224,15 +224,15 @@ static int range_matches(int fd, uint64_t l0, uint64_t l1, uint64_t h, int *matc
 
 static int file_size(int fd, uint64_t *size){
   struct stat st;
-  if( fstat(fd, &st) != 0 ) return SIO_IOERR;
+  if( fstat(fd, &st) != 0 ) return STATEIO_IOERR;
   *size = (uint64_t)st.st_size;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* Whether an in-flight record's batch is all there, with its hash. */
 static int batch_present(int fd, const sio_rec *r, uint64_t size, int *present){
   *present = 0;
-  if( r->state != SIO_REC_INFLIGHT || r->l1 == SIO_L1_UNKNOWN || r->l1 > size ) return SIO_OK;
+  if( r->state != SIO_REC_INFLIGHT || r->l1 == SIO_L1_UNKNOWN || r->l1 > size ) return STATEIO_OK;
   return range_matches(fd, r->l0, r->l1, r->hash, present);
 }
 
@@ -240,10 +240,10 @@ int sio_commit_recover(int fd, const char *path, int cfd, const char *cpath,
                        sio_rec *r, uint64_t size, uint64_t *end,
                        const char **errfile){
   *end = size;
-  if( r->state == SIO_REC_DONE ) return SIO_OK;
+  if( r->state == SIO_REC_DONE ) return STATEIO_OK;
   if( r->l0 > size ){
     /* The log is shorter than where the commit began: not this record's log. */
-    return SIO_OK;
+    return STATEIO_OK;
   }
   int present;
   int rc = batch_present(fd, r, size, &present);
@@ -266,7 +266,7 @@ int sio_commit_recover(int fd, const char *path, int cfd, const char *cpath,
     if( rc ){ *errfile = cpath; return rc; }
     *r = d;
     *end = size;
-    return SIO_OK;
+    return STATEIO_OK;
   }
   /*
   ** A torn or failed commit: cut back to l0 and sync the cut. Then a done
@@ -275,7 +275,7 @@ int sio_commit_recover(int fd, const char *path, int cfd, const char *cpath,
   */
   if( size > r->l0 ){
     rc = sio_ftruncate(fd, STATEIO_FILE_LOG, path, r->l0);
-    if( rc == SIO_OK ) rc = sio_fdatasync(fd, STATEIO_FILE_LOG, path);
+    if( rc == STATEIO_OK ) rc = sio_fdatasync(fd, STATEIO_FILE_LOG, path);
     if( rc ){ *errfile = path; return rc; }
   }
   d.l1 = d.l0;
@@ -287,21 +287,21 @@ int sio_commit_recover(int fd, const char *path, int cfd, const char *cpath,
   if( rc ){ *errfile = cpath; return rc; }
   *r = d;
   *end = r->l0;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* ------------------------------------------------------------ readers */
 
-/* Read the record of cfd, retrying a read that raced a write: SIO_OK, or damage after many tries. */
+/* Read the record of cfd, retrying a read that raced a write: STATEIO_OK, or damage after many tries. */
 static int read_stable(int cfd, sio_rec *r, unsigned char raw[SIO_REC_SIZE]){
-  int rc = SIO_OK;
+  int rc = STATEIO_OK;
   for(int tries = 0; tries < 200; tries++){
     ssize_t got;
     while( (got = pread(cfd, raw, SIO_REC_SIZE, 0)) < 0 && errno == EINTR ){}
-    if( got < 0 ) return SIO_IOERR;
+    if( got < 0 ) return STATEIO_IOERR;
     if( got < SIO_REC_SIZE ) return STATEIO_CORRUPT_COMMIT;
     rc = sio_rec_decode(raw, r);
-    if( rc == SIO_OK ) return SIO_OK;
+    if( rc == STATEIO_OK ) return STATEIO_OK;
     struct timespec ts = { 0, 100000 };    /* 0.1 ms: a writer's pwrite is shorter */
     nanosleep(&ts, NULL);
   }
@@ -309,7 +309,7 @@ static int read_stable(int cfd, sio_rec *r, unsigned char raw[SIO_REC_SIZE]){
 }
 
 /* Fill the view fields of img for record r (the log's own) and size. */
-static void view_done(logio_image *img, const sio_rec *r, uint64_t size){
+static void view_done(stateio_image *img, const sio_rec *r, uint64_t size){
   img->file_size = size;
   img->journaled = 1;
   img->committed = (r->flags & SIO_REC_SYNCED) ? r->l1 : 0;
@@ -323,11 +323,11 @@ static void view_done(logio_image *img, const sio_rec *r, uint64_t size){
 */
 static int view_inflight(int fd, const char *path, const char *cpath, int lock_fd,
                          int cfd, uint64_t id, sio_rec *r, uint64_t size,
-                         logio_image *img){
+                         stateio_image *img){
   int lfd = lock_fd, own_lfd = 0, ro = 0, rc;
   if( lfd < 0 ){
     rc = sio_open_regular(path, STATEIO_FILE_LOG, O_RDWR, 0, &lfd);
-    if( rc == SIO_IOERR && (errno == EACCES || errno == EROFS || errno == EPERM) ){
+    if( rc == STATEIO_IOERR && (errno == EACCES || errno == EROFS || errno == EPERM) ){
       lfd = fd;        /* flock works on a read-only descriptor too */
       ro = 1;
     }else if( rc ){
@@ -335,7 +335,7 @@ static int view_inflight(int fd, const char *path, const char *cpath, int lock_f
     }else{
       own_lfd = 1;
       struct stat a, b;
-      if( fstat(fd, &a) != 0 || fstat(lfd, &b) != 0 ){ close(lfd); return SIO_IOERR; }
+      if( fstat(fd, &a) != 0 || fstat(lfd, &b) != 0 ){ close(lfd); return STATEIO_IOERR; }
       if( a.st_ino != b.st_ino || a.st_dev != b.st_dev ){
         /* The path holds another file now: settle ours without writing. */
         close(lfd);
@@ -353,25 +353,25 @@ static int view_inflight(int fd, const char *path, const char *cpath, int lock_f
   {
     sio_rec again;
     unsigned char raw[SIO_REC_SIZE];
-    if( read_stable(cfd, &again, raw) == SIO_OK && again.state == SIO_REC_DONE ){
+    if( read_stable(cfd, &again, raw) == STATEIO_OK && again.state == SIO_REC_DONE ){
       if( own_lfd ) close(lfd);
-      if( file_size(fd, &size) != SIO_OK ) return SIO_IOERR;
+      if( file_size(fd, &size) != STATEIO_OK ) return STATEIO_IOERR;
       int own;
       rc = sio_rec_own(fd, &again, id, size, &own);
       if( rc ) return rc;
       if( !own ) img->file_size = size;
       else view_done(img, &again, size);
-      return SIO_OK;
+      return STATEIO_OK;
     }
   }
   rc = sio_flock(lfd, STATEIO_FILE_LOG, path, LOCK_EX | LOCK_NB);
-  if( rc == SIO_BUSY ){
+  if( rc == STATEIO_BUSY ){
     /* A live writer: its commit is not visible yet. */
     img->file_size = r->l0;
     img->journaled = 1;
     img->committed = 0;
     if( own_lfd ) close(lfd);
-    return SIO_OK;
+    return STATEIO_OK;
   }
   if( rc ){
     if( own_lfd ) close(lfd);
@@ -380,32 +380,32 @@ static int view_inflight(int fd, const char *path, const char *cpath, int lock_f
   /* Under the lock: read again, the writer may just have finished. */
   int wcfd = -1;
   rc = sio_commit_read(cfd, r, NULL);
-  if( rc == SIO_OK ) rc = file_size(fd, &size);
+  if( rc == STATEIO_OK ) rc = file_size(fd, &size);
   int own = 0;
-  if( rc == SIO_OK ) rc = sio_rec_own(fd, r, id, size, &own);
-  if( rc == SIO_OK && !own ){
+  if( rc == STATEIO_OK ) rc = sio_rec_own(fd, r, id, size, &own);
+  if( rc == STATEIO_OK && !own ){
     img->file_size = size;            /* no longer this log's record */
-  }else if( rc == SIO_OK && r->state == SIO_REC_DONE ){
+  }else if( rc == STATEIO_OK && r->state == SIO_REC_DONE ){
     view_done(img, r, size);
-  }else if( rc == SIO_OK ){
+  }else if( rc == STATEIO_OK ){
     if( !ro ){
       rc = sio_open_regular(cpath, STATEIO_FILE_COMMIT, O_RDWR, 0, &wcfd);
-      if( rc == SIO_IOERR && (errno == EACCES || errno == EROFS || errno == EPERM) ){
+      if( rc == STATEIO_IOERR && (errno == EACCES || errno == EROFS || errno == EPERM) ){
         ro = 1;
-        rc = SIO_OK;
+        rc = STATEIO_OK;
       }
     }
-    if( rc == SIO_OK && !ro ){
+    if( rc == STATEIO_OK && !ro ){
       uint64_t end;
       const char *bad = NULL;
       rc = sio_commit_recover(lfd, path, wcfd, cpath, r, size, &end, &bad);
-      if( rc == SIO_OK ){
+      if( rc == STATEIO_OK ){
         /* Committed up to the settled commit's end; past it, a torn tail at most. */
         img->file_size = end;
         img->journaled = 1;
         img->committed = r->l1 < end ? r->l1 : end;
       }
-    }else if( rc == SIO_OK ){
+    }else if( rc == STATEIO_OK ){
       /* Read-only: decide in memory, change nothing. */
       int present;
       rc = batch_present(fd, r, size, &present);
@@ -417,12 +417,12 @@ static int view_inflight(int fd, const char *path, const char *cpath, int lock_f
   if( wcfd >= 0 ) close(wcfd);
   int urc = sio_flock(lfd, STATEIO_FILE_LOG, path, LOCK_UN);
   if( own_lfd ) close(lfd);     /* drops the lock even if unlocking failed */
-  else if( urc && rc == SIO_OK ) rc = urc;
+  else if( urc && rc == STATEIO_OK ) rc = urc;
   return rc;
 }
 
 int sio_commit_view(int fd, const char *path, int lock_fd, int cfd_in,
-                    logio_image *img){
+                    stateio_image *img){
   img->fd = fd;
   img->tail = NULL;
   img->tail_len = 0;
@@ -436,21 +436,21 @@ int sio_commit_view(int fd, const char *path, int lock_fd, int cfd_in,
     return rc;
   }
   char *cpath = sio_commit_path(path);
-  if( !cpath ) return SIO_NOMEM;
+  if( !cpath ) return STATEIO_NOMEM;
   int cfd = cfd_in;
   if( cfd < 0 ){
     while( (cfd = open(cpath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0 && errno == EINTR ){}
     if( cfd < 0 ){
       int e = errno;
       sio_free(cpath);
-      if( e != ENOENT ){ errno = e; return SIO_IOERR; }
+      if( e != ENOENT ){ errno = e; return STATEIO_IOERR; }
       /* No commit file: a log written by another program, taken as it is. */
       rc = file_size(fd, &size);
       img->file_size = size;
       return rc;
     }
     struct stat st;
-    if( fstat(cfd, &st) != 0 ){ rc = SIO_IOERR; goto done; }
+    if( fstat(cfd, &st) != 0 ){ rc = STATEIO_IOERR; goto done; }
     if( !S_ISREG(st.st_mode) || st.st_size != SIO_COMMIT_FILE_SIZE ){
       rc = STATEIO_CORRUPT_COMMIT;
       goto done;
@@ -464,15 +464,15 @@ int sio_commit_view(int fd, const char *path, int lock_fd, int cfd_in,
   for(int tries = 0; ; tries++){
     unsigned char r1[SIO_REC_SIZE], r2[SIO_REC_SIZE];
     rc = read_stable(cfd, &r, r1);
-    if( rc == SIO_OK ) rc = file_size(fd, &size);
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK ) rc = file_size(fd, &size);
+    if( rc == STATEIO_OK ){
       ssize_t got;
       while( (got = pread(cfd, r2, SIO_REC_SIZE, 0)) < 0 && errno == EINTR ){}
-      if( got != SIO_REC_SIZE ) rc = got < 0 ? SIO_IOERR : STATEIO_CORRUPT_COMMIT;
+      if( got != SIO_REC_SIZE ) rc = got < 0 ? STATEIO_IOERR : STATEIO_CORRUPT_COMMIT;
     }
     if( rc ) goto done;
     if( memcmp(r1, r2, SIO_REC_SIZE) == 0 ) break;
-    if( tries > 1000 ){ errno = EAGAIN; rc = SIO_IOERR; goto done; }
+    if( tries > 1000 ){ errno = EAGAIN; rc = STATEIO_IOERR; goto done; }
   }
   int own;
   rc = sio_rec_own(fd, &r, id, size, &own);
@@ -534,13 +534,13 @@ static int read_waiter(int cfd, sio_waiter *wt){
   memset(wt, 0, sizeof(*wt));
   ssize_t got;
   while( (got = pread(cfd, m, sizeof(m), SIO_WAIT_OFF)) < 0 && errno == EINTR ){}
-  if( got != (ssize_t)sizeof(m) ) return got < 0 ? SIO_IOERR : STATEIO_CORRUPT_COMMIT;
+  if( got != (ssize_t)sizeof(m) ) return got < 0 ? STATEIO_IOERR : STATEIO_CORRUPT_COMMIT;
   if( get32(m) == WAIT_MAGIC ){
     wt->token = sio_get64(m + 8);
     wt->since = sio_get64(m + 16);
     wt->until = sio_get64(m + 24);
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* How long a waiter's mark lasts unless renewed (it is renewed at every poll). */
@@ -557,7 +557,7 @@ int sio_lock_wait(int fd, const char *path, int cfd, int timeout_ms,
   memset(r, 0, sizeof(*r));
   for(;;){
     int rc = sio_flock(fd, STATEIO_FILE_LOG, path, LOCK_EX | LOCK_NB);
-    if( rc == SIO_OK && cfd >= 0 ){
+    if( rc == STATEIO_OK && cfd >= 0 ){
       sio_waiter wt;
       rc = sio_commit_read(cfd, r, &wt);
       if( rc ){
@@ -571,17 +571,17 @@ int sio_lock_wait(int fd, const char *path, int cfd, int timeout_ms,
       if( wt.token && wt.token != token && wt.until > now && (!waited || wt.since < t0) ){
         /* Someone waits, and longer than we do: let it in. */
         (void)sio_flock(fd, STATEIO_FILE_LOG, path, LOCK_UN);
-        rc = SIO_BUSY;
+        rc = STATEIO_BUSY;
       }else{
         if( wt.token == token ) (void)write_waiter(cfd, cpath, 0, 0, 0);
         sio_free(cpath);
-        return SIO_OK;
+        return STATEIO_OK;
       }
-    }else if( rc == SIO_OK ){
+    }else if( rc == STATEIO_OK ){
       sio_free(cpath);
-      return SIO_OK;
+      return STATEIO_OK;
     }
-    if( rc != SIO_BUSY ){
+    if( rc != STATEIO_BUSY ){
       sio_free(cpath);
       return rc;
     }
@@ -599,20 +599,20 @@ int sio_lock_wait(int fd, const char *path, int cfd, int timeout_ms,
     if( timeout_ms <= 0 || now - t0 >= (uint64_t)timeout_ms ){
       if( marked ){
         sio_waiter wt;
-        if( read_waiter(cfd, &wt) == SIO_OK && wt.token == token ) (void)write_waiter(cfd, cpath, 0, 0, 0);
+        if( read_waiter(cfd, &wt) == STATEIO_OK && wt.token == token ) (void)write_waiter(cfd, cpath, 0, 0, 0);
       }
       sio_free(cpath);
       errno = EWOULDBLOCK;
-      return SIO_BUSY;
+      return STATEIO_BUSY;
     }
     waited = 1;
     if( cfd >= 0 ){
       /* Announce ourselves, unless an earlier waiter has. */
       sio_waiter wt;
       if( !cpath ) cpath = path ? sio_commit_path(path) : NULL;
-      if( read_waiter(cfd, &wt) == SIO_OK
+      if( read_waiter(cfd, &wt) == STATEIO_OK
        && (wt.token == 0 || wt.token == token || wt.until <= now || wt.since > t0) ){
-        if( write_waiter(cfd, cpath, token, t0, now + WAIT_MARK_MS) == SIO_OK ) marked = 1;
+        if( write_waiter(cfd, cpath, token, t0, now + WAIT_MARK_MS) == STATEIO_OK ) marked = 1;
       }
     }
     uint64_t left = (uint64_t)timeout_ms - (now - t0);

@@ -44,22 +44,22 @@ static int open_locked(const char *path, const char *cpath, int timeout_ms,
     int rc = sio_open_regular(path, STATEIO_FILE_LOG, O_RDWR, 0, &fd);
     if( rc ){ info->errfile = STATEIO_FILE_LOG; return rc; }
     rc = sio_open_regular(cpath, STATEIO_FILE_COMMIT, O_RDWR, 0, &cfd);
-    if( rc == SIO_IOERR && errno == ENOENT ){
-      rc = SIO_OK;
-    }else if( rc == SIO_OK ){
+    if( rc == STATEIO_IOERR && errno == ENOENT ){
+      rc = STATEIO_OK;
+    }else if( rc == STATEIO_OK ){
       struct stat cst;
-      if( fstat(cfd, &cst) != 0 ) rc = SIO_IOERR;
+      if( fstat(cfd, &cst) != 0 ) rc = STATEIO_IOERR;
       else if( cst.st_size != SIO_COMMIT_FILE_SIZE ) rc = STATEIO_CORRUPT_COMMIT;
-    }else if( rc == SIO_NOTLOG ){
+    }else if( rc == STATEIO_NOTLOG ){
       rc = STATEIO_CORRUPT_COMMIT;
     }
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK ){
       rc = sio_lock_wait(fd, path, cfd, timeout_ms, token, r);
       if( rc && rc != STATEIO_CORRUPT_COMMIT ) info->errfile = STATEIO_FILE_LOG;
     }
     if( rc == STATEIO_CORRUPT_COMMIT || (rc && !info->errfile) ) info->errfile = STATEIO_FILE_COMMIT;
-    if( rc == SIO_OK && fstat(fd, st) != 0 ){
-      rc = SIO_IOERR;
+    if( rc == STATEIO_OK && fstat(fd, st) != 0 ){
+      rc = STATEIO_IOERR;
       info->errfile = STATEIO_FILE_LOG;
     }
     if( rc ){
@@ -72,7 +72,7 @@ static int open_locked(const char *path, const char *cpath, int timeout_ms,
     if( st->st_nlink > 0 ){
       *pfd = fd;
       *pcfd = cfd;
-      return SIO_OK;
+      return STATEIO_OK;
     }
     close(fd);   /* replaced between open and lock: try the new one */
     if( cfd >= 0 ) close(cfd);
@@ -80,18 +80,18 @@ static int open_locked(const char *path, const char *cpath, int timeout_ms,
 }
 
 /* Copy the entries from the snapshot at `from` to the log's end into w. */
-static int copy_entries(const logio_image *img, uint64_t from, uint64_t end,
+static int copy_entries(const stateio_image *img, uint64_t from, uint64_t end,
                         stateio_writer *w, uint64_t *bad){
   stateio_scan *s;
   int rc = stateio_scan_open(&s, img, from, STATEIO_EPOCH_UNKNOWN);
   if( rc ) return rc;
   uint64_t batched = 0;
   rc = stateio_writer_begin(w);
-  while( rc == SIO_OK ){
+  while( rc == STATEIO_OK ){
     stateio_entry e;
     rc = stateio_scan_next(s, &e);
-    if( rc == SIO_DONE ){ rc = SIO_OK; break; }
-    if( rc == SIO_OK && e.offset >= end ) break;
+    if( rc == STATEIO_DONE ){ rc = STATEIO_OK; break; }
+    if( rc == STATEIO_OK && e.offset >= end ) break;
     if( rc ){
       *bad = e.offset;
       break;
@@ -99,13 +99,13 @@ static int copy_entries(const logio_image *img, uint64_t from, uint64_t end,
     rc = e.kind == STATEIO_SNAPSHOT ? stateio_snapshot(w, e.data, e.len)
                                     : stateio_update(w, e.data, e.len);
     batched += e.len;
-    if( rc == SIO_OK && batched >= COMPACT_BATCH ){
+    if( rc == STATEIO_OK && batched >= COMPACT_BATCH ){
       batched = 0;
       rc = stateio_writer_commit(w);
-      if( rc == SIO_OK ) rc = stateio_writer_begin(w);
+      if( rc == STATEIO_OK ) rc = stateio_writer_begin(w);
     }
   }
-  if( rc == SIO_OK ) rc = stateio_writer_commit(w);
+  if( rc == STATEIO_OK ) rc = stateio_writer_commit(w);
   else stateio_writer_rollback(w);
   stateio_scan_close(s);
   return rc;
@@ -118,22 +118,22 @@ int stateio_compact(const char *path, unsigned keep, stateio_compact_info *info)
 int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
                          stateio_compact_info *info){
   memset(info, 0, sizeof(*info));
-  if( keep < 1 ) return SIO_MISUSE;
+  if( keep < 1 ) return STATEIO_MISUSE;
   char *cpath = sio_commit_path(path);
   size_t n = strlen(path) + sizeof(".compact");
   char *tmp = sio_malloc(n);
   if( !cpath || !tmp ){
     sio_free(cpath);
     sio_free(tmp);
-    return SIO_NOMEM;
+    return STATEIO_NOMEM;
   }
   snprintf(tmp, n, "%s.compact", path);
   int fd = -1, cfd = -1, tfd = -1, rc, rec_changed = 0;
   struct stat st;
   sio_rec rec, old_rec;
   uint64_t log_id = 0;
-  logio_image img;
-  stateio_epoch cur, ep;
+  stateio_image img;
+  stateio_state cur, ep;
   memset(&cur, 0, sizeof(cur));
   memset(&ep, 0, sizeof(ep));
   stateio_writer *w = NULL;
@@ -156,7 +156,7 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
     old_rec = rec;
   }
 
-  rc = logio_image_from_fd(&img, fd);
+  rc = stateio_image_from_fd(&img, fd);
   if( rc ){ info->errfile = STATEIO_FILE_LOG; goto done; }
   if( own ){
     img.journaled = 1;
@@ -179,16 +179,16 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
     if( rc ){
       info->bad_offset = cur.prev_epoch;
       info->errfile = STATEIO_FILE_LOG;
-      if( rc == SIO_NOTFOUND ) rc = SIO_CORRUPT_LOG;
+      if( rc == STATEIO_NOTFOUND ) rc = STATEIO_CORRUPT_LOG;
       goto done;
     }
     first = ep.epoch;
     has_snapshot = ep.has_snapshot;
     cur.prev_epoch = ep.prev_epoch;
-    stateio_epoch_clear(&ep);
+    stateio_state_clear(&ep);
   }
   if( !has_snapshot || first == 0 ){
-    rc = SIO_OK;      /* nothing before the kept epochs: the log stays as it is */
+    rc = STATEIO_OK;      /* nothing before the kept epochs: the log stays as it is */
     goto done;
   }
 
@@ -203,8 +203,8 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
     goto failed;
   }
   rc = sio_step("compact:written", tmp);
-  if( rc == SIO_OK ) rc = sio_fsync(tfd, STATEIO_FILE_COMPACT, tmp);
-  if( rc == SIO_OK ) rc = sio_step("compact:synced", tmp);
+  if( rc == STATEIO_OK ) rc = sio_fsync(tfd, STATEIO_FILE_COMPACT, tmp);
+  if( rc == STATEIO_OK ) rc = sio_step("compact:synced", tmp);
   if( rc ){ info->errfile = STATEIO_FILE_COMPACT; goto failed; }
 
   /*
@@ -220,11 +220,11 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
     r.flags = SIO_REC_SYNCED;
     r.seq = rec.seq + 1;
     r.l0 = 0;
-    if( fstat(tfd, &nst) != 0 ) rc = SIO_IOERR;
+    if( fstat(tfd, &nst) != 0 ) rc = STATEIO_IOERR;
     r.l1 = (uint64_t)nst.st_size;
     r.hash = 0;            /* a done record's hash is never checked */
-    if( rc == SIO_OK ) rc = sio_log_id(tfd, &r.log_id);
-    if( rc == SIO_OK ) rc = sio_log_fingerprint(tfd, r.l1, &r.fp);
+    if( rc == STATEIO_OK ) rc = sio_log_id(tfd, &r.log_id);
+    if( rc == STATEIO_OK ) rc = sio_log_fingerprint(tfd, r.l1, &r.fp);
     if( rc ){ info->errfile = STATEIO_FILE_COMPACT; goto failed; }
     if( cfd >= 0 ){
       rc = sio_commit_write(cfd, cpath, &r, 1);
@@ -244,19 +244,19 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
   if( rc ){ info->errfile = STATEIO_FILE_COMPACT; goto failed; }
   rec_changed = 0;
   rc = sio_step("compact:renamed", path);
-  if( rc == SIO_OK ) rc = sio_sync_dir(path);
+  if( rc == STATEIO_OK ) rc = sio_sync_dir(path);
   if( rc ){ info->errfile = STATEIO_FILE_DIR; goto done; }
   {
     struct stat nst;
     info->compacted = 1;
     info->dropped_bytes = first;
     info->new_size = fstat(tfd, &nst) == 0 ? (uint64_t)nst.st_size : 0;
-    logio_image nimg;
-    stateio_epoch nst_epoch;
-    if( logio_image_from_fd(&nimg, tfd) == SIO_OK
-     && stateio_restore(&nimg, &nst_epoch) == SIO_OK ){
+    stateio_image nimg;
+    stateio_state nst_epoch;
+    if( stateio_image_from_fd(&nimg, tfd) == STATEIO_OK
+     && stateio_restore(&nimg, &nst_epoch) == STATEIO_OK ){
       info->new_epoch = nst_epoch.epoch;
-      stateio_epoch_clear(&nst_epoch);
+      stateio_state_clear(&nst_epoch);
     }
   }
   goto done;
@@ -278,15 +278,15 @@ done:
     int e = errno;
     if( w ) stateio_writer_close(w);
     if( tfd >= 0 ) close(tfd);
-    stateio_epoch_clear(&cur);
-    stateio_epoch_clear(&ep);
+    stateio_state_clear(&cur);
+    stateio_state_clear(&ep);
     if( cfd >= 0 ) close(cfd);
     if( fd >= 0 ) close(fd);      /* releases the lock on the old file */
     sio_free(tmp);
     sio_free(cpath);
     errno = e;
   }
-  if( rc == SIO_OK ) info->errfile = 0;
+  if( rc == STATEIO_OK ) info->errfile = 0;
   return rc;
 }
 
@@ -298,12 +298,12 @@ done:
 */
 int stateio_log_id(int fd, int64_t *id){
   struct statx sx;
-  if( statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &sx) != 0 ) return SIO_IOERR;
+  if( statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &sx) != 0 ) return STATEIO_IOERR;
   uint64_t parts[5] = { sx.stx_dev_major, sx.stx_dev_minor, sx.stx_ino, 0, 0 };
   if( sx.stx_mask & STATX_BTIME ){
     parts[3] = (uint64_t)sx.stx_btime.tv_sec;
     parts[4] = sx.stx_btime.tv_nsec;
   }
   *id = (int64_t)(XXH64(parts, sizeof(parts), 0) & INT64_MAX);
-  return SIO_OK;
+  return STATEIO_OK;
 }

@@ -29,20 +29,20 @@
 */
 #define MAX_CHUNK_BLOCKS 32
 
-const char *sio_strstatus(int rc){
+const char *stateio_errstr(int rc){
   switch( rc ){
-    case SIO_OK:            return "ok";
-    case SIO_DONE:          return "end of log";
-    case SIO_CORRUPT_LOG:   return "corrupt log";
-    case SIO_CORRUPT_ENTRY: return "corrupt state entry";
-    case SIO_TORN:          return "torn tail";
-    case SIO_NOTLOG:        return "not a stateio log";
-    case SIO_IOERR:         return "i/o error";
-    case SIO_NOMEM:         return "out of memory";
-    case SIO_BUSY:          return "log is locked by another writer";
-    case SIO_MISUSE:        return "library misuse";
-    case SIO_NOTFOUND:      return "not found";
-    case SIO_TOOBIG:        return "entry too big";
+    case STATEIO_OK:            return "ok";
+    case STATEIO_DONE:          return "end of log";
+    case STATEIO_CORRUPT_LOG:   return "corrupt log";
+    case STATEIO_CORRUPT_ENTRY: return "corrupt state entry";
+    case STATEIO_TORN:          return "torn tail";
+    case STATEIO_NOTLOG:        return "not a stateio log";
+    case STATEIO_IOERR:         return "i/o error";
+    case STATEIO_NOMEM:         return "out of memory";
+    case STATEIO_BUSY:          return "log is locked by another writer";
+    case STATEIO_MISUSE:        return "library misuse";
+    case STATEIO_NOTFOUND:      return "not found";
+    case STATEIO_TOOBIG:        return "entry too big";
     case STATEIO_CORRUPT_COMMIT: return "corrupt commit file";
   }
   return "unknown status";
@@ -50,27 +50,27 @@ const char *sio_strstatus(int rc){
 
 /* ------------------------------------------------------------ images */
 
-uint64_t logio_image_size(const logio_image *img){
+uint64_t stateio_image_size(const stateio_image *img){
   return img->file_size + img->tail_len;
 }
 
-int logio_image_from_fd(logio_image *img, int fd){
+int stateio_image_from_fd(stateio_image *img, int fd){
   struct stat st;
-  if( fstat(fd, &st) != 0 ) return SIO_IOERR;
-  if( S_ISDIR(st.st_mode) ){ errno = EISDIR; return SIO_IOERR; }
+  if( fstat(fd, &st) != 0 ) return STATEIO_IOERR;
+  if( S_ISDIR(st.st_mode) ){ errno = EISDIR; return STATEIO_IOERR; }
   img->fd = fd;
   img->file_size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
   img->tail = NULL;
   img->tail_len = 0;
   img->journaled = 0;
   img->committed = 0;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 static uint64_t block_end(uint64_t pos){ return pos - pos % BLOCK + BLOCK; }
 
 /* Copy bytes [off, off+n) of the image to dst: file first, then the tail. */
-static int image_read(const logio_image *img, uint64_t off, size_t n,
+static int image_read(const stateio_image *img, uint64_t off, size_t n,
                       unsigned char *dst){
   if( off < img->file_size ){
     uint64_t avail = img->file_size - off;
@@ -80,7 +80,7 @@ static int image_read(const logio_image *img, uint64_t off, size_t n,
     dst += k; off += k; n -= k;
   }
   if( n > 0 ) memcpy(dst, img->tail + (off - img->file_size), n);
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* ------------------------------------------------------------ encoding */
@@ -149,7 +149,7 @@ void logio_encode(uint64_t off, const void *head, size_t head_len,
 /* ------------------------------------------------------------ the reader */
 
 struct logio_reader {
-  logio_image img;
+  stateio_image img;
   uint64_t image_size;     /* the image's size: a record cut short there is torn */
   uint64_t total;          /* read no further than this (<= image_size) */
   uint64_t pos;            /* next byte to parse */
@@ -187,12 +187,12 @@ static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p
     uint64_t base;
     size_t cn;
     int rc = sio_prefetch_get(r->pf, off, &cp, &base, &cn, &chain);
-    if( rc == SIO_OK && off + n <= base + cn ){
+    if( rc == STATEIO_OK && off + n <= base + cn ){
       *p = cp + (off - base);
       r->blk_chain = chain[(off - base) / BLOCK];
-      return SIO_OK;
+      return STATEIO_OK;
     }
-    if( rc != SIO_OK && rc != SIO_NOTFOUND ) return rc;
+    if( rc != STATEIO_OK && rc != STATEIO_NOTFOUND ) return rc;
   }
   if( off < r->buf_off || off + n > r->buf_off + r->buf_len ){
     uint64_t from = off - off % BLOCK;
@@ -203,7 +203,7 @@ static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p
     }
     if( blocks > r->cap_blocks ){
       unsigned char *p = sio_realloc(r->buf, blocks * LOGIO_BLOCK);
-      if( !p ) return SIO_NOMEM;
+      if( !p ) return STATEIO_NOMEM;
       r->buf = p;
       r->cap_blocks = blocks;
     }
@@ -217,7 +217,7 @@ static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p
     r->buf_len = (size_t)want;
   }
   *p = r->buf + (off - r->buf_off);
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* The bytes of pos's block up to lim (at most the reader's total), as a sio_block. */
@@ -232,39 +232,39 @@ static int block_at(logio_reader *r, uint64_t pos, uint64_t lim, sio_block *b){
   b->base = base;
   b->n = (size_t)(end - base);
   b->image_end = end == r->image_size;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
-static int reader_new(logio_reader **pp, const logio_image *img, uint64_t start){
+static int reader_new(logio_reader **pp, const stateio_image *img, uint64_t start){
   *pp = NULL;
   logio_reader *r = sio_malloc(sizeof(*r));
-  if( !r ) return SIO_NOMEM;
+  if( !r ) return STATEIO_NOMEM;
   memset(r, 0, sizeof(*r));
   r->img = *img;
-  r->image_size = logio_image_size(img);
+  r->image_size = stateio_image_size(img);
   r->total = r->image_size;
   r->pos = start;
   r->skip_continuations = (start % BLOCK == 0);
   r->walk = UINT64_MAX;
   *pp = r;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* Scans shorter than this read and verify on one thread. */
 #define PARALLEL_MIN ((uint64_t)8 << 20)
 
 int logio_reader_parallel(logio_reader *r){
-  if( r->pf || r->total - r->pos < PARALLEL_MIN ) return SIO_OK;
+  if( r->pf || r->total - r->pos < PARALLEL_MIN ) return STATEIO_OK;
   return sio_prefetch_start(&r->pf, &r->img, r->pos, r->total);
 }
 
-int logio_reader_open(logio_reader **pp, const logio_image *img, uint64_t start){
+int logio_reader_open(logio_reader **pp, const stateio_image *img, uint64_t start){
   return reader_new(pp, img, start);
 }
 
-int logio_reader_open_after(logio_reader **pp, const logio_image *img, uint64_t end){
+int logio_reader_open_after(logio_reader **pp, const stateio_image *img, uint64_t end){
   int rc = reader_new(pp, img, end);
-  if( rc == SIO_OK ) (*pp)->skip_continuations = 0;
+  if( rc == STATEIO_OK ) (*pp)->skip_continuations = 0;
   return rc;
 }
 
@@ -365,7 +365,7 @@ static void damaged_record(logio_reader *r, const sio_block *b, const sio_resync
 static int region_is_torn(logio_reader *r, int *torn){
   if( r->img.journaled ){
     *torn = r->bad_start >= r->img.committed;
-    return SIO_OK;
+    return STATEIO_OK;
   }
   /*
   ** The region begins with an entry's header: torn only if that entry is
@@ -374,7 +374,7 @@ static int region_is_torn(logio_reader *r, int *torn){
   ** damage followed by more bytes).
   */
   *torn = !r->bad.complete && !r->bad_broken;
-  if( r->bad.entry_start != LOGIO_NO_ENTRY ) return SIO_OK;
+  if( r->bad.entry_start != LOGIO_NO_ENTRY ) return STATEIO_OK;
   /*
   ** The region does not begin with an entry's header: garbage after the
   ** last entry (a torn tail) unless records were written after it, which
@@ -386,7 +386,7 @@ static int region_is_torn(logio_reader *r, int *torn){
     if( rc ) return rc;
     if( sio_block_has_record(&blk, b < r->bad_start ? r->bad_start : b) ) *torn = 0;
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* A damaged region is reported only once we know what ends it. */
@@ -401,10 +401,10 @@ static int deliver(logio_reader *r, const logio_entry *ent, logio_entry *e){
     r->last = r->bad;
     r->stash = *ent;
     r->have_stash = 1;
-    return SIO_CORRUPT_LOG;
+    return STATEIO_CORRUPT_LOG;
   }
   *e = *ent;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* The end of the image: a damaged region still open is reported now. */
@@ -414,7 +414,7 @@ static int reader_end(logio_reader *r, logio_entry *e){
     r->assembling = 0;
   }
   r->done = 1;
-  if( !r->have_bad ) return SIO_DONE;
+  if( !r->have_bad ) return STATEIO_DONE;
   r->have_bad = 0;
   r->last = r->bad;
   e->offset = r->bad_start;
@@ -424,28 +424,28 @@ static int reader_end(logio_reader *r, logio_entry *e){
   int torn;
   int rc = region_is_torn(r, &torn);
   if( rc ) return rc;
-  return torn ? SIO_TORN : SIO_CORRUPT_LOG;
+  return torn ? STATEIO_TORN : STATEIO_CORRUPT_LOG;
 }
 
 static int append_payload(logio_reader *r, const sio_record *rec){
   if( r->verify_only ){
     r->ent_len += rec->len;
-    return SIO_OK;
+    return STATEIO_OK;
   }
   if( r->ent_len + rec->len > r->ent_cap ){
     size_t cap = r->ent_cap ? r->ent_cap : LOGIO_BLOCK;
     while( cap < r->ent_len + rec->len ){
-      if( cap > ((size_t)-1) / 2 ) return SIO_TOOBIG;
+      if( cap > ((size_t)-1) / 2 ) return STATEIO_TOOBIG;
       cap *= 2;
     }
     unsigned char *p = sio_realloc(r->ent, cap);
-    if( !p ) return SIO_NOMEM;
+    if( !p ) return STATEIO_NOMEM;
     r->ent = p;
     r->ent_cap = cap;
   }
   memcpy(r->ent + r->ent_len, rec->payload, rec->len);
   r->ent_len += rec->len;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /*
@@ -465,9 +465,9 @@ int logio_reader_next(logio_reader *r, logio_entry *e){
   if( r->have_stash ){
     r->have_stash = 0;
     *e = r->stash;
-    return SIO_OK;
+    return STATEIO_OK;
   }
-  if( r->done ) return SIO_DONE;
+  if( r->done ) return STATEIO_DONE;
   for(;;){
     if( r->pos >= r->total ) return reader_end(r, e);
     uint64_t bend = block_end(r->pos);
@@ -540,24 +540,24 @@ int logio_reader_next(logio_reader *r, logio_entry *e){
 
 /* ------------------------------------------------------------ entries at an offset */
 
-int logio_read_entry_at(const logio_image *img, uint64_t off, logio_entry *e){
+int logio_read_entry_at(const stateio_image *img, uint64_t off, logio_entry *e){
   memset(e, 0, sizeof(*e));
-  if( off >= logio_image_size(img) ) return SIO_NOTFOUND;
+  if( off >= stateio_image_size(img) ) return STATEIO_NOTFOUND;
   logio_reader *r;
   int rc = logio_reader_open(&r, img, off);
   if( rc ) return rc;
   logio_entry got;
   rc = logio_reader_next(r, &got);
-  if( rc == SIO_OK && got.offset != off ) rc = SIO_CORRUPT_LOG;
-  if( rc == SIO_DONE ) rc = SIO_CORRUPT_LOG;
-  if( rc == SIO_OK ){
+  if( rc == STATEIO_OK && got.offset != off ) rc = STATEIO_CORRUPT_LOG;
+  if( rc == STATEIO_DONE ) rc = STATEIO_CORRUPT_LOG;
+  if( rc == STATEIO_OK ){
     if( got.data == r->ent ){
       r->ent = NULL;            /* a multi-record entry: take the buffer */
       *e = got;
     }else{
       unsigned char *copy = sio_malloc(got.len);
       if( !copy ){
-        rc = SIO_NOMEM;
+        rc = STATEIO_NOMEM;
       }else{
         memcpy(copy, got.data, got.len);
         *e = got;
@@ -569,16 +569,16 @@ int logio_read_entry_at(const logio_image *img, uint64_t off, logio_entry *e){
   return rc;
 }
 
-int logio_peek_entry(const logio_image *img, uint64_t off, unsigned char *head,
+int logio_peek_entry(const stateio_image *img, uint64_t off, unsigned char *head,
                      size_t *head_len){
   *head_len = 0;
-  if( off >= logio_image_size(img) ) return SIO_NOTFOUND;
+  if( off >= stateio_image_size(img) ) return STATEIO_NOTFOUND;
   logio_reader *r;
   int rc = logio_reader_open(&r, img, off);
   if( rc ) return rc;
   /* The first record, and the next ones while fewer than 9 bytes are known (a FIRST may hold 1). */
   uint64_t pos = off;
-  for(int first = 1; rc == SIO_OK && *head_len < 9; first = 0){
+  for(int first = 1; rc == STATEIO_OK && *head_len < 9; first = 0){
     sio_block b;
     rc = block_at(r, pos, r->total, &b);
     if( rc ) break;
@@ -589,7 +589,7 @@ int logio_peek_entry(const logio_image *img, uint64_t off, unsigned char *head,
     if( ok && first ) ok = rec.type == LOGIO_FULL || rec.type == LOGIO_FIRST;
     if( ok && !first ) ok = (rec.type == LOGIO_MIDDLE || rec.type == LOGIO_LAST) && rec.off == pos - off;
     if( !ok ){
-      rc = SIO_CORRUPT_LOG;
+      rc = STATEIO_CORRUPT_LOG;
       break;
     }
     size_t n = 9 - *head_len < rec.len ? 9 - *head_len : rec.len;
@@ -603,14 +603,14 @@ int logio_peek_entry(const logio_image *img, uint64_t off, unsigned char *head,
   return rc;
 }
 
-int logio_starts_with_record(const logio_image *img){
-  uint64_t total = logio_image_size(img);
+int logio_starts_with_record(const stateio_image *img){
+  uint64_t total = stateio_image_size(img);
   if( total == 0 ) return 0;
   logio_reader *r;
   if( logio_reader_open(&r, img, 0) ) return 0;
   int ok = 0;
   sio_block b;
-  if( block_at(r, 0, total, &b) == SIO_OK ){
+  if( block_at(r, 0, total, &b) == STATEIO_OK ){
     if( total >= HEADER + 1 ){
       /* A valid first record, or the header of one (damaged, or cut short). */
       sio_record rec;
@@ -640,7 +640,7 @@ int logio_starts_with_record(const logio_image *img){
 /* ------------------------------------------------------------ rewind */
 
 /* Whether a complete, valid entry starts at start and ends at end. */
-static int entry_spans(const logio_image *img, uint64_t start, uint64_t end, int *ok){
+static int entry_spans(const stateio_image *img, uint64_t start, uint64_t end, int *ok){
   logio_reader *r;
   int rc = logio_reader_open(&r, img, start);
   if( rc ) return rc;
@@ -648,8 +648,8 @@ static int entry_spans(const logio_image *img, uint64_t start, uint64_t end, int
   r->verify_only = 1;
   logio_entry e;
   rc = logio_reader_next(r, &e);
-  *ok = (rc == SIO_OK && e.offset == start && e.end == end);
-  if( rc == SIO_OK || rc == SIO_DONE || rc == SIO_CORRUPT_LOG || rc == SIO_TORN ) rc = SIO_OK;
+  *ok = (rc == STATEIO_OK && e.offset == start && e.end == end);
+  if( rc == STATEIO_OK || rc == STATEIO_DONE || rc == STATEIO_CORRUPT_LOG || rc == STATEIO_TORN ) rc = STATEIO_OK;
   logio_reader_close(r);
   return rc;
 }
@@ -659,7 +659,7 @@ static int entry_spans(const logio_image *img, uint64_t start, uint64_t end, int
 ** last record parsed from its start (by the same rules as reading) is a
 ** FIRST or MIDDLE that fills it. *ent = REC_NONE when there is none.
 */
-static int entry_open_at(logio_reader *r, const logio_image *img, uint64_t bstart, uint64_t *ent){
+static int entry_open_at(logio_reader *r, const stateio_image *img, uint64_t bstart, uint64_t *ent){
   (void)img;
   *ent = REC_NONE;
   uint64_t q = bstart - BLOCK;
@@ -673,7 +673,7 @@ static int entry_open_at(logio_reader *r, const logio_image *img, uint64_t bstar
     if( !sio_record_parse(&blk, q, &rec, &why, &truncated) ){
       sio_resync rs;
       sio_resync_after(&blk, q, REC_NONE, &rs);
-      if( !rs.proven ) return SIO_OK;
+      if( !rs.proven ) return STATEIO_OK;
       rec = rs.rec;
     }
     uint64_t rec_end = q + HEADER + rec.len;
@@ -682,23 +682,23 @@ static int entry_open_at(logio_reader *r, const logio_image *img, uint64_t bstar
     }
     q = rec_end;
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
-int logio_rewind(const logio_image *img, uint64_t limit,
+int logio_rewind(const stateio_image *img, uint64_t limit,
                  uint64_t *start, uint64_t *end){
-  uint64_t total = logio_image_size(img);
+  uint64_t total = stateio_image_size(img);
   if( limit > total ) limit = total;
-  if( limit == 0 ) return SIO_DONE;
+  if( limit == 0 ) return STATEIO_DONE;
   logio_reader *r;
   int rc = logio_reader_open(&r, img, 0);
   if( rc ) return rc;
   /* Record ends (FULL or LAST) of the block being looked at. */
   enum { MAX_RECORDS = LOGIO_BLOCK / (HEADER + 1) + 1 };
   uint64_t *ends_pos = sio_malloc(sizeof(uint64_t) * 2 * MAX_RECORDS);
-  if( !ends_pos ){ logio_reader_close(r); return SIO_NOMEM; }
+  if( !ends_pos ){ logio_reader_close(r); return STATEIO_NOMEM; }
   uint64_t *ends_start = ends_pos + MAX_RECORDS;
-  rc = SIO_DONE;
+  rc = STATEIO_DONE;
   for(uint64_t b = (limit - 1) / BLOCK; ; b--){
     uint64_t q = b * BLOCK;
     uint64_t bend = q + BLOCK < limit ? q + BLOCK : limit;
@@ -753,7 +753,7 @@ int logio_rewind(const logio_image *img, uint64_t limit,
       if( ok ){
         *start = ends_start[n];
         *end = ends_pos[n];
-        rc = SIO_OK;
+        rc = STATEIO_OK;
         goto done;
       }
     }

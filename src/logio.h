@@ -5,7 +5,7 @@
 ** then payload). An entry is one FULL record, or FIRST, MIDDLE*, LAST.
 ** This layer knows nothing of snapshots and updates; see stateio.h.
 **
-** Every function that can fail returns a status code (SIO_OK on success,
+** Every function that can fail returns a status code (STATEIO_OK on success,
 ** see the enum below); nothing here prints, exits or calls SQLite.
 */
 #ifndef STATEIO_LOGIO_H
@@ -29,26 +29,26 @@ extern "C" {
 
 /* Status codes shared by logio.h and stateio.h. */
 enum {
-  SIO_OK = 0,
-  SIO_DONE,           /* clean end: no more entries */
-  SIO_CORRUPT_LOG,    /* a damaged region of the block log (bad record, broken sequence) */
-  SIO_CORRUPT_ENTRY,  /* a complete block-log entry that is not a valid state entry */
-  SIO_TORN,           /* incomplete or invalid bytes after the last complete entry */
-  SIO_NOTLOG,         /* the file does not start with a valid record: not a stateio log */
-  SIO_IOERR,          /* a system call failed; see errno / stateio_errno() */
-  SIO_NOMEM,          /* out of memory */
-  SIO_BUSY,           /* another open file description holds the log's write lock */
-  SIO_MISUSE,         /* bad argument or call out of order */
-  SIO_NOTFOUND,       /* no epoch / entry at the given offset */
-  SIO_TOOBIG,         /* an entry larger than the format or memory allows */
+  STATEIO_OK = 0,
+  STATEIO_DONE,           /* clean end: no more entries */
+  STATEIO_CORRUPT_LOG,    /* a damaged region of the block log (bad record, broken sequence) */
+  STATEIO_CORRUPT_ENTRY,  /* a complete block-log entry that is not a valid state entry */
+  STATEIO_TORN,           /* incomplete or invalid bytes after the last complete entry */
+  STATEIO_NOTLOG,         /* the file does not start with a valid record: not a stateio log */
+  STATEIO_IOERR,          /* a system call failed; see errno / stateio_errno() */
+  STATEIO_NOMEM,          /* out of memory */
+  STATEIO_BUSY,           /* another open file description holds the log's write lock */
+  STATEIO_MISUSE,         /* bad argument or call out of order */
+  STATEIO_NOTFOUND,       /* no epoch / entry at the given offset */
+  STATEIO_TOOBIG,         /* an entry larger than the format or memory allows */
   STATEIO_CORRUPT_COMMIT  /* the log's commit file PATH-commit is damaged (doc/COMMIT.md) */
 };
 
 /* A short, lowercase, static description of a status code. */
-const char *sio_strstatus(int rc);
+const char *stateio_errstr(int rc);
 
 /* Free memory that this library handed to the caller (NULL is a no-op). */
-void sio_free(void *p);
+void stateio_free(void *p);
 
 /*
 ** A log image: the first file_size bytes of file descriptor fd, followed
@@ -58,7 +58,7 @@ void sio_free(void *p);
 ** file_size + tail_len, so a file that grows while it is read is seen at
 ** the size the image was made with.
 */
-typedef struct logio_image {
+typedef struct stateio_image {
   int fd;
   uint64_t file_size;
   const unsigned char *tail;
@@ -73,13 +73,13 @@ typedef struct logio_image {
   */
   int journaled;
   uint64_t committed;
-} logio_image;
+} stateio_image;
 
 /* Total size of the image in bytes. */
-uint64_t logio_image_size(const logio_image *img);
+uint64_t stateio_image_size(const stateio_image *img);
 
 /* Fill *img for fd with its current size (fstat) and no tail. */
-int logio_image_from_fd(logio_image *img, int fd);
+int stateio_image_from_fd(stateio_image *img, int fd);
 
 /*
 ** Where an entry appended to a log of `off` bytes starts, as the reference
@@ -124,14 +124,14 @@ typedef struct logio_reader logio_reader;
 ** silently; otherwise start must be where an entry begins. The image is
 ** copied (its tail buffer is not) and must stay valid while the reader lives.
 */
-int logio_reader_open(logio_reader **pp, const logio_image *img, uint64_t start);
+int logio_reader_open(logio_reader **pp, const stateio_image *img, uint64_t start);
 
 /*
 ** Open a reader at `end`, the end of a complete entry: whatever starts
 ** there is read as it stands (a continuation record at a block boundary
 ** is damage, not the rest of an earlier entry to pass over).
 */
-int logio_reader_open_after(logio_reader **pp, const logio_image *img, uint64_t end);
+int logio_reader_open_after(logio_reader **pp, const stateio_image *img, uint64_t end);
 
 /*
 ** Ask a reader that will go through a large part of the image in order
@@ -143,19 +143,19 @@ int logio_reader_parallel(logio_reader *r);
 
 /*
 ** Read the next entry.
-**   SIO_OK           *e holds an entry.
-**   SIO_CORRUPT_LOG  *e->offset, e->len: a damaged region (bytes that hold
+**   STATEIO_OK           *e holds an entry.
+**   STATEIO_CORRUPT_LOG  *e->offset, e->len: a damaged region (bytes that hold
 **                    no complete entry) followed by at least one complete
 **                    entry; e->data is NULL. The next call goes on past it.
-**   SIO_TORN         like SIO_CORRUPT_LOG, but nothing complete follows:
+**   STATEIO_TORN         like STATEIO_CORRUPT_LOG, but nothing complete follows:
 **                    the region runs to the end of the image and is a torn
 **                    append (a crash during the last append: an entry cut
 **                    short by the end, or, in a journaled image, damage past
-**                    img->committed). The next call returns SIO_DONE. A
+**                    img->committed). The next call returns STATEIO_DONE. A
 **                    region at the end that is not torn (a complete entry,
-**                    damaged) is SIO_CORRUPT_LOG, then SIO_DONE.
-**   SIO_DONE         clean end.
-**   SIO_IOERR / SIO_NOMEM / SIO_TOOBIG  the reader cannot go on.
+**                    damaged) is STATEIO_CORRUPT_LOG, then STATEIO_DONE.
+**   STATEIO_DONE         clean end.
+**   STATEIO_IOERR / STATEIO_NOMEM / STATEIO_TOOBIG  the reader cannot go on.
 ** After damage, reading goes on where the structure proves a record
 ** starts: the damaged record's own end when its checksum (or the records
 ** after it) prove it, else the next block (resync.c).
@@ -163,8 +163,8 @@ int logio_reader_parallel(logio_reader *r);
 int logio_reader_next(logio_reader *r, logio_entry *e);
 
 /*
-** Why the region last reported by logio_reader_next() (SIO_CORRUPT_LOG or
-** SIO_TORN) is damaged, as a short phrase: "checksum mismatch", "bad record
+** Why the region last reported by logio_reader_next() (STATEIO_CORRUPT_LOG or
+** STATEIO_TORN) is damaged, as a short phrase: "checksum mismatch", "bad record
 ** header", "truncated record", "broken entry sequence", ...
 */
 const char *logio_reader_problem(const logio_reader *r);
@@ -191,10 +191,10 @@ void logio_reader_damage(const logio_reader *r, logio_damage *d);
 /*
 ** The first payload bytes (up to 9: a state entry's kind and epoch) of the
 ** entry that starts at off, when a valid FULL or FIRST record starts there
-** (only that record is checked: O(one block), not O(entry)). SIO_OK, or
-** SIO_CORRUPT_LOG / SIO_NOTFOUND.
+** (only that record is checked: O(one block), not O(entry)). STATEIO_OK, or
+** STATEIO_CORRUPT_LOG / STATEIO_NOTFOUND.
 */
-int logio_peek_entry(const logio_image *img, uint64_t off, unsigned char *head,
+int logio_peek_entry(const stateio_image *img, uint64_t off, unsigned char *head,
                      size_t *head_len);
 
 /* Offset of the next byte the reader will parse. */
@@ -204,22 +204,22 @@ uint64_t logio_reader_tell(const logio_reader *r);
 void logio_reader_close(logio_reader *r);
 
 /*
-** Read the one complete entry that starts exactly at `off`. On SIO_OK,
-** e->data is a malloc'd copy the caller frees with sio_free(). Returns
-** SIO_CORRUPT_LOG (or SIO_TORN at the image's end) when no complete, valid
+** Read the one complete entry that starts exactly at `off`. On STATEIO_OK,
+** e->data is a malloc'd copy the caller frees with stateio_free(). Returns
+** STATEIO_CORRUPT_LOG (or STATEIO_TORN at the image's end) when no complete, valid
 ** entry starts at off.
 */
-int logio_read_entry_at(const logio_image *img, uint64_t off, logio_entry *e);
+int logio_read_entry_at(const stateio_image *img, uint64_t off, logio_entry *e);
 
 /*
 ** Rewind: find the last complete entry that ends at or before `limit`.
 ** Unlike the reference, a damaged record does not stop the search: valid
 ** records after it in the same block are found too, and an entry counts
 ** only if every record of it is valid (so a torn final entry is passed
-** over). SIO_OK with *start, *end; SIO_DONE when there is none.
+** over). STATEIO_OK with *start, *end; STATEIO_DONE when there is none.
 ** Costs O(block + size of the entry found) on an undamaged log.
 */
-int logio_rewind(const logio_image *img, uint64_t limit,
+int logio_rewind(const stateio_image *img, uint64_t limit,
                  uint64_t *start, uint64_t *end);
 
 /*
@@ -229,7 +229,7 @@ int logio_rewind(const logio_image *img, uint64_t limit,
 ** records of a log in the same block. Tells a damaged or torn log from a
 ** file that is not a log at all. Images of 1..4 bytes are not logs.
 */
-int logio_starts_with_record(const logio_image *img);
+int logio_starts_with_record(const stateio_image *img);
 
 #ifdef __cplusplus
 }

@@ -92,9 +92,9 @@ static stateio_os_op op_of(const char *op, int file, const char *path){
 int sio_step(const char *name, const char *path){
   stateio_os_op o = op_of(name, STATEIO_FILE_LOG, path);
   int e = ask(&o);
-  if( e ){ errno = e; return SIO_IOERR; }
+  if( e ){ errno = e; return STATEIO_IOERR; }
   tell(&o);
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int sio_pread_full(int fd, void *buf, size_t n, uint64_t off){
@@ -103,12 +103,12 @@ int sio_pread_full(int fd, void *buf, size_t n, uint64_t off){
     ssize_t got = pread(fd, p, n, (off_t)off);
     if( got < 0 ){
       if( errno == EINTR ) continue;
-      return SIO_IOERR;
+      return STATEIO_IOERR;
     }
-    if( got == 0 ){ errno = EIO; return SIO_IOERR; }  /* file shrank under us */
+    if( got == 0 ){ errno = EIO; return STATEIO_IOERR; }  /* file shrank under us */
     p += got; n -= (size_t)got; off += (uint64_t)got;
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int sio_pwrite_full(int fd, int file, const char *name, const void *buf,
@@ -128,23 +128,23 @@ int sio_pwrite_full(int fd, int file, const char *name, const void *buf,
     o.len = asked;
     int e = ask(&o);
     if( e == EINTR ) continue;
-    if( e ){ errno = e; return SIO_IOERR; }
+    if( e ){ errno = e; return STATEIO_IOERR; }
     size_t want = o.len == 0 ? asked : o.len;
     ssize_t put = pwrite(fd, p, want, (off_t)off);
     if( put < 0 ){
       if( errno == EINTR ) continue;
-      return SIO_IOERR;
+      return STATEIO_IOERR;
     }
     o.len = (size_t)put;
     tell(&o);
     if( want < asked && (size_t)put == want ){
       /* An injected short write: report it the way a full disk would. */
       errno = ENOSPC;
-      return SIO_IOERR;
+      return STATEIO_IOERR;
     }
     p += put; n -= (size_t)put; off += (uint64_t)put;
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* fdatasync or fsync (full) of fd, EINTR retried. */
@@ -153,13 +153,13 @@ static int do_sync(int fd, int file, const char *name, const char *op, int full)
     stateio_os_op o = op_of(op, file, name);
     int e = ask(&o);
     if( e == EINTR ) continue;
-    if( e ){ errno = e; return SIO_IOERR; }
+    if( e ){ errno = e; return STATEIO_IOERR; }
     if( (full ? fsync(fd) : fdatasync(fd)) != 0 ){
       if( errno == EINTR ) continue;
-      return SIO_IOERR;
+      return STATEIO_IOERR;
     }
     tell(&o);
-    return SIO_OK;
+    return STATEIO_OK;
   }
 }
 
@@ -178,13 +178,13 @@ int sio_ftruncate(int fd, int file, const char *name, uint64_t len){
     o.len = (size_t)len;
     int e = ask(&o);
     if( e == EINTR ) continue;
-    if( e ){ errno = e; return SIO_IOERR; }
+    if( e ){ errno = e; return STATEIO_IOERR; }
     if( ftruncate(fd, (off_t)len) != 0 ){
       if( errno == EINTR ) continue;
-      return SIO_IOERR;
+      return STATEIO_IOERR;
     }
     tell(&o);
-    return SIO_OK;
+    return STATEIO_OK;
   }
 }
 
@@ -192,26 +192,26 @@ int sio_rename(int file, const char *from, const char *to){
   stateio_os_op o = op_of("rename", file, from);
   o.path2 = to;
   int e = ask(&o);
-  if( e ){ errno = e; return SIO_IOERR; }
-  if( rename(from, to) != 0 ) return SIO_IOERR;
+  if( e ){ errno = e; return STATEIO_IOERR; }
+  if( rename(from, to) != 0 ) return STATEIO_IOERR;
   tell(&o);
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int sio_unlink(int file, const char *path){
   stateio_os_op o = op_of("unlink", file, path);
   int e = ask(&o);
-  if( e ){ errno = e; return SIO_IOERR; }
-  if( unlink(path) != 0 ) return SIO_IOERR;
+  if( e ){ errno = e; return STATEIO_IOERR; }
+  if( unlink(path) != 0 ) return STATEIO_IOERR;
   tell(&o);
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int sio_sync_dir(const char *path){
   char *copy = sio_strdup(path);
-  if( !copy ) return SIO_NOMEM;
+  if( !copy ) return STATEIO_NOMEM;
   const char *dir = dirname(copy);
-  int rc = SIO_IOERR;
+  int rc = STATEIO_IOERR;
   stateio_os_op o = op_of("syncdir", STATEIO_FILE_DIR, dir);
   int e = ask(&o);
   if( e ){
@@ -219,11 +219,11 @@ int sio_sync_dir(const char *path){
   }else{
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if( dfd >= 0 ){
-      while( (rc = fsync(dfd) == 0 ? SIO_OK : SIO_IOERR) != SIO_OK && errno == EINTR ){}
+      while( (rc = fsync(dfd) == 0 ? STATEIO_OK : STATEIO_IOERR) != STATEIO_OK && errno == EINTR ){}
       int e2 = errno;
       close(dfd);
       errno = e2;
-      if( rc == SIO_OK ) tell(&o);
+      if( rc == STATEIO_OK ) tell(&o);
     }
   }
   sio_free(copy);
@@ -238,26 +238,26 @@ int sio_open_regular(const char *path, int file, int flags, int mode, int *pfd){
   /* Only opens that can change something (create, or open for writing) are asked. */
   if( create || (flags & O_ACCMODE) != O_RDONLY ){
     int e = ask(&o);
-    if( e ){ errno = e; return SIO_IOERR; }
+    if( e ){ errno = e; return STATEIO_IOERR; }
   }
   int fd;
   while( (fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, mode)) < 0 && errno == EINTR ){}
-  if( fd < 0 ) return SIO_IOERR;
+  if( fd < 0 ) return STATEIO_IOERR;
   struct stat st;
   if( fstat(fd, &st) != 0 ){
     int e = errno;
     close(fd);
     errno = e;
-    return SIO_IOERR;
+    return STATEIO_IOERR;
   }
   if( !S_ISREG(st.st_mode) ){
     close(fd);
-    if( S_ISDIR(st.st_mode) ){ errno = EISDIR; return SIO_IOERR; }
-    return SIO_NOTLOG;       /* a device, a pipe ...: never a log */
+    if( S_ISDIR(st.st_mode) ){ errno = EISDIR; return STATEIO_IOERR; }
+    return STATEIO_NOTLOG;       /* a device, a pipe ...: never a log */
   }
   if( create || (flags & O_ACCMODE) != O_RDONLY ) tell(&o);
   *pfd = fd;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int sio_flock(int fd, int file, const char *name, int how){
@@ -266,12 +266,12 @@ int sio_flock(int fd, int file, const char *name, int how){
     o.offset = (uint64_t)how;
     int e = ask(&o);
     if( e == EINTR ) continue;
-    if( e ){ errno = e; return e == EWOULDBLOCK ? SIO_BUSY : SIO_IOERR; }
+    if( e ){ errno = e; return e == EWOULDBLOCK ? STATEIO_BUSY : STATEIO_IOERR; }
     if( flock(fd, how) != 0 ){
       if( errno == EINTR ) continue;
-      return errno == EWOULDBLOCK ? SIO_BUSY : SIO_IOERR;
+      return errno == EWOULDBLOCK ? STATEIO_BUSY : STATEIO_IOERR;
     }
     tell(&o);
-    return SIO_OK;
+    return STATEIO_OK;
   }
 }

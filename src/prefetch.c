@@ -36,7 +36,7 @@ typedef struct slot {
 } slot;
 
 struct sio_prefetch {
-  logio_image img;
+  stateio_image img;
   uint64_t total;          /* read no further */
   uint64_t k0;             /* the first chunk (the helper fills k0+1, k0+3 ...) */
   uint64_t nchunks;        /* chunks up to total */
@@ -49,7 +49,7 @@ struct sio_prefetch {
 };
 
 /* Copy image bytes [off, off+n): the file, then the tail (as logio.c's image_read). */
-static int read_bytes(const logio_image *img, uint64_t off, size_t n, unsigned char *dst){
+static int read_bytes(const stateio_image *img, uint64_t off, size_t n, unsigned char *dst){
   if( off < img->file_size ){
     uint64_t avail = img->file_size - off;
     size_t k = n < avail ? n : (size_t)avail;
@@ -58,7 +58,7 @@ static int read_bytes(const logio_image *img, uint64_t off, size_t n, unsigned c
     dst += k; off += k; n -= k;
   }
   if( n > 0 ) memcpy(dst, img->tail + (off - img->file_size), n);
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* Read chunk k into s and verify the record chain of each of its blocks. */
@@ -99,10 +99,10 @@ static void *helper_main(void *arg){
   return NULL;
 }
 
-int sio_prefetch_start(sio_prefetch **pp, const logio_image *img, uint64_t from, uint64_t total){
+int sio_prefetch_start(sio_prefetch **pp, const stateio_image *img, uint64_t from, uint64_t total){
   *pp = NULL;
   sio_prefetch *pf = sio_malloc(sizeof(*pf));
-  if( !pf ) return SIO_NOMEM;
+  if( !pf ) return STATEIO_NOMEM;
   memset(pf, 0, sizeof(*pf));
   pf->img = *img;
   pf->total = total;
@@ -114,17 +114,17 @@ int sio_prefetch_start(sio_prefetch **pp, const logio_image *img, uint64_t from,
     pf->ring[i].buf = sio_malloc(CHUNK);
     if( !pf->ring[i].buf ){
       sio_prefetch_stop(pf);
-      return SIO_NOMEM;
+      return STATEIO_NOMEM;
     }
   }
   if( pthread_mutex_init(&pf->mu, NULL) != 0 ){
     sio_prefetch_stop(pf);
-    return SIO_NOMEM;
+    return STATEIO_NOMEM;
   }
   if( pthread_cond_init(&pf->cv, NULL) != 0 ){
     pthread_mutex_destroy(&pf->mu);
     sio_prefetch_stop(pf);
-    return SIO_NOMEM;
+    return STATEIO_NOMEM;
   }
   pf->started = pthread_create(&pf->helper, NULL, helper_main, pf) == 0;
   if( !pf->started ){
@@ -133,13 +133,13 @@ int sio_prefetch_start(sio_prefetch **pp, const logio_image *img, uint64_t from,
     pf->started = -1;        /* no helper: the reader goes on alone */
   }
   *pp = pf;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int sio_prefetch_get(sio_prefetch *pf, uint64_t off, const unsigned char **p,
                      uint64_t *base, size_t *n, const uint32_t **chain){
   uint64_t k = off / CHUNK;
-  if( pf->started < 0 || k < pf->cur || k > pf->cur + 1 || k >= pf->nchunks ) return SIO_NOTFOUND;
+  if( pf->started < 0 || k < pf->cur || k > pf->cur + 1 || k >= pf->nchunks ) return STATEIO_NOTFOUND;
   slot *s = &pf->ring[k % RING];
   if( (k - pf->k0) % 2 == 0 ){
     if( s->k != k ){
@@ -162,7 +162,7 @@ int sio_prefetch_get(sio_prefetch *pf, uint64_t off, const unsigned char **p,
   *n = (size_t)((k * CHUNK + CHUNK < pf->total ? k * CHUNK + CHUNK : pf->total) - k * CHUNK);
   *p = s->buf;
   *chain = s->chain;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 void sio_prefetch_stop(sio_prefetch *pf){

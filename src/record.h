@@ -98,12 +98,12 @@ size_t sio_block_chain(const sio_block *b);
 
 /* Reading ahead and verifying on a second thread (prefetch.c). */
 typedef struct sio_prefetch sio_prefetch;
-int sio_prefetch_start(sio_prefetch **pp, const logio_image *img, uint64_t from, uint64_t total);
+int sio_prefetch_start(sio_prefetch **pp, const stateio_image *img, uint64_t from, uint64_t total);
 /*
 ** The chunk of whole blocks that holds off, read and verified: its bytes
 ** p[0..n) from file offset base, and chain[i], the bytes from the start of
 ** its block i that form a chain of valid records (sio_block_chain).
-** Only for the reader's chunk and the next one: SIO_NOTFOUND for any other
+** Only for the reader's chunk and the next one: STATEIO_NOTFOUND for any other
 ** (the caller reads it itself).
 */
 int sio_prefetch_get(sio_prefetch *pf, uint64_t off, const unsigned char **p,

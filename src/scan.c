@@ -20,11 +20,11 @@ struct stateio_scan {
   int done;
 };
 
-int stateio_scan_open(stateio_scan **pp, const logio_image *img,
+int stateio_scan_open(stateio_scan **pp, const stateio_image *img,
                       uint64_t start, uint64_t epoch){
   *pp = NULL;
   stateio_scan *s = sio_malloc(sizeof(*s));
-  if( !s ) return SIO_NOMEM;
+  if( !s ) return STATEIO_NOMEM;
   memset(s, 0, sizeof(*s));
   s->epoch = start == 0 ? 0 : epoch;
   int rc = logio_reader_open(&s->r, img, start);
@@ -33,7 +33,7 @@ int stateio_scan_open(stateio_scan **pp, const logio_image *img,
     return rc;
   }
   *pp = s;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 void stateio_scan_close(stateio_scan *s){
@@ -79,25 +79,25 @@ static const char *epoch_rules(stateio_scan *s, const stateio_entry *e){
 
 int stateio_scan_next(stateio_scan *s, stateio_entry *e){
   memset(e, 0, sizeof(*e));
-  if( s->done ) return SIO_DONE;
+  if( s->done ) return STATEIO_DONE;
   for(;;){
     logio_entry le;
     int rc = logio_reader_next(s->r, &le);
-    if( rc == SIO_TORN ){
+    if( rc == STATEIO_TORN ){
       s->torn_off = le.offset;
       s->torn_len = le.len;
       continue;                 /* the reader ends next */
     }
-    if( rc == SIO_DONE ){
+    if( rc == STATEIO_DONE ){
       s->done = 1;
-      return SIO_DONE;
+      return STATEIO_DONE;
     }
-    if( rc == SIO_CORRUPT_LOG ){
+    if( rc == STATEIO_CORRUPT_LOG ){
       e->offset = le.offset;
       e->end = le.offset + le.len;
       e->problem = logio_reader_problem(s->r);
       s->epoch = STATEIO_EPOCH_UNKNOWN;
-      return SIO_CORRUPT_LOG;
+      return STATEIO_CORRUPT_LOG;
     }
     if( rc ) return rc;
     e->offset = le.offset;
@@ -105,19 +105,19 @@ int stateio_scan_next(stateio_scan *s, stateio_entry *e){
     if( le.len < STATEIO_ENTRY_HEADER ){
       e->problem = "state entry shorter than 9 bytes";
       s->epoch = STATEIO_EPOCH_UNKNOWN;
-      return SIO_CORRUPT_ENTRY;
+      return STATEIO_CORRUPT_ENTRY;
     }
     stateio_entry de;
-    if( stateio_parse_entry(le.data, le.len, &de) != SIO_OK ){
+    if( stateio_parse_entry(le.data, le.len, &de) != STATEIO_OK ){
       e->problem = "bad entry kind";
       s->epoch = STATEIO_EPOCH_UNKNOWN;
-      return SIO_CORRUPT_ENTRY;
+      return STATEIO_CORRUPT_ENTRY;
     }
     e->kind = de.kind;
     e->epoch = de.epoch;
     e->data = de.data;
     e->len = de.len;
     e->problem = epoch_rules(s, e);
-    return e->problem ? SIO_CORRUPT_ENTRY : SIO_OK;
+    return e->problem ? STATEIO_CORRUPT_ENTRY : STATEIO_OK;
   }
 }

@@ -15,16 +15,16 @@
 void *sio_malloc(size_t n);
 void *sio_realloc(void *p, size_t n);
 char *sio_strdup(const char *s);
-/* sio_free() is public: see logio.h. */
+void sio_free(void *p);   /* stateio_free() is the public name (logio.h) */
 
-/* Read exactly n bytes at off (loops over short reads); SIO_OK or SIO_IOERR. */
+/* Read exactly n bytes at off (loops over short reads); STATEIO_OK or STATEIO_IOERR. */
 int sio_pread_full(int fd, void *buf, size_t n, uint64_t off);
 
 /*
 ** The calls that change files (os.c). Each passes through the test hooks
 ** (stateio.h) with `file` (STATEIO_FILE_LOG, _COMMIT, _COMPACT, _DIR) and
-** the file's name (may be NULL), retries EINTR, and returns SIO_OK or
-** SIO_IOERR with errno set.
+** the file's name (may be NULL), retries EINTR, and returns STATEIO_OK or
+** STATEIO_IOERR with errno set.
 */
 /* Write exactly n bytes at off (loops; an injected short write is ENOSPC). */
 int sio_pwrite_full(int fd, int file, const char *name, const void *buf,
@@ -38,14 +38,14 @@ int sio_unlink(int file, const char *path);
 int sio_sync_dir(const char *path);
 /*
 ** Open path with flags (| O_NONBLOCK | O_CLOEXEC) and refuse anything but
-** a regular file before a byte is read: SIO_NOTLOG for a device or a pipe,
-** SIO_IOERR with EISDIR for a directory. Creating or writable opens are
+** a regular file before a byte is read: STATEIO_NOTLOG for a device or a pipe,
+** STATEIO_IOERR with EISDIR for a directory. Creating or writable opens are
 ** shown to the hooks ("create", "open").
 */
 int sio_open_regular(const char *path, int file, int flags, int mode, int *pfd);
-/* flock(fd, how), EINTR retried: SIO_OK, SIO_BUSY (EWOULDBLOCK) or SIO_IOERR. */
+/* flock(fd, how), EINTR retried: STATEIO_OK, STATEIO_BUSY (EWOULDBLOCK) or STATEIO_IOERR. */
 int sio_flock(int fd, int file, const char *name, int how);
-/* A named step for the hooks ("compact:written" ...): SIO_IOERR if one fails it. */
+/* A named step for the hooks ("compact:written" ...): STATEIO_IOERR if one fails it. */
 int sio_step(const char *name, const char *path);
 
 /* ------------------------------------------------------------ commit.c */
@@ -93,7 +93,7 @@ int sio_rec_own(int fd, const sio_rec *r, uint64_t id, uint64_t size, int *own);
 /* PATH-commit for the log at path (malloc'd), or NULL when out of memory. */
 char *sio_commit_path(const char *path);
 void sio_rec_encode(const sio_rec *r, unsigned char out[SIO_REC_SIZE]);
-/* SIO_OK, or STATEIO_CORRUPT_COMMIT for a bad magic, version, state or checksum. */
+/* STATEIO_OK, or STATEIO_CORRUPT_COMMIT for a bad magic, version, state or checksum. */
 int sio_rec_decode(const unsigned char in[SIO_REC_SIZE], sio_rec *r);
 
 /* The identity a record carries for the log open on fd (stateio_log_id). */
@@ -142,16 +142,16 @@ int sio_commit_recover(int fd, const char *path, int cfd, const char *cpath,
 ** cfd: the commit file if already open (-1: open it).
 */
 int sio_commit_view(int fd, const char *path, int lock_fd, int cfd,
-                    logio_image *img);
+                    stateio_image *img);
 
 /*
 ** Take the write lock of the log open on fd, waiting up to timeout_ms
 ** (0: try once) with SQLite's backoff. cfd (or -1) is the commit file:
 ** the lock reads its record into *r (r->state 0 when there is no record)
 ** and honours a waiter's mark there: a locker that has not waited itself
-** lets an earlier waiter in (SIO_BUSY / waits on), and one that waits
+** lets an earlier waiter in (STATEIO_BUSY / waits on), and one that waits
 ** marks the file so that lockers that keep coming let it in. token names
-** this locker. SIO_OK, SIO_BUSY, SIO_IOERR, STATEIO_CORRUPT_COMMIT.
+** this locker. STATEIO_OK, STATEIO_BUSY, STATEIO_IOERR, STATEIO_CORRUPT_COMMIT.
 */
 int sio_lock_wait(int fd, const char *path, int cfd, int timeout_ms,
                   uint64_t token, sio_rec *r);
@@ -169,11 +169,11 @@ int sio_writer_open_named(struct stateio_writer **pp, int fd, int file,
 ** whatever lies past *end is a torn tail, to be cut before appending.
 ** *start_at: where the next entry must begin (*end, or the next block
 ** boundary after a damaged last entry: zero padding goes in between).
-** SIO_NOTLOG when img holds nothing of a log; SIO_CORRUPT_* when the end of
+** STATEIO_NOTLOG when img holds nothing of a log; SIO_CORRUPT_* when the end of
 ** the log cannot say which epoch is current.
 */
-struct logio_image;
-int sio_log_end(const struct logio_image *img, uint64_t *end, uint64_t *epoch,
+struct stateio_image;
+int sio_log_end(const struct stateio_image *img, uint64_t *end, uint64_t *epoch,
                 uint64_t *start_at);
 
 /* Little-endian helpers. */

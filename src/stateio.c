@@ -13,16 +13,16 @@
 #include "sio_int.h"
 
 int stateio_parse_entry(const unsigned char *p, size_t n, stateio_entry *out){
-  if( n < STATEIO_ENTRY_HEADER ) return SIO_CORRUPT_ENTRY;
-  if( p[0] != STATEIO_UPDATE && p[0] != STATEIO_SNAPSHOT ) return SIO_CORRUPT_ENTRY;
+  if( n < STATEIO_ENTRY_HEADER ) return STATEIO_CORRUPT_ENTRY;
+  if( p[0] != STATEIO_UPDATE && p[0] != STATEIO_SNAPSHOT ) return STATEIO_CORRUPT_ENTRY;
   out->kind = p[0];
   out->epoch = sio_get64(p + 1);
   out->data = p + STATEIO_ENTRY_HEADER;
   out->len = n - STATEIO_ENTRY_HEADER;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
-void stateio_epoch_clear(stateio_epoch *st){
+void stateio_state_clear(stateio_state *st){
   sio_free(st->snapshot);
   memset(st, 0, sizeof(*st));
 }
@@ -35,7 +35,7 @@ void stateio_epoch_clear(stateio_epoch *st){
 ** never seen; a dead writer's commit is settled when the lock is free
 ** (recovered if the files may be written, else decided in memory).
 */
-int stateio_open_image(const char *path, logio_image *img){
+int stateio_open_image(const char *path, stateio_image *img){
   memset(img, 0, sizeof(*img));
   img->fd = -1;
   int fd;
@@ -50,10 +50,10 @@ int stateio_open_image(const char *path, logio_image *img){
     img->fd = -1;
     return rc;
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
-void stateio_close_image(logio_image *img){
+void stateio_close_image(stateio_image *img){
   if( img->fd >= 0 ) close(img->fd);
   img->fd = -1;
 }
@@ -63,7 +63,7 @@ void stateio_close_image(logio_image *img){
 ** that starts there, or (epoch 0 only) no snapshot when the log begins with
 ** an update. Leaves log_end and torn_len alone.
 */
-static int read_epoch(const logio_image *img, uint64_t epoch, stateio_epoch *st){
+static int read_epoch(const stateio_image *img, uint64_t epoch, stateio_state *st){
   sio_free(st->snapshot);
   st->snapshot = NULL;
   st->snapshot_len = 0;
@@ -72,22 +72,22 @@ static int read_epoch(const logio_image *img, uint64_t epoch, stateio_epoch *st)
   st->snapshot_end = 0;
   st->updates_start = 0;
   st->epoch = epoch;
-  if( epoch == 0 && logio_image_size(img) == 0 ) return SIO_OK;
+  if( epoch == 0 && stateio_image_size(img) == 0 ) return STATEIO_OK;
 
   logio_entry e;
   int rc = logio_read_entry_at(img, epoch, &e);
-  if( rc == SIO_CORRUPT_LOG || rc == SIO_TORN ) rc = SIO_NOTFOUND;
+  if( rc == STATEIO_CORRUPT_LOG || rc == STATEIO_TORN ) rc = STATEIO_NOTFOUND;
   if( rc ){
     st->bad_offset = epoch;
     return rc;
   }
   stateio_entry se;
   rc = stateio_parse_entry(e.data, e.len, &se);
-  if( rc == SIO_OK && se.kind == STATEIO_SNAPSHOT ){
+  if( rc == STATEIO_OK && se.kind == STATEIO_SNAPSHOT ){
     /* The epoch before a snapshot lies before it (or is 0 for one at 0). */
-    if( se.epoch > epoch || (se.epoch == epoch && epoch != 0) ) rc = SIO_CORRUPT_ENTRY;
-  }else if( rc == SIO_OK ){
-    if( epoch != 0 ) rc = SIO_NOTFOUND;   /* an update, not the start of an epoch */
+    if( se.epoch > epoch || (se.epoch == epoch && epoch != 0) ) rc = STATEIO_CORRUPT_ENTRY;
+  }else if( rc == STATEIO_OK ){
+    if( epoch != 0 ) rc = STATEIO_NOTFOUND;   /* an update, not the start of an epoch */
   }
   if( rc ){
     sio_free((void*)e.data);
@@ -108,10 +108,10 @@ static int read_epoch(const logio_image *img, uint64_t epoch, stateio_epoch *st)
     sio_free((void*)e.data);
     st->updates_start = 0;
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
-int stateio_read_epoch(const logio_image *img, uint64_t epoch, stateio_epoch *st){
+int stateio_read_epoch(const stateio_image *img, uint64_t epoch, stateio_state *st){
   memset(st, 0, sizeof(*st));
   return read_epoch(img, epoch, st);
 }
@@ -127,7 +127,7 @@ int stateio_read_epoch(const logio_image *img, uint64_t epoch, stateio_epoch *st
 ** good entry, leaves the current epoch as it is: readers report it as a
 ** damaged region at the end of the epoch's updates. Any other damage at
 ** the end might hide a snapshot, so the current epoch is not known:
-** SIO_CORRUPT_LOG, never an older epoch as if it were current.
+** STATEIO_CORRUPT_LOG, never an older epoch as if it were current.
 */
 typedef struct log_tail {
   int has_last;            /* the log has a complete, valid entry */
@@ -146,36 +146,36 @@ static int entry_epoch(const unsigned char *p, size_t n, uint64_t off, uint64_t 
   if( se.kind == STATEIO_SNAPSHOT ){
     *epoch = off;
   }else{
-    if( se.epoch > off ) return SIO_CORRUPT_ENTRY;
+    if( se.epoch > off ) return STATEIO_CORRUPT_ENTRY;
     *epoch = se.epoch;
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
-static int find_tail(const logio_image *img, log_tail *t){
+static int find_tail(const stateio_image *img, log_tail *t){
   memset(t, 0, sizeof(*t));
-  uint64_t total = logio_image_size(img), start, end;
-  if( total == 0 ) return SIO_OK;
+  uint64_t total = stateio_image_size(img), start, end;
+  if( total == 0 ) return STATEIO_OK;
   int rc = logio_rewind(img, total, &start, &end);
-  if( rc == SIO_OK ){
+  if( rc == STATEIO_OK ){
     logio_entry e;
     rc = logio_read_entry_at(img, start, &e);
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK ){
       rc = entry_epoch(e.data, e.len, start, &t->epoch);
       sio_free((void*)e.data);
     }
     if( rc ){
       t->bad_offset = start;
-      return rc == SIO_NOTFOUND ? SIO_CORRUPT_LOG : rc;
+      return rc == STATEIO_NOTFOUND ? STATEIO_CORRUPT_LOG : rc;
     }
     t->has_last = 1;
     t->end = end;
-  }else if( rc != SIO_DONE ){
+  }else if( rc != STATEIO_DONE ){
     return rc;
   }else if( !logio_starts_with_record(img) ){
-    return SIO_NOTLOG;       /* nothing of a log: not ours to truncate */
+    return STATEIO_NOTLOG;       /* nothing of a log: not ours to truncate */
   }
-  if( t->end == total ) return SIO_OK;
+  if( t->end == total ) return STATEIO_OK;
 
   logio_reader *r;
   rc = logio_reader_open_after(&r, img, t->end);
@@ -186,20 +186,20 @@ static int find_tail(const logio_image *img, log_tail *t){
   for(;;){
     logio_entry e;
     rc = logio_reader_next(r, &e);
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK ){
       /* Only when rewinding and reading forward disagree: the reader wins. */
       rc = entry_epoch(e.data, e.len, e.offset, &t->epoch);
       if( rc ){ t->bad_offset = e.offset; break; }
       t->has_last = 1;
       t->end = e.end;
       at_region = 0;
-    }else if( rc == SIO_CORRUPT_LOG ){
+    }else if( rc == STATEIO_CORRUPT_LOG ){
       region = e;
       at_region = 1;
-    }else if( rc == SIO_TORN ){
+    }else if( rc == STATEIO_TORN ){
       /* Counted below. */
-    }else if( rc == SIO_DONE ){
-      rc = SIO_OK;
+    }else if( rc == STATEIO_DONE ){
+      rc = STATEIO_OK;
       if( at_region ){
         logio_damage d;
         logio_reader_damage(r, &d);
@@ -211,7 +211,7 @@ static int find_tail(const logio_image *img, log_tail *t){
           t->damaged_end = 1;
         }else{
           t->bad_offset = region.offset;
-          rc = SIO_CORRUPT_LOG;
+          rc = STATEIO_CORRUPT_LOG;
         }
       }
       break;
@@ -221,7 +221,7 @@ static int find_tail(const logio_image *img, log_tail *t){
   }
   logio_reader_close(r);
   /* What follows the entries holds none: a torn append (or its padding). */
-  if( rc == SIO_OK ) t->torn_len = total - t->end;
+  if( rc == STATEIO_OK ) t->torn_len = total - t->end;
   return rc;
 }
 
@@ -232,25 +232,25 @@ static int find_tail(const logio_image *img, log_tail *t){
 ** snapshot is a broken chain. An entry there that cannot be read is damage
 ** in an older epoch, which does not make the current state wrong.
 */
-static int check_chain(const logio_image *img, const stateio_epoch *st){
-  if( !st->has_snapshot || st->epoch == 0 ) return SIO_OK;
+static int check_chain(const stateio_image *img, const stateio_state *st){
+  if( !st->has_snapshot || st->epoch == 0 ) return STATEIO_OK;
   uint64_t prev = st->prev_epoch;
   unsigned char head[STATEIO_ENTRY_HEADER];
   size_t n;
   int rc = logio_peek_entry(img, prev, head, &n);
-  if( rc == SIO_CORRUPT_LOG ) return SIO_OK;
+  if( rc == STATEIO_CORRUPT_LOG ) return STATEIO_OK;
   if( rc ) return rc;
-  if( n < STATEIO_ENTRY_HEADER ) return SIO_CORRUPT_ENTRY;
+  if( n < STATEIO_ENTRY_HEADER ) return STATEIO_CORRUPT_ENTRY;
   uint64_t field = sio_get64(head + 1);
   if( head[0] == STATEIO_SNAPSHOT ){
-    if( field < prev || (field == 0 && prev == 0) ) return SIO_OK;
+    if( field < prev || (field == 0 && prev == 0) ) return STATEIO_OK;
   }else if( head[0] == STATEIO_UPDATE && prev == 0 ){
-    return SIO_OK;           /* epoch 0 begun without a snapshot */
+    return STATEIO_OK;           /* epoch 0 begun without a snapshot */
   }
-  return SIO_CORRUPT_ENTRY;
+  return STATEIO_CORRUPT_ENTRY;
 }
 
-int stateio_restore(const logio_image *img, stateio_epoch *st){
+int stateio_restore(const stateio_image *img, stateio_state *st){
   memset(st, 0, sizeof(*st));
   log_tail t;
   int rc = find_tail(img, &t);
@@ -265,10 +265,10 @@ int stateio_restore(const logio_image *img, stateio_epoch *st){
     ** its offset; if it is damaged that is an error, never an older epoch.
     */
     rc = read_epoch(img, t.epoch, st);
-    if( rc == SIO_NOTFOUND ) rc = SIO_CORRUPT_LOG;
-    if( rc == SIO_OK ) rc = check_chain(img, st);
+    if( rc == STATEIO_NOTFOUND ) rc = STATEIO_CORRUPT_LOG;
+    if( rc == STATEIO_OK ) rc = check_chain(img, st);
     if( rc ){
-      stateio_epoch_clear(st);   /* the caller owns nothing after an error */
+      stateio_state_clear(st);   /* the caller owns nothing after an error */
       st->bad_offset = t.epoch;
       return rc;
     }
@@ -276,10 +276,10 @@ int stateio_restore(const logio_image *img, stateio_epoch *st){
   /* Without a complete entry: epoch 0, no snapshot, updates from offset 0. */
   st->log_end = t.end;
   st->torn_len = t.torn_len;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
-int sio_log_end(const logio_image *img, uint64_t *end, uint64_t *epoch, uint64_t *start_at){
+int sio_log_end(const stateio_image *img, uint64_t *end, uint64_t *epoch, uint64_t *start_at){
   log_tail t;
   int rc = find_tail(img, &t);
   if( rc ) return rc;
@@ -291,7 +291,7 @@ int sio_log_end(const logio_image *img, uint64_t *end, uint64_t *epoch, uint64_t
   ** there: the next entry goes to the next block, where they find it.
   */
   *start_at = t.damaged_end && t.end % LOGIO_BLOCK ? t.end - t.end % LOGIO_BLOCK + LOGIO_BLOCK : t.end;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* ------------------------------------------------------------ update reader */
@@ -303,11 +303,11 @@ struct stateio_updates {
   int done;
 };
 
-int stateio_updates_open(stateio_updates **pp, const logio_image *img,
-                         const stateio_epoch *st){
+int stateio_updates_open(stateio_updates **pp, const stateio_image *img,
+                         const stateio_state *st){
   *pp = NULL;
   stateio_updates *u = sio_malloc(sizeof(*u));
-  if( !u ) return SIO_NOMEM;
+  if( !u ) return STATEIO_NOMEM;
   memset(u, 0, sizeof(*u));
   u->epoch = st->epoch;
   u->seq = -1;
@@ -317,27 +317,27 @@ int stateio_updates_open(stateio_updates **pp, const logio_image *img,
     return rc;
   }
   *pp = u;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int stateio_updates_next(stateio_updates *u, logio_entry *e){
-  if( u->done ) return SIO_DONE;
+  if( u->done ) return STATEIO_DONE;
   stateio_entry se;
   int rc = stateio_scan_next(u->s, &se);
   e->offset = se.offset;
   e->end = se.end;
   e->data = NULL;
   e->len = (size_t)(se.end - se.offset);
-  if( rc == SIO_DONE || se.kind == STATEIO_SNAPSHOT ){
+  if( rc == STATEIO_DONE || se.kind == STATEIO_SNAPSHOT ){
     u->done = 1;              /* the end of the log, or the next epoch begins */
-    return SIO_DONE;
+    return STATEIO_DONE;
   }
-  if( rc == SIO_OK && se.epoch != u->epoch ) rc = SIO_CORRUPT_ENTRY;
-  if( rc != SIO_OK ) return rc;
+  if( rc == STATEIO_OK && se.epoch != u->epoch ) rc = STATEIO_CORRUPT_ENTRY;
+  if( rc != STATEIO_OK ) return rc;
   u->seq++;
   e->data = se.data;
   e->len = se.len;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int64_t stateio_updates_seq(const stateio_updates *u){ return u->seq; }
@@ -350,7 +350,7 @@ void stateio_updates_close(stateio_updates *u){
 
 /* ------------------------------------------------------------ check */
 
-int stateio_check(const logio_image *img, stateio_check_fn cb, void *arg){
+int stateio_check(const stateio_image *img, stateio_check_fn cb, void *arg){
   stateio_scan *s;
   int rc = stateio_scan_open(&s, img, 0, 0);
   if( rc ) return rc;
@@ -363,14 +363,14 @@ int stateio_check(const logio_image *img, stateio_check_fn cb, void *arg){
   for(;;){
     stateio_entry e;
     rc = stateio_scan_next(s, &e);
-    if( rc == SIO_CORRUPT_LOG || rc == SIO_CORRUPT_ENTRY ){
+    if( rc == STATEIO_CORRUPT_LOG || rc == STATEIO_CORRUPT_ENTRY ){
       if( (stop = cb(arg, e.offset, e.end - e.offset, e.problem)) != 0 ) break;
       continue;
     }
-    if( rc == SIO_OK ) continue;
-    if( rc == SIO_DONE ){
+    if( rc == STATEIO_OK ) continue;
+    if( rc == STATEIO_DONE ){
       uint64_t len, off = stateio_scan_torn(s, &len);
-      rc = SIO_OK;
+      rc = STATEIO_OK;
       if( len > 0 ) stop = cb(arg, off, len, "torn tail");
     }
     break;

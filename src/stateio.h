@@ -12,7 +12,7 @@
 ** how far readers may see (doc/COMMIT.md); the log's bytes stay the
 ** reference format.
 **
-** All functions return SIO_* status codes from logio.h. After SIO_IOERR,
+** All functions return SIO_* status codes from logio.h. After STATEIO_IOERR,
 ** errno holds the failing system call's error. Nothing here prints.
 **
 ** Damage, and what the library does with it:
@@ -25,7 +25,7 @@
 **  - Damage in the middle of the log is never truncated. Readers report it
 **    (offset and length) and can go on past it.
 **  - A non-empty file with no complete entry and no valid record at offset 0
-**    is SIO_NOTLOG: never truncated, never written to.
+**    is STATEIO_NOTLOG: never truncated, never written to.
 */
 #ifndef STATEIO_STATEIO_H
 #define STATEIO_STATEIO_H
@@ -66,13 +66,13 @@ typedef struct stateio_entry {
 } stateio_entry;
 
 /*
-** Decode payload p[0..n) as a state entry. SIO_CORRUPT_ENTRY when it is
+** Decode payload p[0..n) as a state entry. STATEIO_CORRUPT_ENTRY when it is
 ** shorter than 9 bytes or its kind is neither 1 nor 2.
 */
 int stateio_parse_entry(const unsigned char *p, size_t n, stateio_entry *out);
 
 /* One epoch of a log, as restore or stateio_read_epoch() finds it. */
-typedef struct stateio_epoch {
+typedef struct stateio_state {
   uint64_t epoch;          /* its number: the offset of its snapshot, 0 for the first */
   int has_snapshot;        /* 0: the first epoch, begun without a snapshot */
   uint64_t prev_epoch;     /* the snapshot's epoch field; 0 when there is no snapshot */
@@ -83,31 +83,31 @@ typedef struct stateio_epoch {
   uint64_t log_end;        /* end of the log's last complete entry (restore only) */
   uint64_t torn_len;       /* bytes of torn tail after log_end (restore only) */
   uint64_t bad_offset;     /* on a corruption error: where the damage is */
-} stateio_epoch;
+} stateio_state;
 
 /*
 ** Restore the current state of a log image: the last epoch, its snapshot,
 ** and where its updates start (read them with stateio_updates_open()).
 ** An empty image is epoch 0 with no snapshot. Errors:
-**   SIO_CORRUPT_ENTRY  the last entry, or the entry its epoch names, is not
+**   STATEIO_CORRUPT_ENTRY  the last entry, or the entry its epoch names, is not
 **                      a valid state entry (st->bad_offset says where)
-**   SIO_CORRUPT_LOG    the current epoch's snapshot is damaged: restore never
+**   STATEIO_CORRUPT_LOG    the current epoch's snapshot is damaged: restore never
 **                      falls back to an older epoch (st->bad_offset)
-**   SIO_NOTLOG         not a stateio log at all
-** On success the caller owns st->snapshot: free it with stateio_epoch_clear().
+**   STATEIO_NOTLOG         not a stateio log at all
+** On success the caller owns st->snapshot: free it with stateio_state_clear().
 */
-int stateio_restore(const logio_image *img, stateio_epoch *st);
+int stateio_restore(const stateio_image *img, stateio_state *st);
 
 /*
 ** Read any epoch given its number (from restore, a snapshot's prev_epoch,
-** or the epochs of a scan). SIO_NOTFOUND when no snapshot starts at
+** or the epochs of a scan). STATEIO_NOTFOUND when no snapshot starts at
 ** `epoch` (and epoch is not 0). Walk the chain of epochs backwards with
 ** st->prev_epoch until an epoch without snapshot or epoch 0.
 */
-int stateio_read_epoch(const logio_image *img, uint64_t epoch, stateio_epoch *st);
+int stateio_read_epoch(const stateio_image *img, uint64_t epoch, stateio_state *st);
 
 /* Free what an epoch holds and zero it. */
-void stateio_epoch_clear(stateio_epoch *st);
+void stateio_state_clear(stateio_state *st);
 
 /*
 ** Open `path` read-only and make an image of it as readers may see it:
@@ -119,31 +119,31 @@ void stateio_epoch_clear(stateio_epoch *st);
 ** files are not changed). img->journaled and img->committed say what the
 ** commit file says. Never blocks: a FIFO or device is refused before any
 ** read, and the lock is only tried.
-** SIO_IOERR with errno (ENOENT, EACCES, EISDIR for a directory ...);
-** SIO_NOTLOG for anything but a regular file (/dev/null, a pipe ...);
+** STATEIO_IOERR with errno (ENOENT, EACCES, EISDIR for a directory ...);
+** STATEIO_NOTLOG for anything but a regular file (/dev/null, a pipe ...);
 ** STATEIO_CORRUPT_COMMIT when PATH-commit is damaged (wrong size, bad
 ** checksum): the file named by the status, never silently ignored.
 */
-int stateio_open_image(const char *path, logio_image *img);
+int stateio_open_image(const char *path, stateio_image *img);
 
 /* Close the file of an image made by stateio_open_image(). */
-void stateio_close_image(logio_image *img);
+void stateio_close_image(stateio_image *img);
 
 /* Reader of one epoch's updates, in order. */
 typedef struct stateio_updates stateio_updates;
 
 /* Open a reader of the updates of epoch st (restored or read). */
-int stateio_updates_open(stateio_updates **pp, const logio_image *img,
-                         const stateio_epoch *st);
+int stateio_updates_open(stateio_updates **pp, const stateio_image *img,
+                         const stateio_state *st);
 
 /*
 ** Next update of the epoch:
-**   SIO_OK            e->offset (where the entry starts), e->data/e->len
+**   STATEIO_OK            e->offset (where the entry starts), e->data/e->len
 **                     (the application's bytes, valid until the next call)
-**   SIO_DONE          the epoch ends (next snapshot, or end of the log;
+**   STATEIO_DONE          the epoch ends (next snapshot, or end of the log;
 **                     a torn tail is the end of the log)
-**   SIO_CORRUPT_LOG   damaged region e->offset, e->len; calling again goes on
-**   SIO_CORRUPT_ENTRY an entry at e->offset that is not a valid update of
+**   STATEIO_CORRUPT_LOG   damaged region e->offset, e->len; calling again goes on
+**   STATEIO_CORRUPT_ENTRY an entry at e->offset that is not a valid update of
 **                     this epoch; calling again goes on
 ** The sequence number of the last update returned is stateio_updates_seq().
 */
@@ -160,11 +160,11 @@ void stateio_updates_close(stateio_updates *u);
 ** offset, length and a short phrase ("checksum mismatch", "broken entry
 ** sequence", "torn tail", "bad entry kind", "update of the wrong epoch",
 ** ...). A callback that returns non-zero stops the check, and that value is
-** returned. SIO_OK when the whole log was checked (problems or not).
+** returned. STATEIO_OK when the whole log was checked (problems or not).
 */
 typedef int (*stateio_check_fn)(void *arg, uint64_t offset, uint64_t length,
                                 const char *problem);
-int stateio_check(const logio_image *img, stateio_check_fn cb, void *arg);
+int stateio_check(const stateio_image *img, stateio_check_fn cb, void *arg);
 
 /* ---------------------------------------------------------------- scan */
 
@@ -186,31 +186,31 @@ typedef struct stateio_scan stateio_scan;
 ** of an entry. `epoch` is the epoch in force at start (0 at offset 0), or
 ** STATEIO_EPOCH_UNKNOWN. The image must stay valid while the scan lives.
 */
-int stateio_scan_open(stateio_scan **pp, const logio_image *img,
+int stateio_scan_open(stateio_scan **pp, const stateio_image *img,
                       uint64_t start, uint64_t epoch);
 
 /*
 ** The next entry or damaged region, in file order:
-**   SIO_OK            *e is a valid state entry that keeps the epoch rules
+**   STATEIO_OK            *e is a valid state entry that keeps the epoch rules
 **                     as far as the scan knows them: an update of the epoch
 **                     in force, a snapshot naming the epoch before it
-**   SIO_CORRUPT_LOG   e->offset, e->end: a damaged region of the block log
+**   STATEIO_CORRUPT_LOG   e->offset, e->end: a damaged region of the block log
 **                     (bytes that hold no complete valid entry); e->problem
-**   SIO_CORRUPT_ENTRY a complete block-log entry that is not a good state
+**   STATEIO_CORRUPT_ENTRY a complete block-log entry that is not a good state
 **                     entry: shorter than 9 bytes, an unknown kind, an
 **                     update of another epoch, a snapshot whose previous
 **                     epoch is wrong; e->problem says which, and kind,
 **                     epoch and data are set when the entry decodes
-**   SIO_DONE          the end of the log; a torn tail, if any, is given by
+**   STATEIO_DONE          the end of the log; a torn tail, if any, is given by
 **                     stateio_scan_torn()
-**   SIO_IOERR / SIO_NOMEM / SIO_TOOBIG  the scan cannot go on
+**   STATEIO_IOERR / STATEIO_NOMEM / STATEIO_TOOBIG  the scan cannot go on
 ** After SIO_CORRUPT_* the next call goes on past the entry or region.
 ** e->data is valid until the next call.
 */
 int stateio_scan_next(stateio_scan *s, stateio_entry *e);
 
 /*
-** After SIO_DONE: where a torn tail begins and how long it is (0 when the
+** After STATEIO_DONE: where a torn tail begins and how long it is (0 when the
 ** log ends cleanly): bytes after the last complete entry that hold no
 ** complete entry (an append cut short by a crash).
 */
@@ -231,7 +231,7 @@ void stateio_scan_close(stateio_scan *s);
 
 /* ---------------------------------------------------------------- writer */
 
-#define STATEIO_SYNC   0x01  /* fdatasync at every commit: a commit that returned SIO_OK is durable */
+#define STATEIO_SYNC   0x01  /* fdatasync at every commit: a commit that returned STATEIO_OK is durable */
 #define STATEIO_CREATE 0x02  /* stateio_writer_open: create the file if missing */
 
 typedef struct stateio_writer stateio_writer;
@@ -244,9 +244,9 @@ typedef struct stateio_writer stateio_writer;
 ** writer keeps the commit file PATH-commit (created by the first commit
 ** that needs it: with STATEIO_SYNC or several entries; created crash-safe
 ** through PATH-commit.tmp and a rename, the directory synced).
-** SIO_IOERR with errno for an unopenable path, or (STATEIO_CREATE with
+** STATEIO_IOERR with errno for an unopenable path, or (STATEIO_CREATE with
 ** STATEIO_SYNC) when the new file's directory cannot be synced;
-** SIO_NOTLOG / SIO_CORRUPT_* are reported by the first append if the file
+** STATEIO_NOTLOG / SIO_CORRUPT_* are reported by the first append if the file
 ** is not a healthy log.
 */
 int stateio_writer_open(stateio_writer **pp, const char *path, int flags);
@@ -266,10 +266,10 @@ int stateio_writer_open_fd(stateio_writer **pp, int fd, uint64_t offset,
 /*
 ** How long the first append of a batch waits for the write lock while
 ** another writer (or compaction) holds it, in milliseconds (0, the
-** default: SIO_BUSY at once). Like SQLite's busy handler, it polls with
+** default: STATEIO_BUSY at once). Like SQLite's busy handler, it polls with
 ** growing sleeps (1, 2, 5, 10 ... 100 ms). A writer that has waited
 ** announces itself in the commit file, and writers that come later let it
-** in first (they wait, or get SIO_BUSY with no timeout), so a waiter is
+** in first (they wait, or get STATEIO_BUSY with no timeout), so a waiter is
 ** not starved by writers that commit in a loop.
 */
 void stateio_writer_set_timeout(stateio_writer *w, int ms);
@@ -303,7 +303,7 @@ int stateio_writer_begin_bulk(stateio_writer *w);
 /*
 ** Append an update / a snapshot to the current epoch. The first append of
 ** a batch takes the write lock (waiting as set by
-** stateio_writer_set_timeout(); SIO_BUSY if another open file description
+** stateio_writer_set_timeout(); STATEIO_BUSY if another open file description
 ** holds it), settles a commit a dead writer left in flight, and re-reads
 ** the end of the file. A snapshot starts a new epoch at aligned(end).
 ** STATEIO_CORRUPT_COMMIT: PATH-commit is damaged (nothing is written).
@@ -325,7 +325,7 @@ int stateio_snapshot(stateio_writer *w, const void *data, size_t len);
 **
 ** Crash atomicity: a crash or kill -9 at any point leaves the whole batch
 ** or none of it, once the next writer, compaction or reader has recovered
-** the log. With STATEIO_SYNC a commit that returned SIO_OK survives a
+** the log. With STATEIO_SYNC a commit that returned STATEIO_OK survives a
 ** power loss; no complete entry is ever lost or followed by garbage.
 **
 ** A failed commit leaves nothing: the file is cut back to where the batch
@@ -347,7 +347,7 @@ int stateio_writer_commit(stateio_writer *w);
 ** stateio_writer_commit() (step 3: visible, lock released) or
 ** stateio_writer_rollback() (the batch is cut back, the cut synced, the
 ** record done; as if it had never been). No append between the two
-** (SIO_MISUSE). On failure prepare undoes the batch as a failed commit
+** (STATEIO_MISUSE). On failure prepare undoes the batch as a failed commit
 ** does, releases the lock and returns the error; the writer is outside a
 ** batch. A crash between prepare and commit leaves the batch in the log
 ** (it is durable and whole): a caller that needs the log to agree with
@@ -361,7 +361,7 @@ int stateio_writer_prepare(stateio_writer *w);
 ** the batch back. Its bytes leave the file again (the cut synced, the
 ** record says nothing is in flight) and are pending in memory, as before
 ** the prepare, so that the batch can grow, be rolled back to a mark, be
-** prepared again or rolled back. The lock is kept. SIO_OK when nothing was
+** prepared again or rolled back. The lock is kept. STATEIO_OK when nothing was
 ** prepared.
 */
 int stateio_writer_reopen(stateio_writer *w);
@@ -396,7 +396,7 @@ int stateio_writer_locked(const stateio_writer *w);
 ** done), following a replaced (compacted) file. Valid until the next call
 ** on the writer.
 */
-int stateio_writer_image(stateio_writer *w, logio_image *img);
+int stateio_writer_image(stateio_writer *w, stateio_image *img);
 
 /* Roll back any open batch, release the lock, close the file (if owned). */
 int stateio_writer_close(stateio_writer *w);
@@ -433,7 +433,7 @@ typedef struct stateio_compact_info {
 ** PATH.compact is renamed over path and the directory is synced. Any crash
 ** leaves the old log (with its own record, or one that is stale for it:
 ** taken as it is) or the new log with its own, never a mix. The log's
-** write lock is held meanwhile: SIO_BUSY if a writer holds it.
+** write lock is held meanwhile: STATEIO_BUSY if a writer holds it.
 ** Writers and readers that have the old file open notice the new one (its
 ** link count is 0) when they next lock or take an image. Damage in the
 ** kept epochs: SIO_CORRUPT_* and nothing changes (info->bad_offset says

@@ -76,7 +76,7 @@ struct stateio_writer {
 
 /* Remember which file failed; returns rc. */
 static int fail(stateio_writer *w, int rc, const char *file){
-  if( rc != SIO_OK && rc != SIO_BUSY ) w->errfile = file;
+  if( rc != STATEIO_OK && rc != STATEIO_BUSY ) w->errfile = file;
   return rc;
 }
 
@@ -85,8 +85,8 @@ static int open_path(stateio_writer *w){
   int fd = -1, rc;
   if( w->flags & STATEIO_CREATE ){
     rc = sio_open_regular(w->path, STATEIO_FILE_LOG, O_RDWR | O_CREAT | O_EXCL, 0644, &fd);
-    if( rc == SIO_OK ) created = 1;
-    else if( rc != SIO_IOERR || errno != EEXIST ) return fail(w, rc, w->path);
+    if( rc == STATEIO_OK ) created = 1;
+    else if( rc != STATEIO_IOERR || errno != EEXIST ) return fail(w, rc, w->path);
   }
   if( fd < 0 ){
     rc = sio_open_regular(w->path, STATEIO_FILE_LOG, O_RDWR, 0, &fd);
@@ -113,18 +113,18 @@ static int open_path(stateio_writer *w){
   w->known = 0;
   w->own_rec = 0;
   w->tail_end = UINT64_MAX;    /* another file: nothing of it written by us yet */
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* Open the commit file if there is one and we have not yet (ENOENT: none yet). */
 static int open_commit(stateio_writer *w){
-  if( !w->cpath || w->cfd >= 0 ) return SIO_OK;
+  if( !w->cpath || w->cfd >= 0 ) return STATEIO_OK;
   int rc = sio_open_regular(w->cpath, STATEIO_FILE_COMMIT, O_RDWR, 0, &w->cfd);
-  if( rc == SIO_IOERR && errno == ENOENT ) return SIO_OK;
-  if( rc == SIO_NOTLOG ) rc = STATEIO_CORRUPT_COMMIT;
-  if( rc == SIO_OK ){
+  if( rc == STATEIO_IOERR && errno == ENOENT ) return STATEIO_OK;
+  if( rc == STATEIO_NOTLOG ) rc = STATEIO_CORRUPT_COMMIT;
+  if( rc == STATEIO_OK ){
     struct stat st;
-    if( fstat(w->cfd, &st) != 0 ) rc = SIO_IOERR;
+    if( fstat(w->cfd, &st) != 0 ) rc = STATEIO_IOERR;
     else if( st.st_size != SIO_COMMIT_FILE_SIZE ) rc = STATEIO_CORRUPT_COMMIT;
     if( rc ){
       int e = errno;
@@ -164,20 +164,20 @@ static void writer_free(stateio_writer *w){
 int stateio_writer_open(stateio_writer **pp, const char *path, int flags){
   *pp = NULL;
   stateio_writer *w = writer_new(flags);
-  if( !w ) return SIO_NOMEM;
+  if( !w ) return STATEIO_NOMEM;
   w->path = sio_strdup(path);
   w->cpath = sio_commit_path(path);
   w->dpath = sio_strdup(path);
   if( !w->path || !w->cpath || !w->dpath ){
     writer_free(w);
-    return SIO_NOMEM;
+    return STATEIO_NOMEM;
   }
   {
     /* dirname() may return a static string or shorten its argument. */
     char *d = sio_strdup(dirname(w->dpath));
     sio_free(w->dpath);
     w->dpath = d;
-    if( !d ){ writer_free(w); return SIO_NOMEM; }
+    if( !d ){ writer_free(w); return STATEIO_NOMEM; }
   }
   w->name = w->path;
   w->own_fd = 1;
@@ -193,30 +193,30 @@ int stateio_writer_open(stateio_writer **pp, const char *path, int flags){
   ** something before the first append. The first append checks it again
   ** under the lock and reports a file that is not a healthy log.
   */
-  if( find_end(w) != SIO_OK ) w->known = 0;
+  if( find_end(w) != STATEIO_OK ) w->known = 0;
   w->errfile = NULL;
   *pp = w;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int stateio_writer_open_fd(stateio_writer **pp, int fd, uint64_t offset,
                            uint64_t epoch, int flags){
   *pp = NULL;
-  if( fd < 0 || epoch > offset ) return SIO_MISUSE;
+  if( fd < 0 || epoch > offset ) return STATEIO_MISUSE;
   stateio_writer *w = writer_new(flags & ~STATEIO_CREATE);
-  if( !w ) return SIO_NOMEM;
+  if( !w ) return STATEIO_NOMEM;
   w->fd = fd;
   w->given = 1;
   w->end = offset;
   w->file_size = offset;
   w->epoch = epoch;
   *pp = w;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int sio_writer_open_named(stateio_writer **pp, int fd, int file, const char *name){
   int rc = stateio_writer_open_fd(pp, fd, 0, 0, 0);
-  if( rc == SIO_OK ){
+  if( rc == STATEIO_OK ){
     (*pp)->file = file;
     (*pp)->name = name;
   }
@@ -232,33 +232,33 @@ const char *stateio_writer_errfile(const stateio_writer *w){
 }
 
 /* An image of the file as it is (fstat), with what its record says. */
-static int file_image(stateio_writer *w, logio_image *img){
-  int rc = logio_image_from_fd(img, w->fd);
+static int file_image(stateio_writer *w, stateio_image *img){
+  int rc = stateio_image_from_fd(img, w->fd);
   if( rc ) return fail(w, rc, w->name);
   if( w->own_rec && w->rec.state == SIO_REC_DONE && w->rec.l1 <= img->file_size ){
     img->journaled = 1;
     img->committed = (w->rec.flags & SIO_REC_SYNCED) ? w->rec.l1 : 0;
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* Find the end of the log and its current epoch from the file (sio_log_end). */
 static int find_end(stateio_writer *w){
-  logio_image img;
+  stateio_image img;
   int rc = file_image(w, &img);
-  if( rc == SIO_OK ) rc = fail(w, sio_log_end(&img, &w->end, &w->epoch, &w->start_at), w->name);
+  if( rc == STATEIO_OK ) rc = fail(w, sio_log_end(&img, &w->end, &w->epoch, &w->start_at), w->name);
   if( rc ) return rc;
   w->file_size = img.file_size;
   w->known = 1;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* Release the lock. A failed unlock closes the descriptor, which drops it, and reopens. */
 static int unlock(stateio_writer *w){
-  if( !w->locked ) return SIO_OK;
+  if( !w->locked ) return STATEIO_OK;
   w->locked = 0;
   int rc = sio_flock(w->fd, w->file, w->name, LOCK_UN);
-  if( rc == SIO_OK ) return SIO_OK;
+  if( rc == STATEIO_OK ) return STATEIO_OK;
   int e = errno;
   if( w->own_fd && w->path ){
     close(w->fd);
@@ -266,7 +266,7 @@ static int unlock(stateio_writer *w){
     (void)open_path(w);          /* if it fails, the next lock tries again */
     errno = e;
     fail(w, rc, w->path);
-    return SIO_OK;               /* the lock is gone with the descriptor */
+    return STATEIO_OK;               /* the lock is gone with the descriptor */
   }
   errno = e;
   return fail(w, rc, w->name);   /* the caller's descriptor: we cannot close it */
@@ -280,7 +280,7 @@ static int fingerprint(stateio_writer *w, uint64_t anchor, uint64_t *fp){
   size_t want = anchor < SIO_FP_LEN ? (size_t)anchor : SIO_FP_LEN;
   if( w->tail_end == anchor && w->tail_len == want ){
     *fp = sio_fingerprint_of(w->tail, want);
-    return SIO_OK;
+    return STATEIO_OK;
   }
   return fail(w, sio_log_fingerprint(w->fd, anchor, fp), w->name);
 }
@@ -313,7 +313,7 @@ static int put_record(stateio_writer *w, sio_rec r, int sync){
   if( rc ) return fail(w, rc, w->cpath);
   w->rec = r;
   w->own_rec = 1;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* Create the commit file, holding a done record for the log as it is. */
@@ -327,7 +327,7 @@ static int create_commit(stateio_writer *w, sio_rec r){
   if( rc ) return fail(w, rc, bad ? bad : w->dpath);
   w->rec = r;
   w->own_rec = 1;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* A done record that says the log ends at l0, with nothing in flight. */
@@ -344,9 +344,9 @@ static sio_rec done_at(uint64_t l0){
 /* Finish a cut that failed before (double fault), if nobody else has. */
 static int finish_cut(stateio_writer *w, uint64_t *size){
   w->cut_pending = 0;
-  if( *size != w->cut_size || w->cut_to > *size ) return SIO_OK;   /* settled by someone else */
+  if( *size != w->cut_size || w->cut_to > *size ) return STATEIO_OK;   /* settled by someone else */
   int rc = sio_ftruncate(w->fd, w->file, w->name, w->cut_to);
-  if( rc == SIO_OK ) rc = sio_fdatasync(w->fd, w->file, w->name);
+  if( rc == STATEIO_OK ) rc = sio_fdatasync(w->fd, w->file, w->name);
   if( rc ){
     w->cut_pending = 1;
     return fail(w, rc, w->name);
@@ -354,7 +354,7 @@ static int finish_cut(stateio_writer *w, uint64_t *size){
   *size = w->cut_to;
   w->known = 0;
   if( w->cfd >= 0 ) return put_record(w, done_at(w->cut_to), 1);
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* Take the lock, settle the commit file, make sure end/epoch describe the file as it is now. */
@@ -371,7 +371,7 @@ static int lock_and_refresh(stateio_writer *w){
     rc = sio_lock_wait(w->fd, w->name, w->cfd, w->timeout_ms, w->token, &r);
     if( rc ) return fail(w, rc, rc == STATEIO_CORRUPT_COMMIT ? w->cpath : w->name);
     w->locked = 1;
-    if( fstat(w->fd, &st) != 0 ) return fail(w, SIO_IOERR, w->name);
+    if( fstat(w->fd, &st) != 0 ) return fail(w, STATEIO_IOERR, w->name);
     if( !w->path || st.st_nlink > 0 ) break;
     /* The file was replaced (compacted) or removed since we opened it. */
     (void)unlock(w);
@@ -424,30 +424,30 @@ static int lock_and_refresh(stateio_writer *w){
   w->pend_epoch = w->epoch;
   w->pend_len = 0;
   w->pend_count = 0;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int stateio_writer_begin(stateio_writer *w){
-  if( w->in_batch || w->prepared ) return SIO_MISUSE;
+  if( w->in_batch || w->prepared ) return STATEIO_MISUSE;
   w->in_batch = 1;
   w->bulk = 0;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int stateio_writer_begin_bulk(stateio_writer *w){
   int rc = stateio_writer_begin(w);
-  if( rc == SIO_OK ) w->bulk = 1;
+  if( rc == STATEIO_OK ) w->bulk = 1;
   return rc;
 }
 
 /* Cut a torn tail (bytes past the last complete entry) before anything is appended. */
 static int cut_torn(stateio_writer *w){
-  if( w->file_size <= w->end ) return SIO_OK;
+  if( w->file_size <= w->end ) return STATEIO_OK;
   int rc = sio_ftruncate(w->fd, w->file, w->name, w->end);
-  if( rc == SIO_OK && (w->flags & STATEIO_SYNC) ) rc = sio_fdatasync(w->fd, w->file, w->name);
+  if( rc == STATEIO_OK && (w->flags & STATEIO_SYNC) ) rc = sio_fdatasync(w->fd, w->file, w->name);
   if( rc ) return fail(w, rc, w->name);
   w->file_size = w->end;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* Whether this batch's commit needs the commit file (a path writer only). */
@@ -459,7 +459,7 @@ static int needs_record(const stateio_writer *w){
 
 /* Make sure the commit file exists (created holding "done at the batch's start"). */
 static int ensure_commit(stateio_writer *w){
-  if( w->cfd >= 0 ) return SIO_OK;
+  if( w->cfd >= 0 ) return STATEIO_OK;
   return create_commit(w, done_at(w->batch_start));
 }
 
@@ -476,14 +476,14 @@ static int flush_pending(stateio_writer *w){
   w->end += w->pend_len;
   w->file_size = w->end;
   w->pend_len = 0;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 /* A bulk batch's first chunk: record it in flight, its end unknown, before any byte goes out. */
 static int bulk_start(stateio_writer *w){
   int rc = cut_torn(w);
-  if( rc == SIO_OK && w->cpath ) rc = ensure_commit(w);
-  if( rc == SIO_OK && w->cpath ){
+  if( rc == STATEIO_OK && w->cpath ) rc = ensure_commit(w);
+  if( rc == STATEIO_OK && w->cpath ){
     sio_rec r;
     memset(&r, 0, sizeof(r));
     r.state = SIO_REC_INFLIGHT;
@@ -491,11 +491,11 @@ static int bulk_start(stateio_writer *w){
     r.l1 = SIO_L1_UNKNOWN;
     r.flags = (w->flags & STATEIO_SYNC) ? SIO_REC_SYNCED : 0;
     rc = put_record(w, r, (w->flags & STATEIO_SYNC) != 0);
-    if( rc == SIO_OK ) w->inflight = 1;
+    if( rc == STATEIO_OK ) w->inflight = 1;
   }
-  if( rc == SIO_OK ){
+  if( rc == STATEIO_OK ){
     if( !w->hs ) w->hs = XXH64_createState();
-    if( !w->hs ) return SIO_NOMEM;
+    if( !w->hs ) return STATEIO_NOMEM;
     XXH64_reset(w->hs, 0);
   }
   return rc;
@@ -516,16 +516,16 @@ static void undo_batch(stateio_writer *w){
   int sync = (w->flags & STATEIO_SYNC) != 0;
   if( w->wrote ){
     int rc = sio_ftruncate(w->fd, w->file, w->name, l0);
-    if( rc == SIO_OK && sync ) rc = sio_fdatasync(w->fd, w->file, w->name);
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK && sync ) rc = sio_fdatasync(w->fd, w->file, w->name);
+    if( rc == STATEIO_OK ){
       w->end = w->file_size = l0;
-      if( w->inflight && put_record(w, done_at(l0), sync) != SIO_OK ) w->rec_unsure = 1;
+      if( w->inflight && put_record(w, done_at(l0), sync) != STATEIO_OK ) w->rec_unsure = 1;
     }else{
       sio_rec c;
       memset(&c, 0, sizeof(c));
       c.state = SIO_REC_CUT;
       c.l0 = c.l1 = l0;
-      int rc2 = SIO_OK;
+      int rc2 = STATEIO_OK;
       if( w->cpath && w->cfd < 0 ) rc2 = create_commit(w, c);
       else if( w->cpath ) rc2 = put_record(w, c, sync);
       (void)rc2;                       /* the writer's own memory covers it */
@@ -536,7 +536,7 @@ static void undo_batch(stateio_writer *w){
       w->known = 0;
     }
   }else if( w->inflight ){
-    if( put_record(w, done_at(l0), 0) != SIO_OK ) w->rec_unsure = 1;
+    if( put_record(w, done_at(l0), 0) != STATEIO_OK ) w->rec_unsure = 1;
   }
   w->inflight = 0;
   w->wrote = 0;
@@ -556,12 +556,12 @@ static int rehash(stateio_writer *w, uint64_t upto){
     XXH64_update(w->hs, buf, k);
     off += k;
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 static int append(stateio_writer *w, int kind, const void *data, size_t len){
-  if( !data && len > 0 ) return SIO_MISUSE;
-  if( w->prepared ) return SIO_MISUSE;
+  if( !data && len > 0 ) return STATEIO_MISUSE;
+  if( w->prepared ) return STATEIO_MISUSE;
   if( w->batch_rc ) return w->batch_rc;
   if( !w->locked ){
     w->errfile = NULL;
@@ -582,7 +582,7 @@ static int append(stateio_writer *w, int kind, const void *data, size_t len){
     size_t pad = (size_t)(w->start_at - w->end);
     if( pad > w->pend_cap ){
       unsigned char *p = sio_realloc(w->pend, 64 * 1024);
-      if( !p ) return SIO_NOMEM;
+      if( !p ) return STATEIO_NOMEM;
       w->pend = p;
       w->pend_cap = 64 * 1024;
     }
@@ -591,12 +591,12 @@ static int append(stateio_writer *w, int kind, const void *data, size_t len){
   }
   uint64_t off = w->end + w->pend_len;
   uint64_t need = logio_encoded_size(off, STATEIO_ENTRY_HEADER + (uint64_t)len);
-  if( need > ((size_t)-1) / 2 - w->pend_len ) return SIO_TOOBIG;
+  if( need > ((size_t)-1) / 2 - w->pend_len ) return STATEIO_TOOBIG;
   if( w->pend_len + need > w->pend_cap ){
     size_t cap = w->pend_cap ? w->pend_cap : 64 * 1024;
     while( cap < w->pend_len + need ) cap *= 2;
     unsigned char *p = sio_realloc(w->pend, cap);
-    if( !p ) return SIO_NOMEM;
+    if( !p ) return STATEIO_NOMEM;
     w->pend = p;
     w->pend_cap = cap;
     if( cap >= ((size_t)8 << 20) ){
@@ -621,8 +621,8 @@ static int append(stateio_writer *w, int kind, const void *data, size_t len){
   if( kind == STATEIO_SNAPSHOT ) w->pend_epoch = start;
   if( !w->in_batch ) return stateio_writer_commit(w);
   if( w->bulk && w->pend_len >= SIO_BULK_CHUNK ){
-    int rc = w->wrote ? SIO_OK : bulk_start(w);
-    if( rc == SIO_OK ) rc = flush_pending(w);
+    int rc = w->wrote ? STATEIO_OK : bulk_start(w);
+    if( rc == STATEIO_OK ) rc = flush_pending(w);
     if( rc ){
       /* The pending entries were encoded for offsets that are gone now. */
       w->wrote = 1;
@@ -633,7 +633,7 @@ static int append(stateio_writer *w, int kind, const void *data, size_t len){
     }
     return rc;
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int stateio_update(stateio_writer *w, const void *data, size_t len){
@@ -650,12 +650,12 @@ int stateio_snapshot(stateio_writer *w, const void *data, size_t len){
 */
 static int write_batch(stateio_writer *w){
   int sync = (w->flags & STATEIO_SYNC) != 0;
-  int rc = SIO_OK;
+  int rc = STATEIO_OK;
   if( w->bulk && w->wrote ){
     /* A bulk batch with chunks out: the rest, the log's sync, then the record says where it ends. */
     if( w->pend_len > 0 ) rc = flush_pending(w);
-    if( rc == SIO_OK && sync ) rc = fail(w, sio_fdatasync(w->fd, w->file, w->name), w->name);
-    if( rc == SIO_OK && w->inflight ){
+    if( rc == STATEIO_OK && sync ) rc = fail(w, sio_fdatasync(w->fd, w->file, w->name), w->name);
+    if( rc == STATEIO_OK && w->inflight ){
       sio_rec r = w->rec;
       r.l1 = w->end;
       r.hash = XXH64_digest(w->hs);
@@ -663,9 +663,9 @@ static int write_batch(stateio_writer *w){
     }
   }else{
     rc = cut_torn(w);
-    int rec = rc == SIO_OK && needs_record(w);
+    int rec = rc == STATEIO_OK && needs_record(w);
     if( rec ) rc = ensure_commit(w);
-    if( rc == SIO_OK && rec ){
+    if( rc == STATEIO_OK && rec ){
       sio_rec r;
       memset(&r, 0, sizeof(r));
       r.state = SIO_REC_INFLIGHT;
@@ -675,10 +675,10 @@ static int write_batch(stateio_writer *w){
       r.hash = XXH64(w->pend, w->pend_len, 0);
       /* Several entries: the record must be on disk before any of them can be. */
       rc = put_record(w, r, sync && w->pend_count > 1);
-      if( rc == SIO_OK ) w->inflight = 1;
+      if( rc == STATEIO_OK ) w->inflight = 1;
     }
-    if( rc == SIO_OK ) rc = flush_pending(w);
-    if( rc == SIO_OK && sync ) rc = fail(w, sio_fdatasync(w->fd, w->file, w->name), w->name);
+    if( rc == STATEIO_OK ) rc = flush_pending(w);
+    if( rc == STATEIO_OK && sync ) rc = fail(w, sio_fdatasync(w->fd, w->file, w->name), w->name);
   }
   if( rc ) undo_batch(w);
   return rc;
@@ -727,7 +727,7 @@ static int drop_batch(stateio_writer *w){
 }
 
 int stateio_writer_prepare(stateio_writer *w){
-  if( w->prepared ) return SIO_MISUSE;
+  if( w->prepared ) return STATEIO_MISUSE;
   if( w->batch_rc ){
     int rc = w->batch_rc;
     (void)drop_batch(w);
@@ -736,11 +736,11 @@ int stateio_writer_prepare(stateio_writer *w){
   if( !w->locked ){
     /* Nothing appended: nothing to write; commit or rollback ends the batch. */
     w->prepared = 1;
-    return SIO_OK;
+    return STATEIO_OK;
   }
   if( w->pend_len == 0 && !w->wrote ){
     w->prepared = 1;
-    return SIO_OK;
+    return STATEIO_OK;
   }
   int rc = write_batch(w);
   if( rc ){
@@ -748,21 +748,21 @@ int stateio_writer_prepare(stateio_writer *w){
     return rc;
   }
   w->prepared = 1;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int stateio_writer_reopen(stateio_writer *w){
-  if( !w->prepared ) return SIO_OK;
+  if( !w->prepared ) return STATEIO_OK;
   if( !w->locked || !w->wrote ){
     w->prepared = 0;       /* nothing was written: the batch is as it was */
-    return SIO_OK;
+    return STATEIO_OK;
   }
-  if( w->bulk ) return SIO_MISUSE;
+  if( w->bulk ) return STATEIO_MISUSE;
   /* Bring the batch's bytes back from the file, then cut them away as a rollback does. */
   size_t n = (size_t)(w->end - w->batch_start);
   if( n > w->pend_cap ){
     unsigned char *p = sio_realloc(w->pend, n);
-    if( !p ) return SIO_NOMEM;
+    if( !p ) return STATEIO_NOMEM;
     w->pend = p;
     w->pend_cap = n;
   }
@@ -776,13 +776,13 @@ int stateio_writer_reopen(stateio_writer *w){
     w->pend_len = 0;
     w->pend_count = 0;
     w->pend_epoch = w->epoch;
-    return w->errfile ? SIO_IOERR : SIO_OK;
+    return w->errfile ? STATEIO_IOERR : STATEIO_OK;
   }
   w->prepared = 0;
   w->pend_len = n;
   w->pend_count = count;
   w->pend_epoch = epoch;
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int stateio_writer_commit(stateio_writer *w){
@@ -797,7 +797,7 @@ int stateio_writer_commit(stateio_writer *w){
   if( !w->locked ){
     w->in_batch = 0;
     w->bulk = 0;
-    return SIO_OK;
+    return STATEIO_OK;
   }
   if( w->pend_len > 0 || w->wrote ){
     int rc = write_batch(w);
@@ -835,7 +835,7 @@ void stateio_writer_rollback_to(stateio_writer *w, stateio_mark m){
   }else{
     /* A bulk batch already wrote past the mark: cut back into it (its record is in flight). */
     int rc = sio_ftruncate(w->fd, w->file, w->name, m.offset);
-    if( rc == SIO_OK && w->hs ) rc = rehash(w, m.offset);
+    if( rc == STATEIO_OK && w->hs ) rc = rehash(w, m.offset);
     if( rc ){
       fail(w, rc, w->name);
       w->wrote = 1;
@@ -862,7 +862,7 @@ uint64_t stateio_writer_pending_count(const stateio_writer *w){
 
 int stateio_writer_locked(const stateio_writer *w){ return w->locked; }
 
-int stateio_writer_image(stateio_writer *w, logio_image *img){
+int stateio_writer_image(stateio_writer *w, stateio_image *img){
   if( !w->locked ){
     if( w->path ){
       /* The file may have been replaced (compacted): follow it. */
@@ -881,7 +881,7 @@ int stateio_writer_image(stateio_writer *w, logio_image *img){
       int rc = sio_commit_view(w->fd, w->path, w->fd, w->cfd, img);
       return fail(w, rc, rc == STATEIO_CORRUPT_COMMIT ? w->cpath : w->path);
     }
-    return logio_image_from_fd(img, w->fd);
+    return stateio_image_from_fd(img, w->fd);
   }
   memset(img, 0, sizeof(*img));
   img->fd = w->fd;
@@ -892,14 +892,14 @@ int stateio_writer_image(stateio_writer *w, logio_image *img){
     img->journaled = 1;
     img->committed = (w->rec.state == SIO_REC_DONE && (w->rec.flags & SIO_REC_SYNCED)) ? w->rec.l1 : 0;
   }
-  return SIO_OK;
+  return STATEIO_OK;
 }
 
 int stateio_writer_close(stateio_writer *w){
-  if( !w ) return SIO_OK;
+  if( !w ) return STATEIO_OK;
   stateio_writer_rollback(w);
-  int rc = SIO_OK;
-  if( w->own_fd && w->fd >= 0 && close(w->fd) != 0 ) rc = SIO_IOERR;
+  int rc = STATEIO_OK;
+  if( w->own_fd && w->fd >= 0 && close(w->fd) != 0 ) rc = STATEIO_IOERR;
   if( w->cfd >= 0 ) close(w->cfd);
   writer_free(w);
   return rc;

@@ -90,13 +90,13 @@ static int parse(const unsigned char *p, size_t len, uint64_t *t, uint32_t *k, u
 /* Transaction t of n entries of len bytes (the first a snapshot if snap). */
 static int put_txn(stateio_writer *w, uint64_t t, uint32_t n, size_t len, int snap){
   unsigned char buf[4096];
-  int rc = n > 1 ? stateio_writer_begin(w) : SIO_OK;
-  for(uint32_t k = 0; rc == SIO_OK && k < n; k++){
+  int rc = n > 1 ? stateio_writer_begin(w) : STATEIO_OK;
+  for(uint32_t k = 0; rc == STATEIO_OK && k < n; k++){
     fill(buf, len, t, k, n);
     rc = (snap && k == 0) ? stateio_snapshot(w, buf, len) : stateio_update(w, buf, len);
   }
   if( n > 1 ){
-    if( rc == SIO_OK ) rc = stateio_writer_commit(w);
+    if( rc == STATEIO_OK ) rc = stateio_writer_commit(w);
     else stateio_writer_rollback(w);
   }
   return rc;
@@ -104,18 +104,18 @@ static int put_txn(stateio_writer *w, uint64_t t, uint32_t n, size_t len, int sn
 
 /* Every transaction in the log from 0, as (t) in order; -1 if any is partial or out of order. */
 static int read_txns(const char *path, uint64_t *out, int max, uint64_t *first_off){
-  logio_image img;
-  if( stateio_open_image(path, &img) != SIO_OK ) return -1;
+  stateio_image img;
+  if( stateio_open_image(path, &img) != STATEIO_OK ) return -1;
   stateio_scan *s;
   int n = 0, bad = 0;
   uint32_t want = 0, cnt = 0;
-  if( stateio_scan_open(&s, &img, 0, 0) != SIO_OK ){ stateio_close_image(&img); return -1; }
+  if( stateio_scan_open(&s, &img, 0, 0) != STATEIO_OK ){ stateio_close_image(&img); return -1; }
   for(;;){
     stateio_entry e;
     int rc = stateio_scan_next(s, &e);
-    if( rc == SIO_DONE ) break;
+    if( rc == STATEIO_DONE ) break;
     uint64_t t; uint32_t k, nn;
-    if( rc != SIO_OK || !parse(e.data, e.len, &t, &k, &nn) ){ bad = 1; break; }
+    if( rc != STATEIO_OK || !parse(e.data, e.len, &t, &k, &nn) ){ bad = 1; break; }
     if( k == 0 ){
       if( want != cnt ){ bad = 1; break; }
       if( n < max ){ if( first_off ) first_off[n] = e.offset; out[n] = t; }
@@ -216,8 +216,8 @@ static void test_isolation(void){
   *stop = 0;
   {
     stateio_writer *w;
-    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == SIO_OK);
-    CHECK(put_txn(w, 1, 8, 40, 1) == SIO_OK);
+    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == STATEIO_OK);
+    CHECK(put_txn(w, 1, 8, 40, 1) == STATEIO_OK);
     stateio_writer_close(w);
     *synced_txn = 1;
   }
@@ -228,7 +228,7 @@ static void test_isolation(void){
     stateio_set_os_hook(synced_hook, NULL);
     for(uint64_t t = 2; !*stop; t++){
       writing_txn = t;
-      if( put_txn(w, t, 8, 30 + (size_t)(t % 200), t % 50 == 0) != SIO_OK ) _exit(3);
+      if( put_txn(w, t, 8, 30 + (size_t)(t % 200), t % 50 == 0) != STATEIO_OK ) _exit(3);
     }
     stateio_writer_close(w);
     _exit(0);
@@ -245,13 +245,13 @@ static void test_isolation(void){
       uint64_t follow_off = 0, follow_epoch = 0, cur = 0;
       uint32_t want = 0, cnt = 0;
       while( nread < reads / 2 ){
-        logio_image img;
-        if( stateio_open_image(path, &img) != SIO_OK ){ errors++; nread++; continue; }
+        stateio_image img;
+        if( stateio_open_image(path, &img) != STATEIO_OK ){ errors++; nread++; continue; }
         uint64_t last = 0;
         if( r == 0 ){
           /* Restore: the current epoch's snapshot (a transaction's first entry) and its updates. */
-          stateio_epoch st;
-          if( stateio_restore(&img, &st) != SIO_OK ){ errors++; }
+          stateio_state st;
+          if( stateio_restore(&img, &st) != STATEIO_OK ){ errors++; }
           else{
             stateio_updates *u;
             uint64_t t = 0; uint32_t k = 0, n = 0, have = 0;
@@ -260,34 +260,34 @@ static void test_isolation(void){
               if( !parse(st.snapshot, st.snapshot_len, &t, &k, &n) || k != 0 ) ok = 0;
               have = 1;
             }
-            if( ok && stateio_updates_open(&u, &img, &st) == SIO_OK ){
+            if( ok && stateio_updates_open(&u, &img, &st) == STATEIO_OK ){
               logio_entry e;
               int rc;
-              while( (rc = stateio_updates_next(u, &e)) == SIO_OK ){
+              while( (rc = stateio_updates_next(u, &e)) == STATEIO_OK ){
                 uint64_t t2; uint32_t k2, n2;
                 if( !parse(e.data, e.len, &t2, &k2, &n2) ){ ok = 0; break; }
                 if( k2 == 0 ){ if( have != n && t != 0 ) partial++; t = t2; n = n2; have = 1; }
                 else if( t2 != t || k2 != have ){ ok = 0; break; }
                 else have++;
               }
-              if( rc != SIO_DONE && rc != SIO_OK ) ok = 0;
+              if( rc != STATEIO_DONE && rc != STATEIO_OK ) ok = 0;
               stateio_updates_close(u);
               if( have != n ) partial++;
               last = t;
             }
             if( !ok ) errors++;
           }
-          stateio_epoch_clear(&st);
+          stateio_state_clear(&st);
         }else{
           /* A follower: read on from where it stopped, entry by entry. */
           stateio_scan *s;
-          if( stateio_scan_open(&s, &img, follow_off, follow_off ? follow_epoch : 0) == SIO_OK ){
+          if( stateio_scan_open(&s, &img, follow_off, follow_off ? follow_epoch : 0) == STATEIO_OK ){
             for(;;){
               stateio_entry e;
               int rc = stateio_scan_next(s, &e);
-              if( rc == SIO_DONE ) break;
+              if( rc == STATEIO_DONE ) break;
               uint64_t t; uint32_t k, n;
-              if( rc != SIO_OK || !parse(e.data, e.len, &t, &k, &n) ){ errors++; break; }
+              if( rc != STATEIO_OK || !parse(e.data, e.len, &t, &k, &n) ){ errors++; break; }
               if( k == 0 ){ if( want != cnt ) partial++; cur = t; want = 1; cnt = n; }
               else if( t != cur || k != want ){ errors++; break; }
               else want++;
@@ -344,8 +344,8 @@ static void test_failing_sync_follower(void){
   const char *path = tpath("follow.log");
   rm_log(path);
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == SIO_OK);
-  CHECK(put_txn(w, 1, 1, 100, 1) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == STATEIO_OK);
+  CHECK(put_txn(w, 1, 1, 100, 1) == STATEIO_OK);
   stateio_writer_close(w);
   volatile int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   shared[0] = 0;
@@ -360,20 +360,20 @@ static void test_failing_sync_follower(void){
       /* Go on for 50 ms after the writer is done. */
       if( shared[0] && t_end == 0 ) t_end = now_ms() + 50;
       if( t_end != 0 && now_ms() > t_end ) break;
-      logio_image img;
-      if( stateio_open_image(path, &img) == SIO_OK ){
+      stateio_image img;
+      if( stateio_open_image(path, &img) == STATEIO_OK ){
         stateio_scan *s;
-        if( stateio_scan_open(&s, &img, off, off ? epoch : 0) == SIO_OK ){
+        if( stateio_scan_open(&s, &img, off, off ? epoch : 0) == STATEIO_OK ){
           stateio_entry e;
           int rc;
-          while( (rc = stateio_scan_next(s, &e)) == SIO_OK ){
+          while( (rc = stateio_scan_next(s, &e)) == STATEIO_OK ){
             uint64_t t = 0; uint32_t k, nn;
             if( !parse(e.data, e.len, &t, &k, &nn) ) errors++;
             if( n < 64 ){ seen[n] = t; at[n] = e.offset; n++; }
             off = e.end;
             epoch = stateio_scan_epoch(s);
           }
-          if( rc != SIO_DONE ) errors++;
+          if( rc != STATEIO_DONE ) errors++;
           stateio_scan_close(s);
         }
         stateio_close_image(&img);
@@ -388,18 +388,18 @@ static void test_failing_sync_follower(void){
     _exit(0);
   }
   /* The writer: 2 commits, one whose fdatasync waits 300 ms and fails, one more. */
-  CHECK(stateio_writer_open(&w, path, STATEIO_SYNC) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_SYNC) == STATEIO_OK);
   sleep_ms(20);
-  CHECK(put_txn(w, 2, 1, 50, 0) == SIO_OK);
+  CHECK(put_txn(w, 2, 1, 50, 0) == STATEIO_OK);
   uint64_t before = fsize(path);
   plan_set("fdatasync", STATEIO_FILE_LOG, 1, EIO);
   plan.delay_ms = 300;
   int rc = put_txn(w, 3, 1, 60, 0);
   plan_off();
-  CHECK_MSG(rc == SIO_IOERR, "failing sync: the commit fails (%s)", sio_strstatus(rc));
+  CHECK_MSG(rc == STATEIO_IOERR, "failing sync: the commit fails (%s)", stateio_errstr(rc));
   CHECK_MSG(fsize(path) == before, "failing sync: the file is cut back (%llu, was %llu)",
             (unsigned long long)fsize(path), (unsigned long long)before);
-  CHECK(put_txn(w, 4, 1, 70, 0) == SIO_OK);     /* the next real commit, at the same offset */
+  CHECK(put_txn(w, 4, 1, 70, 0) == STATEIO_OK);     /* the next real commit, at the same offset */
   stateio_writer_close(w);
   shared[0] = 1;
   int st;
@@ -434,8 +434,8 @@ static void test_double_fault(void){
   for(int multi = 0; multi < 2; multi++){
     rm_log(path);
     stateio_writer *w;
-    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == SIO_OK);
-    CHECK(put_txn(w, 1, 3, 100, 1) == SIO_OK);
+    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == STATEIO_OK);
+    CHECK(put_txn(w, 1, 3, 100, 1) == STATEIO_OK);
     uint64_t l0 = fsize(path);
     /* The sync fails, then the cut fails too. */
     plan_set("fdatasync", STATEIO_FILE_LOG, 1, EIO);
@@ -445,8 +445,8 @@ static void test_double_fault(void){
     int rc = put_txn(w, 2, multi ? 4 : 1, 200, 0);
     int e = errno, fired2 = plan.fired2;
     plan_off();
-    CHECK_MSG(rc == SIO_IOERR && e == EIO && fired2, "double fault (%d entries): the commit fails with the sync's error (%s, %d)",
-              multi ? 4 : 1, sio_strstatus(rc), e);
+    CHECK_MSG(rc == STATEIO_IOERR && e == EIO && fired2, "double fault (%d entries): the commit fails with the sync's error (%s, %d)",
+              multi ? 4 : 1, stateio_errstr(rc), e);
     CHECK_MSG(strcmp(stateio_writer_errfile(w) ? stateio_writer_errfile(w) : "", path) == 0,
               "double fault: the error names the log (%s)", stateio_writer_errfile(w) ? stateio_writer_errfile(w) : "NULL");
     unsigned state = 0;
@@ -458,19 +458,19 @@ static void test_double_fault(void){
     uint64_t size_then = fsize(path);
     plan_set("open", STATEIO_FILE_LOG, 1, EACCES);
     plan.times = 100;
-    logio_image img;
+    stateio_image img;
     rc = stateio_open_image(path, &img);
     plan_off();
-    CHECK_MSG(rc == SIO_OK && img.file_size == l0, "double fault: a read-only reader sees %llu bytes (want %llu): %s",
-              (unsigned long long)img.file_size, (unsigned long long)l0, sio_strstatus(rc));
-    if( rc == SIO_OK ) stateio_close_image(&img);
+    CHECK_MSG(rc == STATEIO_OK && img.file_size == l0, "double fault: a read-only reader sees %llu bytes (want %llu): %s",
+              (unsigned long long)img.file_size, (unsigned long long)l0, stateio_errstr(rc));
+    if( rc == STATEIO_OK ) stateio_close_image(&img);
     CHECK_MSG(fsize(path) == size_then && raw_record(path, &state, &rl0) && state == 3,
               "double fault: the read-only reader changed nothing");
     int n;
     /* The next append finishes the cut, synced, before it writes. */
     plan_set(NULL, 0, 0, 0);
     plan.record = 1;
-    CHECK(put_txn(w, 3, 2, 50, 0) == SIO_OK);
+    CHECK(put_txn(w, 3, 2, 50, 0) == STATEIO_OK);
     const char *cut = strstr(plan.trace, "l:ftruncate l:fdatasync");
     const char *wr = strstr(plan.trace, "l:write");
     CHECK_MSG(cut && wr && cut < wr, "double fault: the next append first cuts and syncs the log: %s", plan.trace);
@@ -489,29 +489,29 @@ static void test_os_errors(void){
   const char *path = tpath("os.log");
   rm_log(path);
   stateio_writer *w, *w2;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == STATEIO_OK);
   /* EINTR from fdatasync (three times) and flock: retried. */
   plan_set("fdatasync", 0, 1, EINTR);
   plan.times = 3;
   int rc = put_txn(w, 1, 3, 30, 0);
-  CHECK_MSG(rc == SIO_OK && plan.fired == 3, "EINTR from fdatasync is retried (%s, %d)", sio_strstatus(rc), plan.fired);
+  CHECK_MSG(rc == STATEIO_OK && plan.fired == 3, "EINTR from fdatasync is retried (%s, %d)", stateio_errstr(rc), plan.fired);
   plan_set("flock", 0, 1, EINTR);
   plan.times = 2;
   rc = put_txn(w, 2, 1, 30, 0);
-  CHECK_MSG(rc == SIO_OK && plan.fired == 2, "EINTR from flock is retried (%s, %d)", sio_strstatus(rc), plan.fired);
+  CHECK_MSG(rc == STATEIO_OK && plan.fired == 2, "EINTR from flock is retried (%s, %d)", stateio_errstr(rc), plan.fired);
   /* A failed unlock: the lock is not kept. */
   plan_set("unlock", STATEIO_FILE_LOG, 1, EIO);
   rc = put_txn(w, 3, 2, 30, 0);
   int fired = plan.fired;
   plan_off();
   plan.fired = fired;
-  CHECK_MSG(rc == SIO_OK && plan.fired == 1, "a commit whose unlock fails succeeds (%s, %d)", sio_strstatus(rc), plan.fired);
+  CHECK_MSG(rc == STATEIO_OK && plan.fired == 1, "a commit whose unlock fails succeeds (%s, %d)", stateio_errstr(rc), plan.fired);
   CHECK(!stateio_writer_locked(w));
-  CHECK(stateio_writer_open(&w2, path, 0) == SIO_OK);
+  CHECK(stateio_writer_open(&w2, path, 0) == STATEIO_OK);
   rc = put_txn(w2, 4, 1, 30, 0);
-  CHECK_MSG(rc == SIO_OK, "after a failed unlock another writer gets the lock (%s)", sio_strstatus(rc));
+  CHECK_MSG(rc == STATEIO_OK, "after a failed unlock another writer gets the lock (%s)", stateio_errstr(rc));
   stateio_writer_close(w2);
-  CHECK(put_txn(w, 5, 1, 30, 0) == SIO_OK);     /* and the first one goes on */
+  CHECK(put_txn(w, 5, 1, 30, 0) == STATEIO_OK);     /* and the first one goes on */
   uint64_t txns[16];
   CHECK(read_txns(path, txns, 16, NULL) == 5);
   /* Errors name the file: the commit file's write, the log's write. */
@@ -521,37 +521,37 @@ static void test_os_errors(void){
   char cpath[450];
   snprintf(cpath, sizeof(cpath), "%s-commit", path);
   const char *ef = stateio_writer_errfile(w);
-  CHECK_MSG(rc == SIO_IOERR && ef && strcmp(ef, cpath) == 0, "a failed write of the commit file names it (%s, %s)",
-            sio_strstatus(rc), ef ? ef : "NULL");
+  CHECK_MSG(rc == STATEIO_IOERR && ef && strcmp(ef, cpath) == 0, "a failed write of the commit file names it (%s, %s)",
+            stateio_errstr(rc), ef ? ef : "NULL");
   plan_set("write", STATEIO_FILE_LOG, 1, ENOSPC);
   rc = put_txn(w, 7, 2, 30, 0);
   plan_off();
   ef = stateio_writer_errfile(w);
-  CHECK_MSG(rc == SIO_IOERR && ef && strcmp(ef, path) == 0, "a failed write of the log names it (%s, %s)",
-            sio_strstatus(rc), ef ? ef : "NULL");
+  CHECK_MSG(rc == STATEIO_IOERR && ef && strcmp(ef, path) == 0, "a failed write of the log names it (%s, %s)",
+            stateio_errstr(rc), ef ? ef : "NULL");
   CHECK(read_txns(path, txns, 16, NULL) == 5);
-  CHECK(put_txn(w, 8, 2, 30, 0) == SIO_OK && stateio_writer_errfile(w) == NULL);
+  CHECK(put_txn(w, 8, 2, 30, 0) == STATEIO_OK && stateio_writer_errfile(w) == NULL);
   stateio_writer_close(w);
   /* Compaction: a failed write of PATH.compact names it, and nothing changes. */
   {
-    CHECK(stateio_writer_open(&w, path, STATEIO_SYNC) == SIO_OK);
-    CHECK(put_txn(w, 9, 2, 30, 1) == SIO_OK);
+    CHECK(stateio_writer_open(&w, path, STATEIO_SYNC) == STATEIO_OK);
+    CHECK(put_txn(w, 9, 2, 30, 1) == STATEIO_OK);
     stateio_writer_close(w);
     uint64_t size = fsize(path);
     stateio_compact_info info;
     plan_set("write", STATEIO_FILE_COMPACT, 1, EIO);
     rc = stateio_compact(path, 1, &info);
     plan_off();
-    CHECK_MSG(rc == SIO_IOERR && info.errfile == STATEIO_FILE_COMPACT && fsize(path) == size,
-              "compaction: a failed write names PATH.compact (%s, file %d)", sio_strstatus(rc), info.errfile);
+    CHECK_MSG(rc == STATEIO_IOERR && info.errfile == STATEIO_FILE_COMPACT && fsize(path) == size,
+              "compaction: a failed write names PATH.compact (%s, file %d)", stateio_errstr(rc), info.errfile);
     char tmp[450];
     snprintf(tmp, sizeof(tmp), "%s.compact", path);
     CHECK(access(tmp, F_OK) != 0);
     plan_set("fdatasync", STATEIO_FILE_COMMIT, 1, EIO);
     rc = stateio_compact(path, 1, &info);
     plan_off();
-    CHECK_MSG(rc == SIO_IOERR && info.errfile == STATEIO_FILE_COMMIT && fsize(path) == size,
-              "compaction: a failed sync of the commit file names it (%s, file %d)", sio_strstatus(rc), info.errfile);
+    CHECK_MSG(rc == STATEIO_IOERR && info.errfile == STATEIO_FILE_COMMIT && fsize(path) == size,
+              "compaction: a failed sync of the commit file names it (%s, file %d)", stateio_errstr(rc), info.errfile);
     CHECK(read_txns(path, txns, 16, NULL) == 7);
   }
   /* A failed directory sync when the log is created: an error. */
@@ -562,18 +562,18 @@ static void test_os_errors(void){
   rc = stateio_writer_open(&w, p2, STATEIO_CREATE | STATEIO_SYNC);
   int e = errno;
   plan_off();
-  CHECK_MSG(rc == SIO_IOERR && e == EIO, "a failed directory sync on create is an error (%s, %d)", sio_strstatus(rc), e);
-  if( rc == SIO_OK ) stateio_writer_close(w);
+  CHECK_MSG(rc == STATEIO_IOERR && e == EIO, "a failed directory sync on create is an error (%s, %d)", stateio_errstr(rc), e);
+  if( rc == STATEIO_OK ) stateio_writer_close(w);
   /* And when the commit file is created. */
   rm_log(p2);
-  CHECK(stateio_writer_open(&w, p2, STATEIO_CREATE) == SIO_OK);
+  CHECK(stateio_writer_open(&w, p2, STATEIO_CREATE) == STATEIO_OK);
   plan_set("syncdir", 0, 1, EIO);
   rc = put_txn(w, 1, 2, 30, 0);
   plan_off();
   ef = stateio_writer_errfile(w);
-  CHECK_MSG(rc == SIO_IOERR && ef && strcmp(ef, tmpdir) == 0, "a failed directory sync of the new commit file names the directory (%s, %s)",
-            sio_strstatus(rc), ef ? ef : "NULL");
-  CHECK(put_txn(w, 2, 2, 30, 0) == SIO_OK);
+  CHECK_MSG(rc == STATEIO_IOERR && ef && strcmp(ef, tmpdir) == 0, "a failed directory sync of the new commit file names the directory (%s, %s)",
+            stateio_errstr(rc), ef ? ef : "NULL");
+  CHECK(put_txn(w, 2, 2, 30, 0) == STATEIO_OK);
   CHECK(read_txns(p2, txns, 16, NULL) == 1 && txns[0] == 2);
   stateio_writer_close(w);
   rm_log(p2);
@@ -586,24 +586,24 @@ static void test_timeout(void){
   const char *path = tpath("busy.log");
   rm_log(path);
   stateio_writer *w, *w2;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == SIO_OK);
-  CHECK(put_txn(w, 1, 2, 30, 1) == SIO_OK);
-  CHECK(stateio_writer_begin(w) == SIO_OK);
-  CHECK(stateio_update(w, "held", 4) == SIO_OK);        /* holds the lock */
-  CHECK(stateio_writer_open(&w2, path, STATEIO_SYNC) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == STATEIO_OK);
+  CHECK(put_txn(w, 1, 2, 30, 1) == STATEIO_OK);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  CHECK(stateio_update(w, "held", 4) == STATEIO_OK);        /* holds the lock */
+  CHECK(stateio_writer_open(&w2, path, STATEIO_SYNC) == STATEIO_OK);
   double t0 = now_ms();
-  CHECK(stateio_update(w2, "x", 1) == SIO_BUSY);
+  CHECK(stateio_update(w2, "x", 1) == STATEIO_BUSY);
   double dt0 = now_ms() - t0;
   stateio_writer_set_timeout(w2, 200);
   t0 = now_ms();
   int rc = stateio_update(w2, "x", 1);
   double dt = now_ms() - t0;
-  CHECK_MSG(rc == SIO_BUSY && dt >= 190 && dt0 < 50, "timeout: BUSY after waiting %.0f ms (200 asked; none: %.1f ms)", dt, dt0);
+  CHECK_MSG(rc == STATEIO_BUSY && dt >= 190 && dt0 < 50, "timeout: BUSY after waiting %.0f ms (200 asked; none: %.1f ms)", dt, dt0);
   stateio_compact_info info;
   t0 = now_ms();
   rc = stateio_compact_wait(path, 1, 150, &info);
   dt = now_ms() - t0;
-  CHECK_MSG(rc == SIO_BUSY && dt >= 140, "timeout: compaction BUSY after %.0f ms (150 asked)", dt);
+  CHECK_MSG(rc == STATEIO_BUSY && dt >= 140, "timeout: compaction BUSY after %.0f ms (150 asked)", dt);
   stateio_writer_rollback(w);
   /* A holder in another process that lets go after 100 ms: the waiter gets in. */
   pid_t pid = fork();
@@ -623,8 +623,8 @@ static void test_timeout(void){
   dt = now_ms() - t0;
   int st;
   waitpid(pid, &st, 0);
-  CHECK_MSG(rc == SIO_OK && dt >= 40, "timeout: the waiting writer commits once the holder lets go (%s after %.0f ms)",
-            sio_strstatus(rc), dt);
+  CHECK_MSG(rc == STATEIO_OK && dt >= 40, "timeout: the waiting writer commits once the holder lets go (%s after %.0f ms)",
+            stateio_errstr(rc), dt);
   stateio_writer_close(w2);
   stateio_writer_close(w);
 
@@ -640,7 +640,7 @@ static void test_timeout(void){
       stateio_writer_set_timeout(k, 10000);
       for(uint64_t t = 1000 * (uint64_t)(i + 1); !*stop; t++){
         int r = put_txn(k, t, 4, 40, t % 10 == 0);
-        if( r != SIO_OK ) _exit(3);
+        if( r != STATEIO_OK ) _exit(3);
       }
       stateio_writer_close(k);
       _exit(0);
@@ -651,14 +651,14 @@ static void test_timeout(void){
   double worst = 0, without = 0;
   int busy_without = 0;
   for(int i = 0; i < 20; i++){
-    if( stateio_compact(path, 1, &info) == SIO_BUSY ) busy_without++;
+    if( stateio_compact(path, 1, &info) == STATEIO_BUSY ) busy_without++;
     sleep_ms(1);
   }
   for(int i = 0; i < tries; i++){
     t0 = now_ms();
     rc = stateio_compact_wait(path, 1, 3000, &info);
     dt = now_ms() - t0;
-    if( rc == SIO_OK ) ok++;
+    if( rc == STATEIO_OK ) ok++;
     if( dt > worst ) worst = dt;
     sleep_ms(50);
   }
@@ -701,7 +701,7 @@ static int rename_hook(void *arg, stateio_os_op *o){
     unsigned char r[64];
     int64_t id = 0, rid;
     struct stat st;
-    if( cfd >= 0 && nfd >= 0 && pread(cfd, r, 64, 0) == 64 && stateio_log_id(nfd, &id) == SIO_OK && fstat(nfd, &st) == 0 ){
+    if( cfd >= 0 && nfd >= 0 && pread(cfd, r, 64, 0) == 64 && stateio_log_id(nfd, &id) == STATEIO_OK && fstat(nfd, &st) == 0 ){
       uint64_t l0, l1;
       memcpy(&rid, r + 24, 8);
       memcpy(&l0, r + 32, 8);
@@ -728,23 +728,23 @@ static void test_commit_file_life(void){
   snprintf(cpath, sizeof(cpath), "%s-commit", path);
   rm_log(path);
   stateio_writer *w;
-  logio_image img;
+  stateio_image img;
   uint64_t txns[16];
   /* Missing: a log written without one (single entries, no sync) is taken as it is. */
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
-  CHECK(put_txn(w, 1, 1, 40, 1) == SIO_OK);
-  CHECK(put_txn(w, 2, 1, 40, 0) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(put_txn(w, 1, 1, 40, 1) == STATEIO_OK);
+  CHECK(put_txn(w, 2, 1, 40, 0) == STATEIO_OK);
   stateio_writer_close(w);
   CHECK_MSG(access(cpath, F_OK) != 0, "single entries without sync make no commit file");
-  CHECK(stateio_open_image(path, &img) == SIO_OK && img.file_size == fsize(path) && !img.journaled);
+  CHECK(stateio_open_image(path, &img) == STATEIO_OK && img.file_size == fsize(path) && !img.journaled);
   stateio_close_image(&img);
   /* The first transaction makes it; then the log is journaled. */
-  CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
-  CHECK(put_txn(w, 3, 3, 40, 0) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
+  CHECK(put_txn(w, 3, 3, 40, 0) == STATEIO_OK);
   stateio_writer_close(w);
   struct stat st;
   CHECK_MSG(stat(cpath, &st) == 0 && st.st_size == 1024, "a transaction makes the commit file (1024 bytes)");
-  CHECK(stateio_open_image(path, &img) == SIO_OK && img.file_size == fsize(path) && img.journaled);
+  CHECK(stateio_open_image(path, &img) == STATEIO_OK && img.file_size == fsize(path) && img.journaled);
   stateio_close_image(&img);
   CHECK(read_txns(path, txns, 16, NULL) == 3);
   /* Stale: a copy of the log and its commit file is another log; the record is ignored, then replaced. */
@@ -754,12 +754,12 @@ static void test_commit_file_life(void){
     snprintf(ccp, sizeof(ccp), "%s-commit", cp);
     rm_log(cp);
     CHECK(copy_file(path, cp) == 0 && copy_file(cpath, ccp) == 0);
-    CHECK(stateio_open_image(cp, &img) == SIO_OK && img.file_size == fsize(cp) && !img.journaled);
+    CHECK(stateio_open_image(cp, &img) == STATEIO_OK && img.file_size == fsize(cp) && !img.journaled);
     stateio_close_image(&img);
-    CHECK(stateio_writer_open(&w, cp, 0) == SIO_OK);
-    CHECK(put_txn(w, 4, 2, 40, 0) == SIO_OK);
+    CHECK(stateio_writer_open(&w, cp, 0) == STATEIO_OK);
+    CHECK(put_txn(w, 4, 2, 40, 0) == STATEIO_OK);
     stateio_writer_close(w);
-    CHECK(stateio_open_image(cp, &img) == SIO_OK && img.journaled);
+    CHECK(stateio_open_image(cp, &img) == STATEIO_OK && img.journaled);
     stateio_close_image(&img);
     CHECK(read_txns(cp, txns, 16, NULL) == 4);
     rm_log(cp);
@@ -772,22 +772,22 @@ static void test_commit_file_life(void){
     b ^= 0x40;
     CHECK(pwrite(fd, &b, 1, 33) == 1);
     int rc = stateio_open_image(path, &img);
-    CHECK_MSG(rc == STATEIO_CORRUPT_COMMIT, "damaged record: the reader says %s", sio_strstatus(rc));
-    CHECK(strcmp(sio_strstatus(STATEIO_CORRUPT_COMMIT), "corrupt commit file") == 0);
-    CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
+    CHECK_MSG(rc == STATEIO_CORRUPT_COMMIT, "damaged record: the reader says %s", stateio_errstr(rc));
+    CHECK(strcmp(stateio_errstr(STATEIO_CORRUPT_COMMIT), "corrupt commit file") == 0);
+    CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
     rc = put_txn(w, 4, 2, 40, 0);
     const char *ef = stateio_writer_errfile(w);
     CHECK_MSG(rc == STATEIO_CORRUPT_COMMIT && ef && strcmp(ef, cpath) == 0, "damaged record: the writer says %s, naming %s",
-              sio_strstatus(rc), ef ? ef : "NULL");
+              stateio_errstr(rc), ef ? ef : "NULL");
     stateio_writer_close(w);
     stateio_compact_info info;
     rc = stateio_compact(path, 1, &info);
-    CHECK_MSG(rc == STATEIO_CORRUPT_COMMIT && info.errfile == STATEIO_FILE_COMMIT, "damaged record: compaction says %s", sio_strstatus(rc));
+    CHECK_MSG(rc == STATEIO_CORRUPT_COMMIT && info.errfile == STATEIO_FILE_COMMIT, "damaged record: compaction says %s", stateio_errstr(rc));
     b ^= 0x40;
     CHECK(pwrite(fd, &b, 1, 33) == 1);
     CHECK(ftruncate(fd, 100) == 0);
     rc = stateio_open_image(path, &img);
-    CHECK_MSG(rc == STATEIO_CORRUPT_COMMIT, "a commit file of the wrong size: %s", sio_strstatus(rc));
+    CHECK_MSG(rc == STATEIO_CORRUPT_COMMIT, "a commit file of the wrong size: %s", stateio_errstr(rc));
     CHECK(ftruncate(fd, 1024) == 0);
     close(fd);
     CHECK(read_txns(path, txns, 16, NULL) == 3);
@@ -814,9 +814,9 @@ static void test_commit_file_life(void){
     plan.times = 100;
     int rc = stateio_open_image(path, &img);
     plan_off();
-    CHECK_MSG(rc == SIO_OK && img.file_size == size, "read-only reader: the commit is whole, so it is seen (%llu of %llu): %s",
-              (unsigned long long)img.file_size, (unsigned long long)size, sio_strstatus(rc));
-    if( rc == SIO_OK ) stateio_close_image(&img);
+    CHECK_MSG(rc == STATEIO_OK && img.file_size == size, "read-only reader: the commit is whole, so it is seen (%llu of %llu): %s",
+              (unsigned long long)img.file_size, (unsigned long long)size, stateio_errstr(rc));
+    if( rc == STATEIO_OK ) stateio_close_image(&img);
     CHECK_MSG(fsize(path) == size && raw_record(path, &state, &l0) && state == 1, "read-only reader: nothing changed");
     /* Cut one byte off: now the commit is torn; the read-only reader sees the log without it. */
     CHECK(truncate(path, (off_t)size - 1) == 0);
@@ -824,31 +824,31 @@ static void test_commit_file_life(void){
     plan.times = 100;
     rc = stateio_open_image(path, &img);
     plan_off();
-    CHECK_MSG(rc == SIO_OK && img.file_size == l0, "read-only reader: a torn commit is not seen (%llu, want %llu)",
+    CHECK_MSG(rc == STATEIO_OK && img.file_size == l0, "read-only reader: a torn commit is not seen (%llu, want %llu)",
               (unsigned long long)img.file_size, (unsigned long long)l0);
-    if( rc == SIO_OK ) stateio_close_image(&img);
+    if( rc == STATEIO_OK ) stateio_close_image(&img);
     CHECK(fsize(path) == size - 1);
     /* A reader that may write recovers it: cut back, synced, done. */
-    CHECK(stateio_open_image(path, &img) == SIO_OK && img.file_size == l0);
+    CHECK(stateio_open_image(path, &img) == STATEIO_OK && img.file_size == l0);
     stateio_close_image(&img);
     CHECK_MSG(fsize(path) == l0 && raw_record(path, &state, &l0) && state == 2, "a reader recovers a dead writer's torn commit");
     CHECK(read_txns(path, txns, 16, NULL) == 3);
   }
   /* Compaction gives the new log its record before the rename. */
   {
-    CHECK(stateio_writer_open(&w, path, STATEIO_SYNC) == SIO_OK);
-    CHECK(put_txn(w, 6, 2, 40, 1) == SIO_OK);
-    CHECK(put_txn(w, 7, 2, 40, 0) == SIO_OK);
+    CHECK(stateio_writer_open(&w, path, STATEIO_SYNC) == STATEIO_OK);
+    CHECK(put_txn(w, 6, 2, 40, 1) == STATEIO_OK);
+    CHECK(put_txn(w, 7, 2, 40, 0) == STATEIO_OK);
     stateio_set_os_hook(rename_hook, (void*)path);
     stateio_compact_info info;
     int rc = stateio_compact(path, 1, &info);
     stateio_set_os_hook(NULL, NULL);
-    CHECK_MSG(rc == SIO_OK && info.compacted && compact_rename_checked && compact_rename_ok,
+    CHECK_MSG(rc == STATEIO_OK && info.compacted && compact_rename_checked && compact_rename_ok,
               "compaction: at the rename the commit file holds the new log's record (%s, %d, %d)",
-              sio_strstatus(rc), compact_rename_checked, compact_rename_ok);
-    CHECK(stateio_open_image(path, &img) == SIO_OK && img.journaled && img.file_size == fsize(path));
+              stateio_errstr(rc), compact_rename_checked, compact_rename_ok);
+    CHECK(stateio_open_image(path, &img) == STATEIO_OK && img.journaled && img.file_size == fsize(path));
     stateio_close_image(&img);
-    CHECK(put_txn(w, 8, 3, 40, 0) == SIO_OK);      /* the writer follows the new log */
+    CHECK(put_txn(w, 8, 3, 40, 0) == STATEIO_OK);      /* the writer follows the new log */
     stateio_writer_close(w);
     int n = read_txns(path, txns, 16, NULL);
     CHECK_MSG(n == 3 && txns[0] == 6 && txns[2] == 8, "after compaction: transactions 6, 7, 8 (%d)", n);
@@ -863,42 +863,42 @@ static void test_two_phase(void){
   rm_log(path);
   stateio_writer *w;
   uint64_t txns[16];
-  logio_image img;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == SIO_OK);
-  CHECK(put_txn(w, 1, 2, 50, 1) == SIO_OK);
+  stateio_image img;
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == STATEIO_OK);
+  CHECK(put_txn(w, 1, 2, 50, 1) == STATEIO_OK);
   uint64_t size1 = fsize(path);
   unsigned char b[64];
-  CHECK(stateio_writer_begin(w) == SIO_OK);
-  for(uint32_t k = 0; k < 3; k++){ fill(b, sizeof(b), 2, k, 3); CHECK(stateio_update(w, b, sizeof(b)) == SIO_OK); }
-  CHECK(stateio_writer_prepare(w) == SIO_OK);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  for(uint32_t k = 0; k < 3; k++){ fill(b, sizeof(b), 2, k, 3); CHECK(stateio_update(w, b, sizeof(b)) == STATEIO_OK); }
+  CHECK(stateio_writer_prepare(w) == STATEIO_OK);
   CHECK(stateio_writer_locked(w) && fsize(path) > size1);
-  CHECK(stateio_update(w, b, sizeof(b)) == SIO_MISUSE);
+  CHECK(stateio_update(w, b, sizeof(b)) == STATEIO_MISUSE);
   /* Written and synced, but not visible. */
-  CHECK(stateio_open_image(path, &img) == SIO_OK && img.file_size == size1);
+  CHECK(stateio_open_image(path, &img) == STATEIO_OK && img.file_size == size1);
   stateio_close_image(&img);
-  CHECK(stateio_writer_commit(w) == SIO_OK && !stateio_writer_locked(w));
+  CHECK(stateio_writer_commit(w) == STATEIO_OK && !stateio_writer_locked(w));
   CHECK(read_txns(path, txns, 16, NULL) == 2);
   /* Prepared, then rolled back: nothing left. */
   uint64_t size2 = fsize(path);
-  CHECK(stateio_writer_begin(w) == SIO_OK);
-  for(uint32_t k = 0; k < 2; k++){ fill(b, sizeof(b), 3, k, 2); CHECK(stateio_update(w, b, sizeof(b)) == SIO_OK); }
-  CHECK(stateio_writer_prepare(w) == SIO_OK);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  for(uint32_t k = 0; k < 2; k++){ fill(b, sizeof(b), 3, k, 2); CHECK(stateio_update(w, b, sizeof(b)) == STATEIO_OK); }
+  CHECK(stateio_writer_prepare(w) == STATEIO_OK);
   stateio_writer_rollback(w);
   CHECK(!stateio_writer_locked(w) && fsize(path) == size2);
   CHECK(read_txns(path, txns, 16, NULL) == 2);
   /* A prepare that fails (its sync): the batch is gone, the lock released. */
-  CHECK(stateio_writer_begin(w) == SIO_OK);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
   fill(b, sizeof(b), 4, 0, 1);
-  CHECK(stateio_update(w, b, sizeof(b)) == SIO_OK);
+  CHECK(stateio_update(w, b, sizeof(b)) == STATEIO_OK);
   plan_set("fdatasync", STATEIO_FILE_LOG, 1, EIO);
   int rc = stateio_writer_prepare(w);
   plan_off();
-  CHECK(rc == SIO_IOERR && !stateio_writer_locked(w) && fsize(path) == size2);
+  CHECK(rc == STATEIO_IOERR && !stateio_writer_locked(w) && fsize(path) == size2);
   /* An empty prepared batch. */
-  CHECK(stateio_writer_begin(w) == SIO_OK);
-  CHECK(stateio_writer_prepare(w) == SIO_OK);
-  CHECK(stateio_writer_commit(w) == SIO_OK);
-  CHECK(put_txn(w, 5, 2, 50, 0) == SIO_OK);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  CHECK(stateio_writer_prepare(w) == STATEIO_OK);
+  CHECK(stateio_writer_commit(w) == STATEIO_OK);
+  CHECK(put_txn(w, 5, 2, 50, 0) == STATEIO_OK);
   int n = read_txns(path, txns, 16, NULL);
   CHECK_MSG(n == 3 && txns[2] == 5, "two-phase: transactions 1, 2, 5 (%d)", n);
   stateio_writer_close(w);

@@ -44,23 +44,23 @@ static void st_addf(state_text *t, const char *fmt, unsigned long long a){
 /* Restore path and render the state; rc is the restore's status. */
 static state_text restore_text(const char *path){
   state_text t = {0};
-  logio_image img;
-  stateio_epoch st;
+  stateio_image img;
+  stateio_state st;
   t.rc = stateio_open_image(path, &img);
   if( t.rc ) return t;
   t.rc = stateio_restore(&img, &st);
-  if( t.rc == SIO_OK ){
+  if( t.rc == STATEIO_OK ){
     st_addf(&t, "snapshot %llu:", (unsigned long long)st.has_snapshot);
     st_add(&t, st.snapshot ? (const char*)st.snapshot : "", st.snapshot_len);
     stateio_updates *u;
-    if( stateio_updates_open(&u, &img, &st) == SIO_OK ){
+    if( stateio_updates_open(&u, &img, &st) == STATEIO_OK ){
       logio_entry e;
       int rc;
-      while( (rc = stateio_updates_next(u, &e)) != SIO_DONE ){
-        if( rc != SIO_OK ){
+      while( (rc = stateio_updates_next(u, &e)) != STATEIO_DONE ){
+        if( rc != STATEIO_OK ){
           /* A damaged region or entry is part of the state's text; the reader goes on. */
           st_addf(&t, "|error %llu", (unsigned long long)rc);
-          if( rc == SIO_CORRUPT_LOG || rc == SIO_CORRUPT_ENTRY ) continue;
+          if( rc == STATEIO_CORRUPT_LOG || rc == STATEIO_CORRUPT_ENTRY ) continue;
           break;
         }
         st_addf(&t, "|update %llu:", (unsigned long long)e.len);
@@ -68,7 +68,7 @@ static state_text restore_text(const char *path){
       }
       stateio_updates_close(u);
     }
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
   }
   stateio_close_image(&img);
   return t;
@@ -95,19 +95,19 @@ static uint64_t file_size(const char *path){
 
 /* The number of epochs, counted by walking the chain back from restore. */
 static int epoch_count(const char *path){
-  logio_image img;
-  stateio_epoch st;
+  stateio_image img;
+  stateio_state st;
   if( stateio_open_image(path, &img) ) return -1;
   int n = 0;
-  if( stateio_restore(&img, &st) == SIO_OK ){
+  if( stateio_restore(&img, &st) == STATEIO_OK ){
     n = 1;
     while( st.has_snapshot && st.epoch != 0 ){
       uint64_t prev = st.prev_epoch;
-      stateio_epoch_clear(&st);
-      if( stateio_read_epoch(&img, prev, &st) != SIO_OK ){ n = -1; break; }
+      stateio_state_clear(&st);
+      if( stateio_read_epoch(&img, prev, &st) != STATEIO_OK ){ n = -1; break; }
       n++;
     }
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
   }
   stateio_close_image(&img);
   return n;
@@ -133,12 +133,12 @@ static void test_golden_shapes(const char *golden){
     stateio_compact_info info;
     int rc = stateio_compact(log, 1, &info);
     state_text after = restore_text(log);
-    if( before.rc != SIO_OK ){
+    if( before.rc != STATEIO_OK ){
       /* A log whose current state cannot be restored is left alone. */
-      CHECK_MSG(rc != SIO_OK && !info.compacted, "%s: compaction of an unrestorable log must fail", de->d_name);
+      CHECK_MSG(rc != STATEIO_OK && !info.compacted, "%s: compaction of an unrestorable log must fail", de->d_name);
       CHECK_MSG(file_size(log) == file_size(src), "%s: file untouched", de->d_name);
     }else{
-      CHECK_MSG(rc == SIO_OK, "%s: compact rc %s", de->d_name, sio_strstatus(rc));
+      CHECK_MSG(rc == STATEIO_OK, "%s: compact rc %s", de->d_name, stateio_errstr(rc));
       CHECK_MSG(same_state(&before, &after), "%s: same state after compaction", de->d_name);
       CHECK_MSG(epoch_count(log) == 1, "%s: one epoch left (got %d)", de->d_name, epoch_count(log));
       if( info.compacted ){
@@ -148,11 +148,11 @@ static void test_golden_shapes(const char *golden){
       }
       /* The compacted log is appendable, and check finds nothing wrong in it. */
       stateio_writer *w;
-      CHECK(stateio_writer_open(&w, log, 0) == SIO_OK);
-      CHECK(stateio_update(w, "after", 5) == SIO_OK);
+      CHECK(stateio_writer_open(&w, log, 0) == STATEIO_OK);
+      CHECK(stateio_update(w, "after", 5) == STATEIO_OK);
       stateio_writer_close(w);
       state_text more = restore_text(log);
-      CHECK_MSG(more.rc == SIO_OK && more.len == after.len + strlen("|update 5:after")
+      CHECK_MSG(more.rc == STATEIO_OK && more.len == after.len + strlen("|update 5:after")
                 && memcmp(more.s, after.s, after.len) == 0, "%s: append after compaction", de->d_name);
       free(more.s);
     }
@@ -169,16 +169,16 @@ static void test_golden_shapes(const char *golden){
 static void write_epochs(const char *path, int epochs, int updates){
   unlink(path);
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
   char buf[64];
   for(int e = 0; e < epochs; e++){
     if( e > 0 ){
       int n = snprintf(buf, sizeof(buf), "snapshot %d", e);
-      CHECK(stateio_snapshot(w, buf, (size_t)n) == SIO_OK);
+      CHECK(stateio_snapshot(w, buf, (size_t)n) == STATEIO_OK);
     }
     for(int u = 0; u < updates; u++){
       int n = snprintf(buf, sizeof(buf), "update %d.%d", e, u);
-      CHECK(stateio_update(w, buf, (size_t)n) == SIO_OK);
+      CHECK(stateio_update(w, buf, (size_t)n) == STATEIO_OK);
     }
   }
   stateio_writer_close(w);
@@ -191,7 +191,7 @@ static void test_keep_n(void){
     write_epochs(log, 5, 3);
     state_text before = restore_text(log);
     stateio_compact_info info;
-    CHECK(stateio_compact(log, (unsigned)keep, &info) == SIO_OK);
+    CHECK(stateio_compact(log, (unsigned)keep, &info) == STATEIO_OK);
     state_text after = restore_text(log);
     int want = keep < 5 ? keep : 5;   /* 5 epochs: 0 (no snapshot) and 4 snapshots */
     CHECK_MSG(same_state(&before, &after), "keep %d: same state", keep);
@@ -200,12 +200,12 @@ static void test_keep_n(void){
     free(before.s);
     free(after.s);
   }
-  CHECK(stateio_compact(log, 0, &(stateio_compact_info){0}) == SIO_MISUSE);
+  CHECK(stateio_compact(log, 0, &(stateio_compact_info){0}) == STATEIO_MISUSE);
   char missing[600];
   snprintf(missing, sizeof(missing), "%s/no-such.log", tmpdir);
   stateio_compact_info info;
   errno = 0;
-  CHECK(stateio_compact(missing, 1, &info) == SIO_IOERR && errno == ENOENT);
+  CHECK(stateio_compact(missing, 1, &info) == STATEIO_IOERR && errno == ENOENT);
 }
 
 /* ------------------------------------------------------------ crash at each step */
@@ -231,7 +231,7 @@ static void test_crash_steps(void){
       crash_step = steps[i];
       stateio_set_fault_hook(crash_hook, NULL);
       stateio_compact_info info;
-      _exit(stateio_compact(log, 1, &info) == SIO_OK ? 0 : 1);
+      _exit(stateio_compact(log, 1, &info) == STATEIO_OK ? 0 : 1);
     }
     int status;
     waitpid(pid, &status, 0);
@@ -250,11 +250,11 @@ static void test_crash_steps(void){
     else CHECK(new_log);
     /* The next compaction, or writer, goes on. */
     stateio_writer *w;
-    CHECK(stateio_writer_open(&w, log, 0) == SIO_OK);
-    CHECK(stateio_update(w, "next", 4) == SIO_OK);
+    CHECK(stateio_writer_open(&w, log, 0) == STATEIO_OK);
+    CHECK(stateio_update(w, "next", 4) == STATEIO_OK);
     stateio_writer_close(w);
     stateio_compact_info info;
-    CHECK(stateio_compact(log, 1, &info) == SIO_OK);
+    CHECK(stateio_compact(log, 1, &info) == STATEIO_OK);
     free(before.s);
     free(after.s);
     if( !steps[i] ) break;
@@ -269,18 +269,18 @@ static void test_busy(void){
   snprintf(log, sizeof(log), "%s/busy.log", tmpdir);
   write_epochs(log, 3, 2);
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, log, 0) == SIO_OK);
-  CHECK(stateio_writer_begin(w) == SIO_OK);
-  CHECK(stateio_update(w, "x", 1) == SIO_OK);     /* holds the lock */
+  CHECK(stateio_writer_open(&w, log, 0) == STATEIO_OK);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  CHECK(stateio_update(w, "x", 1) == STATEIO_OK);     /* holds the lock */
   stateio_compact_info info;
-  CHECK(stateio_compact(log, 1, &info) == SIO_BUSY);
-  CHECK(stateio_writer_commit(w) == SIO_OK);
-  CHECK(stateio_compact(log, 1, &info) == SIO_OK && info.compacted);
+  CHECK(stateio_compact(log, 1, &info) == STATEIO_BUSY);
+  CHECK(stateio_writer_commit(w) == STATEIO_OK);
+  CHECK(stateio_compact(log, 1, &info) == STATEIO_OK && info.compacted);
   /* The writer opened on the old file notices the new one and appends there. */
-  CHECK(stateio_update(w, "y", 1) == SIO_OK);
+  CHECK(stateio_update(w, "y", 1) == STATEIO_OK);
   stateio_writer_close(w);
   state_text t = restore_text(log);
-  CHECK_MSG(t.rc == SIO_OK && strstr(t.s, "|update 1:x|update 1:y") != NULL,
+  CHECK_MSG(t.rc == STATEIO_OK && strstr(t.s, "|update 1:x|update 1:y") != NULL,
             "writer followed the new file: %s", t.s ? t.s : "");
   CHECK(epoch_count(log) == 1);
   free(t.s);
@@ -292,7 +292,7 @@ static int64_t id_of(const char *path){
   int fd = open(path, O_RDONLY);
   int64_t id = -1;
   if( fd >= 0 ){
-    if( stateio_log_id(fd, &id) != SIO_OK ) id = -1;
+    if( stateio_log_id(fd, &id) != STATEIO_OK ) id = -1;
     close(fd);
   }
   return id;
@@ -306,15 +306,15 @@ static void test_log_id(void){
   int64_t id = id_of(log);
   CHECK(id > 0);
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, log, 0) == SIO_OK);
-  CHECK(stateio_update(w, "more", 4) == SIO_OK);
+  CHECK(stateio_writer_open(&w, log, 0) == STATEIO_OK);
+  CHECK(stateio_update(w, "more", 4) == STATEIO_OK);
   CHECK(id_of(log) == id);
   int changed = 0;
   for(int i = 0; i < 5; i++){          /* inode numbers get recycled: ids must not */
-    CHECK(stateio_snapshot(w, "s", 1) == SIO_OK);
+    CHECK(stateio_snapshot(w, "s", 1) == STATEIO_OK);
     int64_t before = id_of(log);
     stateio_compact_info info;
-    CHECK(stateio_compact(log, 1, &info) == SIO_OK && info.compacted);
+    CHECK(stateio_compact(log, 1, &info) == STATEIO_OK && info.compacted);
     int64_t after = id_of(log);
     changed += (after != before && after != id);
     CHECK(after > 0);
@@ -344,11 +344,11 @@ static void test_live(void){
       int n, rc;
       if( i % 50 == 0 ){
         n = snprintf(buf, sizeof(buf), "s%d", i);
-        while( (rc = stateio_snapshot(w, buf, (size_t)n)) == SIO_BUSY ) usleep(100);
+        while( (rc = stateio_snapshot(w, buf, (size_t)n)) == STATEIO_BUSY ) usleep(100);
         if( rc ) _exit(3);
       }
       n = snprintf(buf, sizeof(buf), "u%d", i);
-      while( (rc = stateio_update(w, buf, (size_t)n)) == SIO_BUSY ) usleep(100);
+      while( (rc = stateio_update(w, buf, (size_t)n)) == STATEIO_BUSY ) usleep(100);
       if( rc ) _exit(4);
       if( i % 10 == 0 ) usleep(1000);   /* keep appending while the parent compacts */
     }
@@ -360,12 +360,12 @@ static void test_live(void){
     pid_t done = waitpid(pid, &status, WNOHANG);
     stateio_compact_info info;
     int rc = stateio_compact(log, 1, &info);
-    if( rc == SIO_OK && info.compacted ) compactions++;
-    else if( rc == SIO_BUSY ) busy++;
-    else if( rc != SIO_OK && !(rc == SIO_IOERR && errno == ENOENT) ) bad_restores++;
+    if( rc == STATEIO_OK && info.compacted ) compactions++;
+    else if( rc == STATEIO_BUSY ) busy++;
+    else if( rc != STATEIO_OK && !(rc == STATEIO_IOERR && errno == ENOENT) ) bad_restores++;
     state_text t = restore_text(log);
-    if( t.rc == SIO_OK ) restores++;
-    else if( !(t.rc == SIO_IOERR) ) bad_restores++;
+    if( t.rc == STATEIO_OK ) restores++;
+    else if( !(t.rc == STATEIO_IOERR) ) bad_restores++;
     free(t.s);
     if( done == pid ) break;
     usleep(2000);
@@ -382,7 +382,7 @@ static void test_live(void){
     int n = snprintf(buf, sizeof(buf), "|update 5:u%d", i);
     st_add(&want, buf, (size_t)n);
   }
-  want.rc = SIO_OK;
+  want.rc = STATEIO_OK;
   CHECK_MSG(same_state(&t, &want), "final state after live compaction");
   printf("compaction: %d compactions while appending (%d busy), %d restores\n", compactions, busy, restores);
   free(t.s);

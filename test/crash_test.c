@@ -171,8 +171,8 @@ static int write_all(const char *path, const unsigned char *p, uint64_t n){
   return ok ? 0 : -1;
 }
 
-static logio_image mem_image(const unsigned char *p, uint64_t n){
-  logio_image img = { .fd = -1, .file_size = 0, .tail = p, .tail_len = (size_t)n };
+static stateio_image mem_image(const unsigned char *p, uint64_t n){
+  stateio_image img = { .fd = -1, .file_size = 0, .tail = p, .tail_len = (size_t)n };
   return img;
 }
 
@@ -184,7 +184,7 @@ static logio_image mem_image(const unsigned char *p, uint64_t n){
 ** end of the last entry, the torn tail, and the epoch's updates in order.
 ** Returns 1 if so; otherwise reports the first difference under ctx.
 */
-static int check_state(const logio_image *img, went *const *list, int n,
+static int check_state(const stateio_image *img, went *const *list, int n,
                        uint64_t size, int *nfail, const char *ctx, uint64_t L){
   uint64_t E = 0;
   int si = -1;
@@ -196,13 +196,13 @@ static int check_state(const logio_image *img, went *const *list, int n,
     }
   }
   uint64_t log_end = n > 0 ? list[n - 1]->end : 0;
-  stateio_epoch st;
+  stateio_state st;
   int rc = stateio_restore(img, &st);
-  if( rc != SIO_OK ){
+  if( rc != STATEIO_OK ){
     test_detail(nfail, "%s L=%llu: restore: %s (bad_offset %llu), want epoch %llu",
-         ctx, (unsigned long long)L, sio_strstatus(rc),
+         ctx, (unsigned long long)L, stateio_errstr(rc),
          (unsigned long long)st.bad_offset, (unsigned long long)E);
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
     return 0;
   }
   int ok = st.epoch == E && st.has_snapshot == (si >= 0)
@@ -221,14 +221,14 @@ static int check_state(const logio_image *img, went *const *list, int n,
          (unsigned long long)st.log_end, (unsigned long long)st.torn_len,
          (unsigned long long)E, si >= 0, si >= 0 ? list[si]->len : (size_t)0,
          (unsigned long long)log_end, (unsigned long long)(size - log_end));
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
     return 0;
   }
   stateio_updates *u;
   rc = stateio_updates_open(&u, img, &st);
   if( rc ){
-    test_detail(nfail, "%s L=%llu: updates_open: %s", ctx, (unsigned long long)L, sio_strstatus(rc));
-    stateio_epoch_clear(&st);
+    test_detail(nfail, "%s L=%llu: updates_open: %s", ctx, (unsigned long long)L, stateio_errstr(rc));
+    stateio_state_clear(&st);
     return 0;
   }
   int j = si + 1;
@@ -236,7 +236,7 @@ static int check_state(const logio_image *img, went *const *list, int n,
     logio_entry e;
     rc = stateio_updates_next(u, &e);
     while( j < n && list[j]->kind != STATEIO_UPDATE ) j++;
-    if( rc == SIO_DONE ){
+    if( rc == STATEIO_DONE ){
       if( j < n ){
         test_detail(nfail, "%s L=%llu: update reader ended before the update at %llu",
              ctx, (unsigned long long)L, (unsigned long long)list[j]->start);
@@ -244,9 +244,9 @@ static int check_state(const logio_image *img, went *const *list, int n,
       }
       break;
     }
-    if( rc != SIO_OK ){
+    if( rc != STATEIO_OK ){
       test_detail(nfail, "%s L=%llu: update reader: %s at %llu", ctx, (unsigned long long)L,
-           sio_strstatus(rc), (unsigned long long)e.offset);
+           stateio_errstr(rc), (unsigned long long)e.offset);
       ok = 0;
       break;
     }
@@ -261,7 +261,7 @@ static int check_state(const logio_image *img, went *const *list, int n,
     j++;
   }
   stateio_updates_close(u);
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
   return ok;
 }
 
@@ -300,7 +300,7 @@ static int build_log(const char *path){
   };
   unlink(path);
   stateio_writer *w;
-  if( stateio_writer_open(&w, path, STATEIO_CREATE) != SIO_OK ) return -1;
+  if( stateio_writer_open(&w, path, STATEIO_CREATE) != STATEIO_OK ) return -1;
   uint64_t off = 0, epoch = 0;
   int bad = 0;
   for(size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++){
@@ -402,23 +402,23 @@ static int collect_cb(void *arg, uint64_t off, uint64_t len, const char *why){
 }
 
 static void torn_readers(const unsigned char *p, uint64_t L, int k, int *nfail){
-  logio_image img = mem_image(p, L);
+  stateio_image img = mem_image(p, L);
   uint64_t log_end = k >= 0 ? W[k]->end : 0;
   /* The forward reader: W[0..k], then at most a torn region ending at L. */
   logio_reader *r;
-  if( logio_reader_open(&r, &img, 0) != SIO_OK ){ test_detail(nfail, "reader_open"); return; }
+  if( logio_reader_open(&r, &img, 0) != STATEIO_OK ){ test_detail(nfail, "reader_open"); return; }
   int j = 0, torn = 0;
   for(int guard = 0; guard < 1000; guard++){
     logio_entry e;
     int rc = logio_reader_next(r, &e);
-    if( rc == SIO_DONE ) break;
-    if( rc == SIO_OK && j <= k && entry_is(&e, W[j]) && !torn ){ j++; continue; }
-    if( rc == SIO_TORN && !torn && e.offset >= log_end && e.len > 0 && e.offset + e.len == L ){
+    if( rc == STATEIO_DONE ) break;
+    if( rc == STATEIO_OK && j <= k && entry_is(&e, W[j]) && !torn ){ j++; continue; }
+    if( rc == STATEIO_TORN && !torn && e.offset >= log_end && e.len > 0 && e.offset + e.len == L ){
       torn = 1;
       continue;
     }
     test_detail(nfail, "torn L=%llu: forward reader: %s at %llu len %zu (entry %d of %d expected next)",
-         (unsigned long long)L, sio_strstatus(rc), (unsigned long long)e.offset, e.len, j, k + 1);
+         (unsigned long long)L, stateio_errstr(rc), (unsigned long long)e.offset, e.len, j, k + 1);
     break;
   }
   logio_reader_close(r);
@@ -429,13 +429,13 @@ static void torn_readers(const unsigned char *p, uint64_t L, int k, int *nfail){
     uint64_t s, e;
     int rc = logio_rewind(&img, limit, &s, &e);
     if( i < 0 ){
-      if( rc != SIO_DONE ) test_detail(nfail, "torn L=%llu: rewind past the first entry: %s at %llu",
-                                (unsigned long long)L, sio_strstatus(rc), (unsigned long long)s);
+      if( rc != STATEIO_DONE ) test_detail(nfail, "torn L=%llu: rewind past the first entry: %s at %llu",
+                                (unsigned long long)L, stateio_errstr(rc), (unsigned long long)s);
       break;
     }
-    if( rc != SIO_OK || s != W[i]->start || e != W[i]->end ){
+    if( rc != STATEIO_OK || s != W[i]->start || e != W[i]->end ){
       test_detail(nfail, "torn L=%llu: rewind from %llu: %s %llu..%llu, want entry %d at %llu..%llu",
-           (unsigned long long)L, (unsigned long long)limit, sio_strstatus(rc),
+           (unsigned long long)L, (unsigned long long)limit, stateio_errstr(rc),
            (unsigned long long)s, (unsigned long long)e, i,
            (unsigned long long)W[i]->start, (unsigned long long)W[i]->end);
       break;
@@ -445,10 +445,10 @@ static void torn_readers(const unsigned char *p, uint64_t L, int k, int *nfail){
   /* stateio_check: nothing, or one torn tail ending at L. */
   regions g = {0};
   int rc = stateio_check(&img, collect_cb, &g);
-  if( rc != SIO_OK || g.n > 1 || (g.n == 1 && (g.off[0] < log_end || g.off[0] + g.len[0] != L
+  if( rc != STATEIO_OK || g.n > 1 || (g.n == 1 && (g.off[0] < log_end || g.off[0] + g.len[0] != L
                                                  || strcmp(g.why[0], "torn tail") != 0)) ){
     test_detail(nfail, "torn L=%llu: stateio_check: rc %s, %d problems, first %s at %llu len %llu",
-         (unsigned long long)L, sio_strstatus(rc), g.n, g.n ? g.why[0] : "-",
+         (unsigned long long)L, stateio_errstr(rc), g.n, g.n ? g.why[0] : "-",
          (unsigned long long)(g.n ? g.off[0] : 0), (unsigned long long)(g.n ? g.len[0] : 0));
   }
 }
@@ -483,18 +483,18 @@ static void torn_worker(int id, int jobs, uint64_t stride, const unsigned char *
     while( k >= 0 && W[k]->end > L ) k--;
 
     /* Restore of the cut log (in memory). */
-    logio_image img = mem_image(orig, L);
+    stateio_image img = mem_image(orig, L);
     if( L >= 1 && L <= 4 ){
       /*
       ** 1..4 bytes hold only part of a checksum: nothing says "log", and a
       ** writer must not truncate a file it cannot tell is one. Real crashes
       ** do not leave these (the first append writes >= 25 bytes at once).
       */
-      stateio_epoch st;
+      stateio_state st;
       int rc = stateio_restore(&img, &st);
-      if( rc != SIO_NOTLOG ) test_detail(&t->f_restore, "torn L=%llu: restore: %s, want %s",
-                                  (unsigned long long)L, sio_strstatus(rc), sio_strstatus(SIO_NOTLOG));
-      stateio_epoch_clear(&st);
+      if( rc != STATEIO_NOTLOG ) test_detail(&t->f_restore, "torn L=%llu: restore: %s, want %s",
+                                  (unsigned long long)L, stateio_errstr(rc), stateio_errstr(STATEIO_NOTLOG));
+      stateio_state_clear(&st);
       continue;
     }
     int restored = check_state(&img, W, k + 1, L, &t->f_restore, "torn", L);
@@ -520,19 +520,19 @@ static void torn_worker(int id, int jobs, uint64_t stride, const unsigned char *
     stateio_writer *w;
     int rc = stateio_writer_open(&w, path, 0);
     int rc1 = -1, rc2 = -1, rc3 = -1, rc4 = -1;
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK ){
       rc1 = append_entry(w, A);
       rc2 = stateio_writer_begin(w);
-      if( rc2 == SIO_OK ) rc3 = append_entry(w, B);
-      if( rc3 == SIO_OK ) rc3 = append_entry(w, C);
+      if( rc2 == STATEIO_OK ) rc3 = append_entry(w, B);
+      if( rc3 == STATEIO_OK ) rc3 = append_entry(w, C);
       rc4 = stateio_writer_commit(w);
       stateio_writer_close(w);
     }
     valid_to = log_end < L ? log_end : L;
     if( rc || rc1 || rc2 || rc3 || rc4 ){
       test_detail(&t->f_writer, "torn L=%llu: writer open %s, update %s, begin %s, append %s, commit %s",
-           (unsigned long long)L, sio_strstatus(rc), sio_strstatus(rc1), sio_strstatus(rc2),
-           sio_strstatus(rc3), sio_strstatus(rc4));
+           (unsigned long long)L, stateio_errstr(rc), stateio_errstr(rc1), stateio_errstr(rc2),
+           stateio_errstr(rc3), stateio_errstr(rc4));
       continue;
     }
     uint64_t size = fd_size(fd);
@@ -544,7 +544,7 @@ static void torn_worker(int id, int jobs, uint64_t stride, const unsigned char *
     int n = 0;
     for(int i = 0; i <= k; i++) list[n++] = W[i];
     list[n++] = A; list[n++] = B; list[n++] = C;
-    logio_image fimg = { .fd = fd, .file_size = size, .tail = NULL, .tail_len = 0 };
+    stateio_image fimg = { .fd = fd, .file_size = size, .tail = NULL, .tail_len = 0 };
     check_state(&fimg, list, n, size, &t->f_after, "torn+append", L);
   }
   close(fd);
@@ -651,7 +651,7 @@ static int entry_in_block(int i, uint64_t b){
 static void test_damage(void){
   unsigned char *buf = malloc(orig_size);
   memcpy(buf, orig, orig_size);
-  logio_image img = mem_image(buf, orig_size);
+  stateio_image img = mem_image(buf, orig_size);
   int f_invented = 0, f_report = 0, f_lost_other = 0, f_lost_same = 0, f_restore = 0;
   int f_rewind = 0, f_rewind_lost = 0, f_check = 0, f_updates = 0;
   long flipped = 0, restore_failed = 0;
@@ -695,13 +695,13 @@ static void test_damage(void){
       for(int guard = 0; guard < 10000; guard++){
         logio_entry e;
         int rc = logio_reader_next(r, &e);
-        if( rc == SIO_DONE ) break;
+        if( rc == STATEIO_DONE ) break;
         if( e.offset < prev_end ){
           test_detail(&f_invented, "%s: reader went back to %llu", ctx, (unsigned long long)e.offset);
           break;
         }
-        prev_end = e.offset + (rc == SIO_OK ? 0 : e.len);
-        if( rc == SIO_OK ){
+        prev_end = e.offset + (rc == STATEIO_OK ? 0 : e.len);
+        if( rc == STATEIO_OK ){
           int i = find_start(W, NW, e.offset);
           if( i < 0 || i == d || !entry_is(&e, W[i]) ){
             test_detail(&f_invented, "%s: reader returned an entry that was not written at %llu..%llu",
@@ -710,11 +710,11 @@ static void test_damage(void){
             seen[i] = 1;
           }
           prev_end = e.end;
-        }else if( rc == SIO_CORRUPT_LOG || rc == SIO_TORN ){
+        }else if( rc == STATEIO_CORRUPT_LOG || rc == STATEIO_TORN ){
           if( e.len == 0 ) test_detail(&f_report, "%s: empty damaged region at %llu", ctx, (unsigned long long)e.offset);
           if( covers(e.offset, e.len, p) ) covered = 1;
         }else{
-          test_detail(&f_report, "%s: reader: %s", ctx, sio_strstatus(rc));
+          test_detail(&f_report, "%s: reader: %s", ctx, stateio_errstr(rc));
           break;
         }
       }
@@ -739,11 +739,11 @@ static void test_damage(void){
       for(int guard = 0; guard < 10000; guard++){
         uint64_t s, e;
         int rc = logio_rewind(&img, limit, &s, &e);
-        if( rc == SIO_DONE ) break;
-        int i = rc == SIO_OK ? find_start(W, NW, s) : -1;
-        if( rc != SIO_OK || i < 0 || i == d || W[i]->end != e || e > limit ){
+        if( rc == STATEIO_DONE ) break;
+        int i = rc == STATEIO_OK ? find_start(W, NW, s) : -1;
+        if( rc != STATEIO_OK || i < 0 || i == d || W[i]->end != e || e > limit ){
           test_detail(&f_rewind, "%s: rewind from %llu: %s %llu..%llu, not a written entry",
-               ctx, (unsigned long long)limit, sio_strstatus(rc), (unsigned long long)s, (unsigned long long)e);
+               ctx, (unsigned long long)limit, stateio_errstr(rc), (unsigned long long)s, (unsigned long long)e);
           break;
         }
         seen[i] = 1;
@@ -767,8 +767,8 @@ static void test_damage(void){
       int rc = stateio_check(&img, collect_cb, &g);
       int cov = 0;
       for(int i = 0; i < g.n && i < 64; i++) if( covers(g.off[i], g.len[i], p) && g.len[i] > 0 ) cov = 1;
-      if( rc != SIO_OK || !cov ) test_detail(&f_check, "%s: stateio_check (%s, %d problems) lists no region covering it",
-                                      ctx, sio_strstatus(rc), g.n);
+      if( rc != STATEIO_OK || !cov ) test_detail(&f_check, "%s: stateio_check (%s, %d problems) lists no region covering it",
+                                      ctx, stateio_errstr(rc), g.n);
 
       /*
       ** Restore: the true current state, or an error naming the damaged
@@ -779,36 +779,36 @@ static void test_damage(void){
       ** it when the damage hides what it is.
       */
       if( lost_last ){
-        stateio_epoch st;
+        stateio_state st;
         rc = stateio_restore(&img, &st);
-        if( rc == SIO_CORRUPT_LOG && st.bad_offset == W[d]->start ){
+        if( rc == STATEIO_CORRUPT_LOG && st.bad_offset == W[d]->start ){
           restore_failed++;
         }else{
           test_detail(&f_restore, "%s: restore: %s (bad_offset %llu) where the damage hides the last entry",
-               ctx, sio_strstatus(rc), (unsigned long long)st.bad_offset);
-          if( rc == SIO_OK ) stateio_epoch_clear(&st);
+               ctx, stateio_errstr(rc), (unsigned long long)st.bad_offset);
+          if( rc == STATEIO_OK ) stateio_state_clear(&st);
         }
       }else if( d == cur_snap ){
-        stateio_epoch st;
+        stateio_state st;
         rc = stateio_restore(&img, &st);
-        if( rc == SIO_OK ){
+        if( rc == STATEIO_OK ){
           test_detail(&f_restore, "%s: restore succeeded although the current snapshot is damaged (epoch %llu)",
                ctx, (unsigned long long)st.epoch);
         }else if( st.bad_offset != W[d]->start ){
           test_detail(&f_restore, "%s: restore: %s with bad_offset %llu, want %llu",
-               ctx, sio_strstatus(rc), (unsigned long long)st.bad_offset, (unsigned long long)W[d]->start);
+               ctx, stateio_errstr(rc), (unsigned long long)st.bad_offset, (unsigned long long)W[d]->start);
         }else{
           restore_failed++;
         }
-        stateio_epoch_clear(&st);
+        stateio_state_clear(&st);
       }else if( W[d]->kind == STATEIO_UPDATE && W[d]->efield == E && d > cur_snap ){
         /* A damaged update of the current epoch: reported, and the rest read. */
-        stateio_epoch st;
+        stateio_state st;
         rc = stateio_restore(&img, &st);
-        if( rc != SIO_OK && d == last && rc == SIO_CORRUPT_LOG && st.bad_offset == W[d]->start ){
+        if( rc != STATEIO_OK && d == last && rc == STATEIO_CORRUPT_LOG && st.bad_offset == W[d]->start ){
           restore_failed++;
-        }else if( rc != SIO_OK || st.epoch != E || st.log_end != W[last]->end ){
-          test_detail(&f_restore, "%s: restore: %s epoch %llu", ctx, sio_strstatus(rc), (unsigned long long)st.epoch);
+        }else if( rc != STATEIO_OK || st.epoch != E || st.log_end != W[last]->end ){
+          test_detail(&f_restore, "%s: restore: %s epoch %llu", ctx, stateio_errstr(rc), (unsigned long long)st.epoch);
         }else{
           stateio_updates *u;
           stateio_updates_open(&u, &img, &st);
@@ -818,11 +818,11 @@ static void test_damage(void){
             rc = stateio_updates_next(u, &e);
             if( j == d ) j++;
             while( j < NW && W[j]->kind != STATEIO_UPDATE ) j++;
-            if( rc == SIO_DONE ) break;
-            if( rc == SIO_CORRUPT_LOG && covers(e.offset, e.len, p) ){ reported = 1; continue; }
-            if( rc != SIO_OK || j >= NW || e.offset != W[j]->start || e.len != W[j]->len
+            if( rc == STATEIO_DONE ) break;
+            if( rc == STATEIO_CORRUPT_LOG && covers(e.offset, e.len, p) ){ reported = 1; continue; }
+            if( rc != STATEIO_OK || j >= NW || e.offset != W[j]->start || e.len != W[j]->len
                 || (e.len && memcmp(e.data, W[j]->data, e.len) != 0) ){
-              test_detail(&f_updates, "%s: update reader: %s at %llu", ctx, sio_strstatus(rc), (unsigned long long)e.offset);
+              test_detail(&f_updates, "%s: update reader: %s at %llu", ctx, stateio_errstr(rc), (unsigned long long)e.offset);
               bad = 1;
               break;
             }
@@ -833,7 +833,7 @@ static void test_damage(void){
           }
           stateio_updates_close(u);
         }
-        stateio_epoch_clear(&st);
+        stateio_state_clear(&st);
       }else{
         check_state(&img, W, NW, orig_size, &f_restore, ctx, orig_size);
       }
@@ -900,12 +900,12 @@ static void test_nested(void){
   for(int i = 0; i < n; i++){
     place(list[i], off, &epoch);
     off = list[i]->end;
-    if( rc == SIO_OK ) rc = append_entry(w, list[i]);
+    if( rc == STATEIO_OK ) rc = append_entry(w, list[i]);
   }
   stateio_writer_close(w);
   uint64_t size;
   unsigned char *log = read_all(path, &size);
-  CHECK_MSG(rc == SIO_OK && log && size == off, "nested: log of entries holding logs written (%llu bytes)",
+  CHECK_MSG(rc == STATEIO_OK && log && size == off, "nested: log of entries holding logs written (%llu bytes)",
             (unsigned long long)size);
   if( rc || !log || size != off ) return;
 
@@ -926,14 +926,14 @@ static void test_nested(void){
       if( !near ) continue;
     }
     while( k + 1 < n && list[k + 1]->end <= L ) k++;
-    logio_image img = mem_image(log, L);
+    stateio_image img = mem_image(log, L);
     check_state(&img, list, k + 1, L, &f_torn, "nested torn", L);
     cuts++;
   }
   /* Damage: a flipped checksum byte in each record; the reader must not return inner entries. */
   unsigned char *buf = malloc(size);
   memcpy(buf, log, size);
-  logio_image img = mem_image(buf, size);
+  stateio_image img = mem_image(buf, size);
   for(int i = 0; i < n; i++){
     for(uint64_t pos = list[i]->start; pos < list[i]->end; pos = pos - pos % BLK + BLK){
       buf[pos] ^= 0xff;
@@ -943,8 +943,8 @@ static void test_nested(void){
       for(int guard = 0; guard < 10000; guard++){
         logio_entry e;
         rc = logio_reader_next(r, &e);
-        if( rc == SIO_DONE || (rc != SIO_OK && rc != SIO_CORRUPT_LOG && rc != SIO_TORN) ) break;
-        if( rc != SIO_OK ) continue;
+        if( rc == STATEIO_DONE || (rc != STATEIO_OK && rc != STATEIO_CORRUPT_LOG && rc != STATEIO_TORN) ) break;
+        if( rc != STATEIO_OK ) continue;
         int j = find_start(list, n, e.offset);
         if( j < 0 || j == i || !entry_is(&e, list[j]) ){
           test_detail(&f_flip, "nested: flip at %llu (entry %d): the reader returned %zu bytes at %llu..%llu,"
@@ -1044,8 +1044,8 @@ static int expect_list(went **list, went *const *add, int nadd){
 
 /* Whether the log at FX.path restores to exactly list[0..n) (quietly). */
 static int log_is(went *const *list, int n){
-  logio_image img;
-  if( stateio_open_image(FX.path, &img) != SIO_OK ) return 0;
+  stateio_image img;
+  if( stateio_open_image(FX.path, &img) != STATEIO_OK ) return 0;
   int save = test_details_shown, dummy = 0;
   test_details_shown = 1000;
   int ok = check_state(&img, list, n, path_size(FX.path), &dummy, "", 0);
@@ -1069,45 +1069,45 @@ static void fault_run(const fault_variant *v, fault f, int tornbase, int sync){
   }
   stateio_writer *w;
   int rc = stateio_writer_open(&w, FX.path, sync ? STATEIO_SYNC : 0);
-  if( rc ){ test_detail(&FX.f_setup, "%s: writer_open %s", ctx, sio_strstatus(rc)); return; }
+  if( rc ){ test_detail(&FX.f_setup, "%s: writer_open %s", ctx, stateio_errstr(rc)); return; }
   rc = v->bulk ? stateio_writer_begin_bulk(w) : stateio_writer_begin(w);
-  if( rc ){ test_detail(&FX.f_setup, "%s: begin %s", ctx, sio_strstatus(rc)); stateio_writer_close(w); return; }
+  if( rc ){ test_detail(&FX.f_setup, "%s: begin %s", ctx, stateio_errstr(rc)); stateio_writer_close(w); return; }
 
   /* Append, then commit; the first error is the one the fault caused. */
   stateio_set_fault_hook(fault_hook, &f);
-  int first_rc = SIO_OK, first_errno = 0, committed = 0, rolled_back = 0;
+  int first_rc = STATEIO_OK, first_errno = 0, committed = 0, rolled_back = 0;
   const char *first_where = "";
   went *ok_entries[8];
   int nok = 0;
   for(int i = 0; i < v->n; i++){
     errno = 0;
     rc = append_entry(w, v->e[i]);
-    if( rc == SIO_OK ){ ok_entries[nok++] = v->e[i]; continue; }
-    if( first_rc == SIO_OK ){ first_rc = rc; first_errno = errno; first_where = "append"; }
+    if( rc == STATEIO_OK ){ ok_entries[nok++] = v->e[i]; continue; }
+    if( first_rc == STATEIO_OK ){ first_rc = rc; first_errno = errno; first_where = "append"; }
     if( !v->careless ){ stateio_writer_rollback(w); rolled_back = 1; break; }
   }
   if( !rolled_back ){
     errno = 0;
     rc = stateio_writer_commit(w);
-    if( rc == SIO_OK ) committed = 1;
-    else if( first_rc == SIO_OK ){ first_rc = rc; first_errno = errno; first_where = "commit"; }
+    if( rc == STATEIO_OK ) committed = 1;
+    else if( first_rc == STATEIO_OK ){ first_rc = rc; first_errno = errno; first_where = "commit"; }
   }
   stateio_set_fault_hook(NULL, NULL);
 
   if( !f.fired || (f.rollback_err && !f.fired2) ){
     /* No such call here (or no rollback after it): the batch must simply have worked. */
     stateio_writer_close(w);
-    if( !f.fired && (first_rc != SIO_OK || !committed) ){
-      test_detail(&FX.f_rc, "%s: never fired, yet %s gave %s", ctx, first_where, sio_strstatus(first_rc));
+    if( !f.fired && (first_rc != STATEIO_OK || !committed) ){
+      test_detail(&FX.f_rc, "%s: never fired, yet %s gave %s", ctx, first_where, stateio_errstr(first_rc));
     }
     return;
   }
   FX.points++;
   if( f.fired2 ) FX.doubles++;
   int want_err = f.err ? f.err : ENOSPC;
-  if( first_rc != SIO_IOERR || first_errno != want_err ){
+  if( first_rc != STATEIO_IOERR || first_errno != want_err ){
     test_detail(&FX.f_rc, "%s: the first error was %s (errno %d) from %s, want i/o error errno %d",
-         ctx, sio_strstatus(first_rc), first_errno, first_where, want_err);
+         ctx, stateio_errstr(first_rc), first_errno, first_where, want_err);
   }
 
   /*
@@ -1142,8 +1142,8 @@ static void fault_run(const fault_variant *v, fault f, int tornbase, int sync){
   }
   if( n < 0 ){
     int k = committed ? expect_list(list, ok_entries, nok) : expect_list(list, NULL, 0);
-    logio_image img;
-    if( stateio_open_image(FX.path, &img) == SIO_OK ){
+    stateio_image img;
+    if( stateio_open_image(FX.path, &img) == STATEIO_OK ){
       uint64_t fsize = path_size(FX.path);
       check_state(&img, list, k, fsize, &FX.f_state, ctx, fsize);   /* says what differs */
       stateio_close_image(&img);
@@ -1163,21 +1163,21 @@ static void fault_run(const fault_variant *v, fault f, int tornbase, int sync){
   if( FX.runs % 2 ){
     stateio_writer_close(w);
     rc = stateio_writer_open(&w, FX.path, sync ? STATEIO_SYNC : 0);
-    if( rc ){ test_detail(&FX.f_next, "%s: reopen %s", ctx, sio_strstatus(rc)); return; }
+    if( rc ){ test_detail(&FX.f_next, "%s: reopen %s", ctx, stateio_errstr(rc)); return; }
   }
   uint64_t o = list[n - 1]->end;
   uint64_t ep = list[n - 1]->kind == STATEIO_SNAPSHOT ? list[n - 1]->start : list[n - 1]->efield;
   for(int i = 0; i < 3; i++){ place(FX.after[i], o, &ep); o = FX.after[i]->end; list[n++] = FX.after[i]; }
   rc = stateio_writer_begin(w);
-  for(int i = 0; rc == SIO_OK && i < 3; i++) rc = append_entry(w, FX.after[i]);
-  if( rc == SIO_OK ) rc = stateio_writer_commit(w);
+  for(int i = 0; rc == STATEIO_OK && i < 3; i++) rc = append_entry(w, FX.after[i]);
+  if( rc == STATEIO_OK ) rc = stateio_writer_commit(w);
   stateio_writer_close(w);
-  if( rc ){ test_detail(&FX.f_next, "%s: next commit: %s", ctx, sio_strstatus(rc)); return; }
+  if( rc ){ test_detail(&FX.f_next, "%s: next commit: %s", ctx, stateio_errstr(rc)); return; }
   fsize = path_size(FX.path);
   if( fsize != o ) test_detail(&FX.f_next, "%s: after the next commit the file is %llu bytes, want %llu",
                         ctx, (unsigned long long)fsize, (unsigned long long)o);
-  logio_image img;
-  if( stateio_open_image(FX.path, &img) == SIO_OK ){
+  stateio_image img;
+  if( stateio_open_image(FX.path, &img) == STATEIO_OK ){
     check_state(&img, list, n, fsize, &FX.f_next, ctx, fsize);
     stateio_close_image(&img);
   }
@@ -1211,10 +1211,10 @@ static void test_faults(void){
   stateio_writer *w;
   unlink(FX.path);
   int rc = stateio_writer_open(&w, FX.path, STATEIO_CREATE);
-  for(int i = 0; rc == SIO_OK && i < FX.nbase; i++) rc = append_entry(w, FX.base[i]);
+  for(int i = 0; rc == STATEIO_OK && i < FX.nbase; i++) rc = append_entry(w, FX.base[i]);
   stateio_writer_close(w);
   FX.clean = read_all(FX.path, &FX.clean_size);
-  CHECK_MSG(rc == SIO_OK && FX.clean && FX.clean_size == off, "faults: base log written (%llu bytes)",
+  CHECK_MSG(rc == STATEIO_OK && FX.clean && FX.clean_size == off, "faults: base log written (%llu bytes)",
             (unsigned long long)FX.clean_size);
   if( rc || !FX.clean ) return;
   /* The torn base: the clean one plus the first 100 bytes of a 500-byte update. */
@@ -1303,7 +1303,7 @@ static void test_faults(void){
   }
   CHECK_MSG(FX.f_setup == 0, "faults: setup (%d)", FX.f_setup);
   CHECK_MSG(FX.points >= (small ? 100 : 200), "faults: fault points injected: %ld", FX.points);
-  CHECK_MSG(FX.f_rc == 0, "faults: the call that meets the fault returns SIO_IOERR with its errno (%d wrong)", FX.f_rc);
+  CHECK_MSG(FX.f_rc == 0, "faults: the call that meets the fault returns STATEIO_IOERR with its errno (%d wrong)", FX.f_rc);
   CHECK_MSG(FX.f_state == 0, "faults: after a failed batch the log restores to the state before it;"
             " a careless caller's later commit that succeeds gives the entries appended (%d wrong)", FX.f_state);
   CHECK_MSG(FX.f_next == 0, "faults: the next commit succeeds and is readable (%d wrong)", FX.f_next);

@@ -441,17 +441,17 @@ static int write_shape(shape *s){
   unlink(path);
   stateio_writer *w;
   int rc = stateio_writer_open(&w, path, STATEIO_CREATE);
-  for(int i = 0; i < s->n && rc == SIO_OK; i++){
+  for(int i = 0; i < s->n && rc == STATEIO_OK; i++){
     const went *e = &s->W[i];
     if( e->reopen_before ){
       rc = stateio_writer_close(w);
       w = NULL;
-      if( rc == SIO_OK ) rc = stateio_writer_open(&w, path, 0);
+      if( rc == STATEIO_OK ) rc = stateio_writer_open(&w, path, 0);
       if( rc ) break;
     }
     rc = e->kind == STATEIO_SNAPSHOT ? stateio_snapshot(w, e->data, e->len)
                                      : stateio_update(w, e->data, e->len);
-    if( rc == SIO_OK && path_size(path) != e->end ){
+    if( rc == STATEIO_OK && path_size(path) != e->end ){
       printf("  %s: after entry %d the file has %llu bytes, want %llu\n", s->name, i,
              (unsigned long long)path_size(path), (unsigned long long)e->end);
       rc = -1;
@@ -459,7 +459,7 @@ static int write_shape(shape *s){
   }
   if( w ) stateio_writer_close(w);
   if( rc ){
-    printf("  %s: writer: %s\n", s->name, rc < 0 ? "wrong size" : sio_strstatus(rc));
+    printf("  %s: writer: %s\n", s->name, rc < 0 ? "wrong size" : stateio_errstr(rc));
     return -1;
   }
   s->bytes = read_all(path, &s->size);
@@ -730,12 +730,12 @@ static void compute_expect(const mcase *c, expect *x){
 
 /* ------------------------------------------------------------ the readers */
 
-static void check_scan(const mcase *c, const logio_image *img, const expect *x, unsigned char *got){
+static void check_scan(const mcase *c, const stateio_image *img, const expect *x, unsigned char *got){
   const shape *s = c->s;
   int flip = flip_case(c);
   memset(got, 0, (size_t)s->n);
   stateio_scan *sc;
-  if( stateio_scan_open(&sc, img, 0, 0) != SIO_OK ){
+  if( stateio_scan_open(&sc, img, 0, 0) != STATEIO_OK ){
     viol(V_API, R_SCAN, "stateio_scan_open failed");
     return;
   }
@@ -746,13 +746,13 @@ static void check_scan(const mcase *c, const logio_image *img, const expect *x, 
     stateio_entry e;
     int rc = stateio_scan_next(sc, &e);
     if( tracing ){
-      printf("    scan: %s %llu..%llu", sio_strstatus(rc), (unsigned long long)e.offset, (unsigned long long)e.end);
-      if( rc == SIO_OK || (rc == SIO_CORRUPT_ENTRY && e.kind) ) printf(" %s epoch %llu, %zu bytes", kind_name(e.kind), (unsigned long long)e.epoch, e.len);
+      printf("    scan: %s %llu..%llu", stateio_errstr(rc), (unsigned long long)e.offset, (unsigned long long)e.end);
+      if( rc == STATEIO_OK || (rc == STATEIO_CORRUPT_ENTRY && e.kind) ) printf(" %s epoch %llu, %zu bytes", kind_name(e.kind), (unsigned long long)e.epoch, e.len);
       if( e.problem ) printf(" (%s)", e.problem);
-      if( rc == SIO_DONE ){ uint64_t tl, to = stateio_scan_torn(sc, &tl); printf(" torn %llu+%llu", (unsigned long long)to, (unsigned long long)tl); }
+      if( rc == STATEIO_DONE ){ uint64_t tl, to = stateio_scan_torn(sc, &tl); printf(" torn %llu+%llu", (unsigned long long)to, (unsigned long long)tl); }
       printf("\n");
     }
-    if( rc == SIO_DONE ){
+    if( rc == STATEIO_DONE ){
       uint64_t tl, to = stateio_scan_torn(sc, &tl);
       if( tl > 0 && flip ){
         viol(V_TAKEN_TORN, R_SCAN, "torn tail %llu..%llu: the damage is dropped as a torn append",
@@ -763,17 +763,17 @@ static void check_scan(const mcase *c, const logio_image *img, const expect *x, 
       }
       break;
     }
-    if( rc != SIO_OK && rc != SIO_CORRUPT_LOG && rc != SIO_CORRUPT_ENTRY ){
-      viol(V_API, R_SCAN, "status %s", sio_strstatus(rc));
+    if( rc != STATEIO_OK && rc != STATEIO_CORRUPT_LOG && rc != STATEIO_CORRUPT_ENTRY ){
+      viol(V_API, R_SCAN, "status %s", stateio_errstr(rc));
       break;
     }
     if( e.offset < prev || e.end <= e.offset || e.end > c->L ){
-      viol(V_API, R_SCAN, "%s at %llu..%llu after %llu", sio_strstatus(rc),
+      viol(V_API, R_SCAN, "%s at %llu..%llu after %llu", stateio_errstr(rc),
            (unsigned long long)e.offset, (unsigned long long)e.end, (unsigned long long)prev);
     }
     if( e.end > prev ) prev = e.end;
     int cov = flip && covers(e.offset, e.end, c->pos);
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK ){
       entries_checked++;
       int i = find_start(s, e.offset);
       if( i < 0 || !state_is(&s->W[i], &e) ){
@@ -789,7 +789,7 @@ static void check_scan(const mcase *c, const logio_image *img, const expect *x, 
         got[i] = 1;
         if( i == strict_next ) strict_next++; else strict_bad = 1;
       }
-    }else if( rc == SIO_CORRUPT_ENTRY ){
+    }else if( rc == STATEIO_CORRUPT_ENTRY ){
       int i = find_start(s, e.offset);
       if( i < 0 || s->W[i].end != e.end ){
         viol(V_INVENTED, R_SCAN, "a bad entry (%s) at %llu..%llu, never written",
@@ -802,14 +802,14 @@ static void check_scan(const mcase *c, const logio_image *img, const expect *x, 
              (unsigned long long)e.end, e.problem ? e.problem : "?");
       }
     }
-    if( rc != SIO_OK && !strict_done && flip ){
+    if( rc != STATEIO_OK && !strict_done && flip ){
       strict_done = 1;
       if( strict_bad || strict_next != c->d ){
         viol(V_STRICT, R_SCAN, "%d written entries before the first error (%s at %llu..%llu), want the %d before the damage",
-             strict_next, sio_strstatus(rc), (unsigned long long)e.offset, (unsigned long long)e.end, c->d);
-      }else if( rc != SIO_CORRUPT_LOG || !cov ){
+             strict_next, stateio_errstr(rc), (unsigned long long)e.offset, (unsigned long long)e.end, c->d);
+      }else if( rc != STATEIO_CORRUPT_LOG || !cov ){
         viol(V_STRICT, R_SCAN, "the first error, %s at %llu..%llu, does not cover the damage",
-             sio_strstatus(rc), (unsigned long long)e.offset, (unsigned long long)e.end);
+             stateio_errstr(rc), (unsigned long long)e.offset, (unsigned long long)e.end);
       }
     }
   }
@@ -837,14 +837,14 @@ static int probs_cb(void *arg, uint64_t off, uint64_t len, const char *why){
   return 0;
 }
 
-static void check_check(const mcase *c, const logio_image *img, const expect *x){
+static void check_check(const mcase *c, const stateio_image *img, const expect *x){
   probs g;
   g.n = 0;
   int rc = stateio_check(img, probs_cb, &g);
   for(int i = 0; tracing && i < g.n && i < 64; i++){
     printf("    check: %s at %llu..%llu\n", g.why[i], (unsigned long long)g.off[i], (unsigned long long)(g.off[i] + g.len[i]));
   }
-  if( rc != SIO_OK ) viol(V_API, R_CHECK, "stateio_check: %s", sio_strstatus(rc));
+  if( rc != STATEIO_OK ) viol(V_API, R_CHECK, "stateio_check: %s", stateio_errstr(rc));
   int cov = 0;
   for(int i = 0; i < g.n && i < 64; i++){
     int torn = g.why[i] && strcmp(g.why[i], "torn tail") == 0;
@@ -865,13 +865,13 @@ static void check_check(const mcase *c, const logio_image *img, const expect *x)
   }
 }
 
-static void check_updates(const mcase *c, const logio_image *img, const expect *x,
-                          const stateio_epoch *st, unsigned char *got){
+static void check_updates(const mcase *c, const stateio_image *img, const expect *x,
+                          const stateio_state *st, unsigned char *got){
   const shape *s = c->s;
   int flip = flip_case(c);
   memset(got, 0, (size_t)s->n);
   stateio_updates *u;
-  if( stateio_updates_open(&u, img, st) != SIO_OK ){
+  if( stateio_updates_open(&u, img, st) != STATEIO_OK ){
     viol(V_API, R_UPDATES, "stateio_updates_open failed");
     return;
   }
@@ -882,14 +882,14 @@ static void check_updates(const mcase *c, const logio_image *img, const expect *
     if( steps > (long)c->L + 10 ){ viol(V_API, R_UPDATES, "the update reader does not end"); break; }
     logio_entry e;
     int rc = stateio_updates_next(u, &e);
-    if( tracing ) printf("    updates: %s at %llu (%zu bytes)\n", sio_strstatus(rc), (unsigned long long)e.offset, e.len);
-    if( rc == SIO_DONE ) break;
+    if( tracing ) printf("    updates: %s at %llu (%zu bytes)\n", stateio_errstr(rc), (unsigned long long)e.offset, e.len);
+    if( rc == STATEIO_DONE ) break;
     if( e.offset < prev ){
-      viol(V_API, R_UPDATES, "%s at %llu after %llu", sio_strstatus(rc),
+      viol(V_API, R_UPDATES, "%s at %llu after %llu", stateio_errstr(rc),
            (unsigned long long)e.offset, (unsigned long long)prev);
     }
     prev = e.offset;
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK ){
       entries_checked++;
       int i = find_start(s, e.offset);
       const went *w = i >= 0 ? &s->W[i] : NULL;
@@ -903,20 +903,20 @@ static void check_updates(const mcase *c, const logio_image *img, const expect *
         got[i] = 1;
       }
       prev = e.end;
-    }else if( rc == SIO_CORRUPT_LOG ){
+    }else if( rc == STATEIO_CORRUPT_LOG ){
       if( flip && covers(e.offset, e.offset + e.len, c->pos) ) reported = 1;
       if( !flip ){
         viol(V_TORN_ERROR, R_UPDATES, "damaged region %llu..%llu", (unsigned long long)e.offset,
              (unsigned long long)(e.offset + e.len));
       }
       prev = e.offset + e.len;
-    }else if( rc == SIO_CORRUPT_ENTRY ){
+    }else if( rc == STATEIO_CORRUPT_ENTRY ){
       if( find_start(s, e.offset) < 0 ){
         viol(V_INVENTED, R_UPDATES, "a bad entry at %llu..%llu, never written",
              (unsigned long long)e.offset, (unsigned long long)e.end);
       }
     }else{
-      viol(V_API, R_UPDATES, "status %s", sio_strstatus(rc));
+      viol(V_API, R_UPDATES, "status %s", stateio_errstr(rc));
       break;
     }
   }
@@ -935,38 +935,38 @@ static void check_updates(const mcase *c, const logio_image *img, const expect *
   }
 }
 
-static void check_restore(const mcase *c, const logio_image *img, const expect *x, unsigned char *got){
+static void check_restore(const mcase *c, const stateio_image *img, const expect *x, unsigned char *got){
   const shape *s = c->s;
   int flip = flip_case(c);
-  stateio_epoch st;
+  stateio_state st;
   int rc = stateio_restore(img, &st);
   if( tracing ){
     printf("    restore: %s epoch %llu snapshot %d (%zu bytes) log_end %llu torn %llu bad_offset %llu\n",
-           sio_strstatus(rc), (unsigned long long)st.epoch, st.has_snapshot, st.snapshot_len,
+           stateio_errstr(rc), (unsigned long long)st.epoch, st.has_snapshot, st.snapshot_len,
            (unsigned long long)st.log_end, (unsigned long long)st.torn_len, (unsigned long long)st.bad_offset);
   }
   if( !flip && c->L >= 1 && c->L <= 4 ){
     /* 1..4 bytes hold only part of a checksum: nothing says "log". */
-    if( rc != SIO_NOTLOG ) viol(V_TORN_ERROR, R_RESTORE, "restore: %s, want %s", sio_strstatus(rc), sio_strstatus(SIO_NOTLOG));
-    stateio_epoch_clear(&st);
+    if( rc != STATEIO_NOTLOG ) viol(V_TORN_ERROR, R_RESTORE, "restore: %s, want %s", stateio_errstr(rc), stateio_errstr(STATEIO_NOTLOG));
+    stateio_state_clear(&st);
     return;
   }
-  if( rc != SIO_OK ){
+  if( rc != STATEIO_OK ){
     if( !flip ){
-      viol(V_TORN_ERROR, R_RESTORE, "restore: %s (bad_offset %llu)", sio_strstatus(rc),
+      viol(V_TORN_ERROR, R_RESTORE, "restore: %s (bad_offset %llu)", stateio_errstr(rc),
            (unsigned long long)st.bad_offset);
     }else if( x->must_restore ){
       viol(V_RESTORE, R_RESTORE, "restore: %s (bad_offset %llu), although the last entry and the current snapshot are intact%s",
-           sio_strstatus(rc), (unsigned long long)st.bad_offset,
+           stateio_errstr(rc), (unsigned long long)st.bad_offset,
            s->W[c->d].kind == STATEIO_SNAPSHOT ? " (the damaged entry is an older snapshot)" : "");
-    }else if( (rc != SIO_CORRUPT_LOG && rc != SIO_CORRUPT_ENTRY)
+    }else if( (rc != STATEIO_CORRUPT_LOG && rc != STATEIO_CORRUPT_ENTRY)
               || st.bad_offset < s->W[c->d].start || st.bad_offset >= s->W[c->d].end ){
       viol(V_RESTORE, R_RESTORE, "restore: %s with bad_offset %llu, not in the damaged entry",
-           sio_strstatus(rc), (unsigned long long)st.bad_offset);
+           stateio_errstr(rc), (unsigned long long)st.bad_offset);
     }else{
       restore_refused++;
     }
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
     return;
   }
   entries_checked++;
@@ -974,7 +974,7 @@ static void check_restore(const mcase *c, const logio_image *img, const expect *
     int older = st.epoch < x->E && written_epoch(s, st.epoch);
     viol(older ? V_EPOCH : V_INVENTED, R_RESTORE, "epoch %llu as the current one; the last epoch written is %llu",
          (unsigned long long)st.epoch, (unsigned long long)x->E);
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
     return;
   }
   int ok;
@@ -988,7 +988,7 @@ static void check_restore(const mcase *c, const logio_image *img, const expect *
   if( !ok ){
     viol(V_INVENTED, R_RESTORE, "the state of epoch %llu: snapshot %d of %zu bytes ending at %llu, not the one written",
          (unsigned long long)st.epoch, st.has_snapshot, st.snapshot_len, (unsigned long long)st.snapshot_end);
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
     return;
   }
   if( flip && x->si == c->d ){
@@ -1008,10 +1008,10 @@ static void check_restore(const mcase *c, const logio_image *img, const expect *
          (unsigned long long)x->log_end, (unsigned long long)(c->L - x->log_end));
   }
   check_updates(c, img, x, &st, got);
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
 }
 
-static void check_rewind(const mcase *c, const logio_image *img, const expect *x, unsigned char *got){
+static void check_rewind(const mcase *c, const stateio_image *img, const expect *x, unsigned char *got){
   const shape *s = c->s;
   memset(got, 0, (size_t)s->n);
   uint64_t limit = c->L;
@@ -1019,9 +1019,9 @@ static void check_rewind(const mcase *c, const logio_image *img, const expect *x
   for(uint64_t step = 0; step <= c->L / (HDR + 1) + 1; step++){
     uint64_t st, en;
     int rc = logio_rewind(img, limit, &st, &en);
-    if( tracing ) printf("    rewind from %llu: %s %llu..%llu\n", (unsigned long long)limit, sio_strstatus(rc), (unsigned long long)st, (unsigned long long)en);
-    if( rc == SIO_DONE ) break;
-    if( rc != SIO_OK ){ viol(V_API, R_REWIND, "rewind from %llu: %s", (unsigned long long)limit, sio_strstatus(rc)); break; }
+    if( tracing ) printf("    rewind from %llu: %s %llu..%llu\n", (unsigned long long)limit, stateio_errstr(rc), (unsigned long long)st, (unsigned long long)en);
+    if( rc == STATEIO_DONE ) break;
+    if( rc != STATEIO_OK ){ viol(V_API, R_REWIND, "rewind from %llu: %s", (unsigned long long)limit, stateio_errstr(rc)); break; }
     entries_checked++;
     int i = find_start(s, st);
     if( i < 0 || s->W[i].end != en || en > limit || en > c->L ){
@@ -1046,7 +1046,7 @@ static void check_rewind(const mcase *c, const logio_image *img, const expect *x
   }
 }
 
-static void check_read_at(const mcase *c, const logio_image *img, const expect *x){
+static void check_read_at(const mcase *c, const stateio_image *img, const expect *x){
   const shape *s = c->s;
   for(int i = 0; i < s->n; i++){
     const went *w = &s->W[i];
@@ -1054,22 +1054,22 @@ static void check_read_at(const mcase *c, const logio_image *img, const expect *
     entries_checked++;
     logio_entry e;
     int rc = logio_read_entry_at(img, w->start, &e);
-    if( tracing ) printf("    read_at %llu: %s\n", (unsigned long long)w->start, sio_strstatus(rc));
-    if( rc == SIO_OK ){
+    if( tracing ) printf("    read_at %llu: %s\n", (unsigned long long)w->start, stateio_errstr(rc));
+    if( rc == STATEIO_OK ){
       if( !payload_is(w, e.offset, e.end, e.data, e.len) ){
         viol(V_INVENTED, R_READAT, "at %llu: %zu bytes ending at %llu, not the entry written",
              (unsigned long long)w->start, e.len, (unsigned long long)e.end);
       }else if( flip_case(c) && i == c->d ){
         viol(V_REPAIRED, R_READAT, "the damaged entry at %llu returned as intact", (unsigned long long)w->start);
       }
-      sio_free((void*)e.data);
+      stateio_free((void*)e.data);
     }else{
       if( x->must[i] ){
         viol(V_LOST, R_READAT, "entry %d (%s at %llu..%llu): %s", i, kind_name(w->kind),
-             (unsigned long long)w->start, (unsigned long long)w->end, sio_strstatus(rc));
+             (unsigned long long)w->start, (unsigned long long)w->end, stateio_errstr(rc));
       }
-      if( rc != SIO_CORRUPT_LOG && rc != SIO_TORN && rc != SIO_NOTFOUND && rc != SIO_CORRUPT_ENTRY ){
-        viol(V_API, R_READAT, "at %llu: %s", (unsigned long long)w->start, sio_strstatus(rc));
+      if( rc != STATEIO_CORRUPT_LOG && rc != STATEIO_TORN && rc != STATEIO_NOTFOUND && rc != STATEIO_CORRUPT_ENTRY ){
+        viol(V_API, R_READAT, "at %llu: %s", (unsigned long long)w->start, stateio_errstr(rc));
       }
     }
   }
@@ -1079,7 +1079,7 @@ static void run_case(const mcase *c, const unsigned char *buf, expect *x, unsign
   cur = c;
   case_flags = 0;
   cases[cur_shape][c->kind]++;
-  logio_image img;
+  stateio_image img;
   memset(&img, 0, sizeof(img));
   img.fd = -1;
   img.tail = buf;

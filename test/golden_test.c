@@ -204,7 +204,7 @@ static int replay(gcase *c, const char *log){
   unlink(log);
   stateio_writer *w = NULL;
   int rc = stateio_writer_open(&w, log, STATEIO_CREATE);
-  if( !CHECK_MSG(rc == SIO_OK, "%s: writer_open: %s", c->name, sio_strstatus(rc)) ){
+  if( !CHECK_MSG(rc == STATEIO_OK, "%s: writer_open: %s", c->name, stateio_errstr(rc)) ){
     fclose(f);
     return -1;
   }
@@ -237,7 +237,7 @@ static int replay(gcase *c, const char *log){
       }
       rc = kind == STATEIO_UPDATE ? stateio_update(w, data, (size_t)len)
                                   : stateio_snapshot(w, data, (size_t)len);
-      if( !CHECK_MSG(rc == SIO_OK, "%s: ops.txt:%d %s: %s", c->name, lineno, line, sio_strstatus(rc)) ){
+      if( !CHECK_MSG(rc == STATEIO_OK, "%s: ops.txt:%d %s: %s", c->name, lineno, line, stateio_errstr(rc)) ){
         free(data);
         bad = 1;
         break;
@@ -253,10 +253,10 @@ static int replay(gcase *c, const char *log){
                 c->name, lineno, (unsigned long long)stateio_writer_epoch(w), (unsigned long long)epoch);
     }else if( strcmp(op, "reopen") == 0 ){
       rc = stateio_writer_close(w);
-      CHECK_MSG(rc == SIO_OK, "%s: writer_close: %s", c->name, sio_strstatus(rc));
+      CHECK_MSG(rc == STATEIO_OK, "%s: writer_close: %s", c->name, stateio_errstr(rc));
       w = NULL;
       rc = stateio_writer_open(&w, log, 0);
-      if( !CHECK_MSG(rc == SIO_OK, "%s: ops.txt:%d reopen: %s", c->name, lineno, sio_strstatus(rc)) ){
+      if( !CHECK_MSG(rc == STATEIO_OK, "%s: ops.txt:%d reopen: %s", c->name, lineno, stateio_errstr(rc)) ){
         bad = 1;
         break;
       }
@@ -286,7 +286,7 @@ static int replay(gcase *c, const char *log){
   CHECK_MSG(!bad, "%s: ops.txt:%d: cannot replay \"%s\"", c->name, lineno, line);
   if( w ){
     rc = stateio_writer_close(w);
-    CHECK_MSG(rc == SIO_OK, "%s: writer_close: %s", c->name, sio_strstatus(rc));
+    CHECK_MSG(rc == STATEIO_OK, "%s: writer_close: %s", c->name, stateio_errstr(rc));
   }
   return bad ? -1 : 0;
 }
@@ -319,7 +319,7 @@ static unsigned char *mutate(gcase *c, size_t *len){
 /* The payload [kind][epoch][data] of a written entry. */
 static int same_payload(const written *x, const unsigned char *p, size_t n){
   stateio_entry se;
-  if( stateio_parse_entry(p, n, &se) != SIO_OK ) return 0;
+  if( stateio_parse_entry(p, n, &se) != STATEIO_OK ) return 0;
   return se.kind == x->kind && se.epoch == x->epoch && se.len == x->len
       && (x->len == 0 || memcmp(se.data, x->data, x->len) == 0);
 }
@@ -330,17 +330,17 @@ static int same_payload(const written *x, const unsigned char *p, size_t n){
 ** torn tail (the `raw` garbage), then the end.
 */
 static void check_oracle(gcase *c, const char *log){
-  logio_image img;
+  stateio_image img;
   int rc = stateio_open_image(log, &img);
-  if( !CHECK_MSG(rc == SIO_OK, "%s: open %s: %s", c->name, log, sio_strstatus(rc)) ) return;
+  if( !CHECK_MSG(rc == STATEIO_OK, "%s: open %s: %s", c->name, log, stateio_errstr(rc)) ) return;
   logio_reader *r;
   rc = logio_reader_open(&r, &img, 0);
-  CHECK(rc == SIO_OK);
+  CHECK(rc == STATEIO_OK);
   int i = 0, ok = 1, steps = 0;
   logio_entry e;
-  while( rc == SIO_OK && steps++ < MAX_STEPS ){
+  while( rc == STATEIO_OK && steps++ < MAX_STEPS ){
     rc = logio_reader_next(r, &e);
-    if( rc != SIO_OK ) break;
+    if( rc != STATEIO_OK ) break;
     if( i >= c->nw || e.offset != c->w[i].start || e.end != c->w[i].end
         || !same_payload(&c->w[i], e.data, e.len) ){
       printf("  oracle: entry %d: reader gives [%llu,%llu), expected [%llu,%llu)\n", i,
@@ -352,13 +352,13 @@ static void check_oracle(gcase *c, const char *log){
     }
     i++;
   }
-  if( rc == SIO_TORN && c->has_raw ){
+  if( rc == STATEIO_TORN && c->has_raw ){
     CHECK_MSG(e.offset == c->w[c->nw - 1].end, "%s: the raw garbage is reported at %llu", c->name,
               (unsigned long long)e.offset);
     rc = logio_reader_next(r, &e);
   }
-  CHECK_MSG(ok && i == c->nw && rc == SIO_DONE, "%s: the written file reads back as the %d entries written "
-            "(read %d, then %s)", c->name, c->nw, i, sio_strstatus(rc));
+  CHECK_MSG(ok && i == c->nw && rc == STATEIO_DONE, "%s: the written file reads back as the %d entries written "
+            "(read %d, then %s)", c->name, c->nw, i, stateio_errstr(rc));
   logio_reader_close(r);
   stateio_close_image(&img);
 }
@@ -406,12 +406,12 @@ static void scan_line(const unsigned char *p, size_t n, uint64_t off, char *out,
 }
 
 /* scan: a logio_reader from offset 0, each entry parsed as a state entry. */
-static void scan_text(const logio_image *img, sbuf *out, scan_result *res){
+static void scan_text(const stateio_image *img, sbuf *out, scan_result *res){
   logio_reader *r;
   memset(res, 0, sizeof(*res));
   int rc = logio_reader_open(&r, img, 0);
   if( rc ){
-    sb_printf(out, "error %s\n", sio_strstatus(rc));
+    sb_printf(out, "error %s\n", stateio_errstr(rc));
     return;
   }
   int cap = 0;
@@ -428,35 +428,35 @@ static void scan_text(const logio_image *img, sbuf *out, scan_result *res){
     it->rc = rc;
     it->off = e.offset;
     it->end = e.end;
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK ){
       it->copy = xmalloc(e.len);
       memcpy(it->copy, e.data, e.len);
       it->len = e.len;
       char line[200];
-      it->parsed = stateio_parse_entry(it->copy, e.len, &it->se) == SIO_OK;
+      it->parsed = stateio_parse_entry(it->copy, e.len, &it->se) == STATEIO_OK;
       scan_line(it->copy, e.len, e.offset, line, sizeof(line));
       sb_printf(out, "%s\n", line);
       continue;
     }
-    if( rc == SIO_CORRUPT_LOG ){ sb_printf(out, "corrupt\n"); continue; }
+    if( rc == STATEIO_CORRUPT_LOG ){ sb_printf(out, "corrupt\n"); continue; }
     /* Ours, not the reference's: a torn tail, after which the reader ends cleanly. */
-    if( rc == SIO_TORN ){ sb_printf(out, "torn\n"); continue; }
-    if( rc == SIO_DONE ){ sb_printf(out, "eof\n"); break; }
-    sb_printf(out, "error %s\n", sio_strstatus(rc));
+    if( rc == STATEIO_TORN ){ sb_printf(out, "torn\n"); continue; }
+    if( rc == STATEIO_DONE ){ sb_printf(out, "eof\n"); break; }
+    sb_printf(out, "error %s\n", stateio_errstr(rc));
     break;
   }
   logio_reader_close(r);
 }
 
 /* rewind: repeated logio_rewind, each time with the previous start as limit. */
-static int rewind_text(const logio_image *img, sbuf *out, uint64_t *starts, uint64_t *ends, int max){
-  uint64_t limit = logio_image_size(img);
+static int rewind_text(const stateio_image *img, sbuf *out, uint64_t *starts, uint64_t *ends, int max){
+  uint64_t limit = stateio_image_size(img);
   int n = 0;
   for(int steps = 0; steps < MAX_STEPS; steps++){
     uint64_t s, e;
     int rc = logio_rewind(img, limit, &s, &e);
-    if( rc == SIO_DONE ){ sb_printf(out, "eof\n"); break; }
-    if( rc != SIO_OK ){ sb_printf(out, "error %s\n", sio_strstatus(rc)); break; }
+    if( rc == STATEIO_DONE ){ sb_printf(out, "eof\n"); break; }
+    if( rc != STATEIO_OK ){ sb_printf(out, "error %s\n", stateio_errstr(rc)); break; }
     sb_printf(out, "entry %llu\n", (unsigned long long)s);
     if( n < max ){ starts[n] = s; ends[n] = e; }
     n++;
@@ -467,11 +467,11 @@ static int rewind_text(const logio_image *img, sbuf *out, uint64_t *starts, uint
 }
 
 /* restore: stateio_restore, then the update reader to its end. */
-static void restore_text(const logio_image *img, sbuf *out){
-  stateio_epoch st;
+static void restore_text(const stateio_image *img, sbuf *out){
+  stateio_state st;
   int rc = stateio_restore(img, &st);
   if( rc ){
-    sb_printf(out, "error %s\n", sio_strstatus(rc));
+    sb_printf(out, "error %s\n", stateio_errstr(rc));
     return;
   }
   char sha[65];
@@ -485,27 +485,27 @@ static void restore_text(const logio_image *img, sbuf *out){
   stateio_updates *u;
   rc = stateio_updates_open(&u, img, &st);
   if( rc ){
-    sb_printf(out, "error %s\n", sio_strstatus(rc));
+    sb_printf(out, "error %s\n", stateio_errstr(rc));
   }else{
     for(int steps = 0; steps < MAX_STEPS; steps++){
       logio_entry e;
       rc = stateio_updates_next(u, &e);
-      if( rc == SIO_OK ){
+      if( rc == STATEIO_OK ){
         sha256_hex(e.data, e.len, sha);
         sb_printf(out, "update %zu %s\n", e.len, sha);
-      }else if( rc == SIO_CORRUPT_LOG || rc == SIO_CORRUPT_ENTRY ){
-        sb_printf(out, "error %s\n", sio_strstatus(rc));     /* the reader goes on */
-      }else if( rc == SIO_DONE ){
+      }else if( rc == STATEIO_CORRUPT_LOG || rc == STATEIO_CORRUPT_ENTRY ){
+        sb_printf(out, "error %s\n", stateio_errstr(rc));     /* the reader goes on */
+      }else if( rc == STATEIO_DONE ){
         sb_printf(out, "eof\n");
         break;
       }else{
-        sb_printf(out, "error %s\n", sio_strstatus(rc));
+        sb_printf(out, "error %s\n", stateio_errstr(rc));
         break;
       }
     }
     stateio_updates_close(u);
   }
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
 }
 
 /* ---------------------------------------------------------------- (e) properties */
@@ -532,7 +532,7 @@ typedef struct restore_expect {
 ** the snapshot at E (or none for E == 0 when the log begins with an
 ** update); if that snapshot is damaged restore must fail naming E, never
 ** fall back to an older epoch; otherwise the reader gives the surviving
-** updates of E in order and one SIO_CORRUPT_LOG for each run of damaged
+** updates of E in order and one STATEIO_CORRUPT_LOG for each run of damaged
 ** entries between them. Damaged entries after L are a torn tail: not
 ** reported, the log simply ends.
 */
@@ -621,23 +621,23 @@ static void expect_restore(const gcase *c, restore_expect *x){
 ** the log's last entry, when extra_data is not NULL). Returns the number of
 ** differences, printing the first few.
 */
-static int check_restore(const gcase *c, const char *ctx, const logio_image *img,
+static int check_restore(const gcase *c, const char *ctx, const stateio_image *img,
                          const restore_expect *x, const unsigned char *extra_data, size_t extra_len,
                          uint64_t extra_start){
   int bad = 0;
-  stateio_epoch st;
+  stateio_state st;
   int rc = stateio_restore(img, &st);
-  if( x->must_fail || (x->may_fail && rc != SIO_OK) ){
+  if( x->must_fail || (x->may_fail && rc != STATEIO_OK) ){
     /* The current epoch's snapshot is damaged: an error naming it, never an older epoch. */
-    bad += !CHECK_MSG((rc == SIO_CORRUPT_LOG || rc == SIO_CORRUPT_ENTRY) && st.bad_offset == x->bad_offset,
+    bad += !CHECK_MSG((rc == STATEIO_CORRUPT_LOG || rc == STATEIO_CORRUPT_ENTRY) && st.bad_offset == x->bad_offset,
                       "%s: %s: restore must fail naming the damaged snapshot at %llu: got %s, bad_offset %llu",
-                      c->name, ctx, (unsigned long long)x->bad_offset, sio_strstatus(rc),
+                      c->name, ctx, (unsigned long long)x->bad_offset, stateio_errstr(rc),
                       (unsigned long long)st.bad_offset);
-    if( rc == SIO_OK ) stateio_epoch_clear(&st);
+    if( rc == STATEIO_OK ) stateio_state_clear(&st);
     return bad;
   }
-  if( !CHECK_MSG(rc == SIO_OK, "%s: %s: restore: %s (bad_offset %llu)", c->name, ctx,
-                 sio_strstatus(rc), (unsigned long long)st.bad_offset) ) return 1;
+  if( !CHECK_MSG(rc == STATEIO_OK, "%s: %s: restore: %s (bad_offset %llu)", c->name, ctx,
+                 stateio_errstr(rc), (unsigned long long)st.bad_offset) ) return 1;
   /* The current epoch and its state. */
   bad += !CHECK_MSG(st.epoch == x->epoch && st.has_snapshot == x->has_snapshot,
                     "%s: %s: restore gives epoch %llu (snapshot %d), expected %llu (snapshot %d)",
@@ -653,26 +653,26 @@ static int check_restore(const gcase *c, const char *ctx, const logio_image *img
   if( !extra_data ){
     /* Where the log ends: after L; whatever follows is a torn tail. */
     uint64_t want_end = x->log_end;
-    bad += !CHECK_MSG(st.log_end == want_end && st.log_end + st.torn_len == logio_image_size(img),
+    bad += !CHECK_MSG(st.log_end == want_end && st.log_end + st.torn_len == stateio_image_size(img),
                       "%s: %s: log_end %llu torn_len %llu, expected log_end %llu of a %llu-byte file",
                       c->name, ctx, (unsigned long long)st.log_end, (unsigned long long)st.torn_len,
-                      (unsigned long long)want_end, (unsigned long long)logio_image_size(img));
+                      (unsigned long long)want_end, (unsigned long long)stateio_image_size(img));
   }
   /* The updates, in order. */
   stateio_updates *u;
   rc = stateio_updates_open(&u, img, &st);
-  if( !CHECK_MSG(rc == SIO_OK, "%s: %s: updates_open: %s", c->name, ctx, sio_strstatus(rc)) ){
-    stateio_epoch_clear(&st);
+  if( !CHECK_MSG(rc == STATEIO_OK, "%s: %s: updates_open: %s", c->name, ctx, stateio_errstr(rc)) ){
+    stateio_state_clear(&st);
     return bad + 1;
   }
   int k = 0, nwant = x->nseq + (extra_data ? 1 : 0), mism = 0;
   for(int steps = 0; steps < MAX_STEPS; steps++){
     logio_entry e;
     rc = stateio_updates_next(u, &e);
-    if( rc == SIO_DONE ) break;
+    if( rc == STATEIO_DONE ) break;
     if( k >= nwant ){
       printf("  %s: %s: update reader read %d: %s beyond the %d expected\n", c->name, ctx, k,
-             sio_strstatus(rc), nwant);
+             stateio_errstr(rc), nwant);
       mism++;
       break;
     }
@@ -681,27 +681,27 @@ static int check_restore(const gcase *c, const char *ctx, const logio_image *img
     uint64_t want_off = want.x ? want.x->start : extra_start;
     int ok;
     if( want.data == NULL && want.x == NULL ){
-      ok = rc == SIO_CORRUPT_LOG;
+      ok = rc == STATEIO_CORRUPT_LOG;
     }else{
-      ok = rc == SIO_OK && e.offset == want_off && e.len == want.len
+      ok = rc == STATEIO_OK && e.offset == want_off && e.len == want.len
         && (want.len == 0 || memcmp(e.data, want.data, want.len) == 0);
     }
     if( !ok ){
       if( mism < 3 )
         printf("  %s: %s: update reader read %d: %s at %llu (len %zu), expected %s at %llu\n",
-               c->name, ctx, k, sio_strstatus(rc), (unsigned long long)e.offset,
-               rc == SIO_OK ? e.len : (size_t)0,
+               c->name, ctx, k, stateio_errstr(rc), (unsigned long long)e.offset,
+               rc == STATEIO_OK ? e.len : (size_t)0,
                want.data == NULL && want.x == NULL ? "corrupt log" : "update",
                (unsigned long long)want_off);
       mism++;
-      if( rc != SIO_OK && rc != SIO_CORRUPT_LOG && rc != SIO_CORRUPT_ENTRY ) break;
+      if( rc != STATEIO_OK && rc != STATEIO_CORRUPT_LOG && rc != STATEIO_CORRUPT_ENTRY ) break;
     }
     k++;
   }
   bad += !CHECK_MSG(mism == 0 && k == nwant, "%s: %s: update reader: %d reads, expected %d (%d differ)",
                     c->name, ctx, k, nwant, mism);
   stateio_updates_close(u);
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
   return bad;
 }
 
@@ -710,21 +710,21 @@ static int check_restore(const gcase *c, const char *ctx, const logio_image *img
 ** `scan` and `rw` are our scan and rewind of log.bin; ref_scan the
 ** reference's scan.txt.
 */
-static void check_damaged(gcase *c, const logio_image *img, const scan_result *scan,
+static void check_damaged(gcase *c, const stateio_image *img, const scan_result *scan,
                           const char *ref_scan, const uint64_t *rw_starts,
                           const uint64_t *rw_ends, int nrw){
   /*
   ** (i) Forward scan in skip mode: exactly the surviving entries, in order,
   ** each with the data written (a damaged entry is never returned as data,
-  ** and nothing is invented). A torn tail is reported as SIO_TORN, which is
-  ** not an error: the scan still ends with SIO_DONE.
+  ** and nothing is invented). A torn tail is reported as STATEIO_TORN, which is
+  ** not an error: the scan still ends with STATEIO_DONE.
   */
   int k = 0, extra = 0, bad_data = 0, errors = 0, steps_done = 0;
   for(int i = 0; i < scan->n; i++){
     const scan_item *it = &scan->it[i];
-    if( it->rc == SIO_DONE ){ steps_done = 1; continue; }
-    if( it->rc == SIO_CORRUPT_LOG || it->rc == SIO_TORN ) continue;
-    if( it->rc != SIO_OK ){ errors++; continue; }
+    if( it->rc == STATEIO_DONE ){ steps_done = 1; continue; }
+    if( it->rc == STATEIO_CORRUPT_LOG || it->rc == STATEIO_TORN ) continue;
+    if( it->rc != STATEIO_OK ){ errors++; continue; }
     while( k < c->nw && !c->w[k].survives ) k++;
     if( k >= c->nw ){ extra++; continue; }
     const written *x = &c->w[k++];
@@ -751,7 +751,7 @@ static void check_damaged(gcase *c, const logio_image *img, const scan_result *s
     int found = 0;
     for(int j = 0; j < scan->n; j++){
       const scan_item *it = &scan->it[j];
-      if( (it->rc == SIO_CORRUPT_LOG || it->rc == SIO_TORN) && it->off <= x->start && x->start < it->end ) found = 1;
+      if( (it->rc == STATEIO_CORRUPT_LOG || it->rc == STATEIO_TORN) && it->off <= x->start && x->start < it->end ) found = 1;
     }
     if( !found ){
       unreported++;
@@ -773,7 +773,7 @@ static void check_damaged(gcase *c, const logio_image *img, const scan_result *s
         total++;
         while( j < scan->n ){
           const scan_item *it = &scan->it[j++];
-          if( it->rc != SIO_OK ) continue;
+          if( it->rc != STATEIO_OK ) continue;
           char mine[200];
           scan_line(it->copy, it->len, it->off, mine, sizeof(mine));
           if( strlen(mine) == n && memcmp(mine, p, n) == 0 ){ found++; break; }
@@ -818,10 +818,10 @@ static void check_damaged(gcase *c, const logio_image *img, const scan_result *s
     if( CHECK(write_file(copy, c->gold, c->gold_len) == 0) ){
       stateio_writer *w;
       int rc = stateio_writer_open(&w, copy, 0);
-      if( CHECK_MSG(rc == SIO_OK, "%s: writer_open on a copy: %s", c->name, sio_strstatus(rc)) ){
+      if( CHECK_MSG(rc == STATEIO_OK, "%s: writer_open on a copy: %s", c->name, stateio_errstr(rc)) ){
         rc = stateio_update(w, more, sizeof(more) - 1);
-        CHECK_MSG(rc == SIO_OK, "%s: writer appends to the copy: %s", c->name, sio_strstatus(rc));
-        CHECK(stateio_writer_close(w) == SIO_OK);
+        CHECK_MSG(rc == STATEIO_OK, "%s: writer appends to the copy: %s", c->name, stateio_errstr(rc));
+        CHECK(stateio_writer_close(w) == STATEIO_OK);
       }
       uint64_t end = x.log_end;
       if( end != (x.last ? x.last->end : 0) && end % LOGIO_BLOCK ){
@@ -831,8 +831,8 @@ static void check_damaged(gcase *c, const logio_image *img, const scan_result *s
       uint64_t want = end + logio_encoded_size(end, STATEIO_ENTRY_HEADER + sizeof(more) - 1);
       CHECK_MSG(file_size(copy) == want, "%s: after the append the file is %llu bytes, expected %llu",
                 c->name, (unsigned long long)file_size(copy), (unsigned long long)want);
-      logio_image img2;
-      if( CHECK(stateio_open_image(copy, &img2) == SIO_OK) ){
+      stateio_image img2;
+      if( CHECK(stateio_open_image(copy, &img2) == STATEIO_OK) ){
         check_restore(c, "restore after an append", &img2, &x, (const unsigned char*)more,
                       sizeof(more) - 1, model_start(end));
         stateio_close_image(&img2);
@@ -906,9 +906,9 @@ static void run_case(const char *golden, const char *name){
   }
 
   /* (c) Our restore, scan and rewind of log.bin. */
-  logio_image img;
+  stateio_image img;
   int rc = stateio_open_image(c.gold_path, &img);
-  if( CHECK_MSG(rc == SIO_OK, "%s: open log.bin: %s", name, sio_strstatus(rc)) ){
+  if( CHECK_MSG(rc == STATEIO_OK, "%s: open log.bin: %s", name, stateio_errstr(rc)) ){
     sbuf rs = {0}, sc = {0}, rw = {0};
     scan_result scan;
     int maxrw = c.nw + 16;

@@ -14,7 +14,7 @@
 #include <stateio.h>
 
 static int fail(const char *what, int rc){
-  fprintf(stderr, "install-example: %s: %s\n", what, sio_strstatus(rc));
+  fprintf(stderr, "install-example: %s: %s\n", what, stateio_errstr(rc));
   return 1;
 }
 
@@ -23,20 +23,20 @@ int main(int argc, char **argv){
   stateio_writer *w;
   int rc = stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC);
   if( rc ) return fail("open", rc);
-  if( (rc = stateio_update(w, "x=1", 3)) != SIO_OK
-   || (rc = stateio_snapshot(w, "{x:1}", 5)) != SIO_OK
-   || (rc = stateio_update(w, "x=2", 3)) != SIO_OK ){
+  if( (rc = stateio_update(w, "x=1", 3)) != STATEIO_OK
+   || (rc = stateio_snapshot(w, "{x:1}", 5)) != STATEIO_OK
+   || (rc = stateio_update(w, "x=2", 3)) != STATEIO_OK ){
     stateio_writer_close(w);
     return fail("append", rc);
   }
-  if( (rc = stateio_writer_close(w)) != SIO_OK ) return fail("close", rc);
+  if( (rc = stateio_writer_close(w)) != STATEIO_OK ) return fail("close", rc);
 
-  logio_image img;
-  stateio_epoch st;
+  stateio_image img;
+  stateio_state st;
   stateio_updates *u;
   logio_entry e;
-  if( (rc = stateio_open_image(path, &img)) != SIO_OK ) return fail("open image", rc);
-  if( (rc = stateio_restore(&img, &st)) != SIO_OK ){
+  if( (rc = stateio_open_image(path, &img)) != STATEIO_OK ) return fail("open image", rc);
+  if( (rc = stateio_restore(&img, &st)) != STATEIO_OK ){
     stateio_close_image(&img);
     return fail("restore", rc);
   }
@@ -44,11 +44,11 @@ int main(int argc, char **argv){
   printf("epoch %llu\n", (unsigned long long)st.epoch);
   printf("snapshot %.*s\n", (int)st.snapshot_len, (const char*)st.snapshot);
   rc = stateio_updates_open(&u, &img, &st);
-  while( rc == SIO_OK && (rc = stateio_updates_next(u, &e)) == SIO_OK ){
+  while( rc == STATEIO_OK && (rc = stateio_updates_next(u, &e)) == STATEIO_OK ){
     printf("update %.*s\n", (int)e.len, (const char*)e.data);
   }
   stateio_updates_close(u);
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
   stateio_close_image(&img);
-  return rc == SIO_DONE ? 0 : fail("read updates", rc);
+  return rc == STATEIO_DONE ? 0 : fail("read updates", rc);
 }

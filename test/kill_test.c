@@ -86,12 +86,12 @@ static int ent_is(const unsigned char *p, size_t len, uint64_t *t, uint32_t *k){
 static int put_txn(stateio_writer *w, uint64_t t, int bulk, unsigned char *buf){
   int rc = bulk ? stateio_writer_begin_bulk(w) : stateio_writer_begin(w);
   uint32_t n = txn_n(t);
-  for(uint32_t k = 0; rc == SIO_OK && k < n; k++){
+  for(uint32_t k = 0; rc == STATEIO_OK && k < n; k++){
     ent_fill(buf, t, k);
     size_t len = ent_len(t, k);
     rc = (k == 0 && txn_snap(t)) ? stateio_snapshot(w, buf, len) : stateio_update(w, buf, len);
   }
-  if( rc == SIO_OK ) rc = stateio_writer_commit(w);
+  if( rc == STATEIO_OK ) rc = stateio_writer_commit(w);
   else stateio_writer_rollback(w);
   return rc;
 }
@@ -100,13 +100,13 @@ static int put_txn(stateio_writer *w, uint64_t t, int bulk, unsigned char *buf){
 
 static void child(int ready_fd, int commit_fd, uint64_t t, int flags, int bulk){
   stateio_writer *w;
-  if( stateio_writer_open(&w, path, flags | STATEIO_CREATE) != SIO_OK ) _exit(2);
+  if( stateio_writer_open(&w, path, flags | STATEIO_CREATE) != STATEIO_OK ) _exit(2);
   unsigned char *buf = malloc(MAXTXN + 16);
   signal(SIGPIPE, SIG_IGN);     /* the parent stops listening early */
   if( write(ready_fd, "R", 1) != 1 ) _exit(3);
   for(;; t++){
     if( write(ready_fd, "C", 1) ){}    /* about to commit (the parent may not listen) */
-    if( put_txn(w, t, bulk, buf) != SIO_OK ) _exit(7);
+    if( put_txn(w, t, bulk, buf) != STATEIO_OK ) _exit(7);
     /* Tell the parent: transaction t is committed. */
     if( write(commit_fd, &t, sizeof(t)) != (ssize_t)sizeof(t) ) _exit(8);
   }
@@ -122,23 +122,23 @@ typedef struct scan_result {
 } scan_result;
 
 /* Read the whole log: whole transactions, consecutive from the first. */
-static int scan_log(const logio_image *img, uint64_t first, scan_result *sr, int *nfail, int iter){
+static int scan_log(const stateio_image *img, uint64_t first, scan_result *sr, int *nfail, int iter){
   memset(sr, 0, sizeof(*sr));
   sr->first = first;
   sr->last = first - 1;
   stateio_scan *s;
-  if( stateio_scan_open(&s, img, 0, 0) != SIO_OK ){ test_detail(nfail, "iter %d: scan_open", iter); return 0; }
+  if( stateio_scan_open(&s, img, 0, 0) != STATEIO_OK ){ test_detail(nfail, "iter %d: scan_open", iter); return 0; }
   uint64_t cur = first - 1;
   uint32_t want = 0, n = 0;
   int ok = 1;
   for(;;){
     stateio_entry e;
     int rc = stateio_scan_next(s, &e);
-    if( rc == SIO_DONE ) break;
+    if( rc == STATEIO_DONE ) break;
     uint64_t t;
     uint32_t k;
-    if( rc != SIO_OK ){
-      test_detail(nfail, "iter %d: %s at %llu (%s)", iter, sio_strstatus(rc), (unsigned long long)e.offset,
+    if( rc != STATEIO_OK ){
+      test_detail(nfail, "iter %d: %s at %llu (%s)", iter, stateio_errstr(rc), (unsigned long long)e.offset,
                   e.problem ? e.problem : "");
       ok = 0;
       break;
@@ -291,21 +291,21 @@ int main(void){
     }
 
     /* Open as a reader (recovers), read everything. */
-    logio_image img;
+    stateio_image img;
     int rc = stateio_open_image(path, &img);
-    if( rc != SIO_OK ){ test_detail(&f_scan, "iter %d: open image: %s", it, sio_strstatus(rc)); break; }
+    if( rc != STATEIO_OK ){ test_detail(&f_scan, "iter %d: open image: %s", it, stateio_errstr(rc)); break; }
     scan_result sr;
     int ok = scan_log(&img, first, &sr, &f_scan, it);
     if( ok ){
-      stateio_epoch st;
+      stateio_state st;
       rc = stateio_restore(&img, &st);
-      if( rc != SIO_OK || st.epoch != (sr.has_snap ? sr.snap_off : 0) || st.log_end != sr.end ){
+      if( rc != STATEIO_OK || st.epoch != (sr.has_snap ? sr.snap_off : 0) || st.log_end != sr.end ){
         test_detail(&f_restore, "iter %d: restore %s: epoch %llu end %llu, the scan says %llu %llu", it,
-                    sio_strstatus(rc), (unsigned long long)st.epoch, (unsigned long long)st.log_end,
+                    stateio_errstr(rc), (unsigned long long)st.epoch, (unsigned long long)st.log_end,
                     (unsigned long long)(sr.has_snap ? sr.snap_off : 0), (unsigned long long)sr.end);
         ok = 0;
       }
-      stateio_epoch_clear(&st);
+      stateio_state_clear(&st);
     }
     stateio_close_image(&img);
     if( !ok ) break;
@@ -321,16 +321,16 @@ int main(void){
     next = sr.last + 1;
     stateio_writer *w;
     rc = stateio_writer_open(&w, path, 0);
-    if( rc == SIO_OK ) rc = put_txn(w, next, 0, buf);
+    if( rc == STATEIO_OK ) rc = put_txn(w, next, 0, buf);
     stateio_writer_close(w);
-    if( rc != SIO_OK ){
-      test_detail(&f_append, "iter %d: append after the kill: %s", it, sio_strstatus(rc));
+    if( rc != STATEIO_OK ){
+      test_detail(&f_append, "iter %d: append after the kill: %s", it, stateio_errstr(rc));
       break;
     }
     next++;
     if( file_size(path) > RESET_SIZE || it % 50 == 49 ){
       /* Check once more with the appended transaction, then start a new log when it is big. */
-      if( stateio_open_image(path, &img) == SIO_OK ){
+      if( stateio_open_image(path, &img) == STATEIO_OK ){
         if( scan_log(&img, first, &sr, &f_scan, it) && sr.last != next - 1 ){
           test_detail(&f_append, "iter %d: after the append the log ends at %llu, want %llu", it,
                       (unsigned long long)sr.last, (unsigned long long)(next - 1));

@@ -222,7 +222,7 @@ static void model_free(model *m){
 /* Append through the writer and, when it succeeds, to the model. */
 static int put(stateio_writer *w, model *m, int kind, const void *data, size_t len){
   int rc = kind == STATEIO_UPDATE ? stateio_update(w, data, len) : stateio_snapshot(w, data, len);
-  if( rc == SIO_OK ) model_add(m, kind, data, len);
+  if( rc == STATEIO_OK ) model_add(m, kind, data, len);
   return rc;
 }
 
@@ -236,7 +236,7 @@ static int put_pattern(stateio_writer *w, model *m, int kind, size_t len, unsign
 static int same_entry(const went *x, const logio_entry *e){
   stateio_entry se;
   if( e->offset != x->start || e->end != x->end ) return 0;
-  if( stateio_parse_entry(e->data, e->len, &se) != SIO_OK ) return 0;
+  if( stateio_parse_entry(e->data, e->len, &se) != STATEIO_OK ) return 0;
   return se.kind == x->kind && se.epoch == x->efield && se.len == x->len
       && (x->len == 0 || memcmp(se.data, x->data, x->len) == 0);
 }
@@ -261,21 +261,21 @@ static int problem_cb(void *arg, uint64_t off, uint64_t len, const char *why){
 ** walk, restore and the update reader, read_entry_at, stateio_check.
 ** The log may end in a torn tail of torn bytes after the model's end.
 */
-static void verify_image(const char *ctx, const logio_image *imgp, const model *m, uint64_t torn){
-  logio_image img = *imgp;
+static void verify_image(const char *ctx, const stateio_image *imgp, const model *m, uint64_t torn){
+  stateio_image img = *imgp;
   int rc;
-  CHECK_MSG(logio_image_size(&img) == m->end + torn, "%s: log is %llu bytes, model says %llu + torn %llu", ctx,
-            (unsigned long long)logio_image_size(&img), (unsigned long long)m->end, (unsigned long long)torn);
+  CHECK_MSG(stateio_image_size(&img) == m->end + torn, "%s: log is %llu bytes, model says %llu + torn %llu", ctx,
+            (unsigned long long)stateio_image_size(&img), (unsigned long long)m->end, (unsigned long long)torn);
 
   /* Forward: every entry, in order, then (torn tail) then the end. */
   logio_reader *r;
   rc = logio_reader_open(&r, &img, 0);
-  CHECK(rc == SIO_OK);
+  CHECK(rc == STATEIO_OK);
   int i = 0, bad = 0;
   logio_entry e;
   for(int guard = 0; guard < 10000000; guard++){
     rc = logio_reader_next(r, &e);
-    if( rc != SIO_OK ) break;
+    if( rc != STATEIO_OK ) break;
     if( i >= m->n || !same_entry(&m->w[i], &e) ){
       if( bad++ < 3 ) printf("  %s: reader: entry %d at %llu..%llu is not the one written\n", ctx, i,
                              (unsigned long long)e.offset, (unsigned long long)e.end);
@@ -283,37 +283,37 @@ static void verify_image(const char *ctx, const logio_image *imgp, const model *
     i++;
   }
   if( torn > 0 ){
-    CHECK_MSG(rc == SIO_TORN && e.offset == m->end && e.len == torn, "%s: torn tail reported (%s at %llu, %zu)",
-              ctx, sio_strstatus(rc), (unsigned long long)e.offset, e.len);
+    CHECK_MSG(rc == STATEIO_TORN && e.offset == m->end && e.len == torn, "%s: torn tail reported (%s at %llu, %zu)",
+              ctx, stateio_errstr(rc), (unsigned long long)e.offset, e.len);
     rc = logio_reader_next(r, &e);
   }
-  CHECK_MSG(bad == 0 && i == m->n && rc == SIO_DONE,
+  CHECK_MSG(bad == 0 && i == m->n && rc == STATEIO_DONE,
             "%s: reader gives the %d entries written (%d read, %d wrong, then %s)", ctx, m->n, i, bad,
-            sio_strstatus(rc));
+            stateio_errstr(rc));
   logio_reader_close(r);
 
   /* Rewind walk, newest first. */
-  uint64_t limit = logio_image_size(&img);
+  uint64_t limit = stateio_image_size(&img);
   int j;
   for(j = m->n - 1; j >= -1; j--){
     uint64_t s = 0, en = 0;
     rc = logio_rewind(&img, limit, &s, &en);
     if( j < 0 ){
-      CHECK_MSG(rc == SIO_DONE, "%s: rewind ends after the first entry (%s)", ctx, sio_strstatus(rc));
+      CHECK_MSG(rc == STATEIO_DONE, "%s: rewind ends after the first entry (%s)", ctx, stateio_errstr(rc));
       break;
     }
-    if( !CHECK_MSG(rc == SIO_OK && s == m->w[j].start && en == m->w[j].end,
+    if( !CHECK_MSG(rc == STATEIO_OK && s == m->w[j].start && en == m->w[j].end,
                    "%s: rewind from %llu: %s %llu..%llu, expected %llu..%llu", ctx,
-                   (unsigned long long)limit, sio_strstatus(rc), (unsigned long long)s,
+                   (unsigned long long)limit, stateio_errstr(rc), (unsigned long long)s,
                    (unsigned long long)en, (unsigned long long)m->w[j].start,
                    (unsigned long long)m->w[j].end) ) break;
     limit = s;
   }
 
   /* Restore: the last entry decides the epoch. */
-  stateio_epoch st;
+  stateio_state st;
   rc = stateio_restore(&img, &st);
-  if( CHECK_MSG(rc == SIO_OK, "%s: restore: %s", ctx, sio_strstatus(rc)) ){
+  if( CHECK_MSG(rc == STATEIO_OK, "%s: restore: %s", ctx, stateio_errstr(rc)) ){
     int si = -1;
     uint64_t E = 0;
     if( m->n > 0 ){
@@ -334,12 +334,12 @@ static void verify_image(const char *ctx, const logio_image *imgp, const model *
     }
     stateio_updates *u;
     rc = stateio_updates_open(&u, &img, &st);
-    if( CHECK(rc == SIO_OK) ){
+    if( CHECK(rc == STATEIO_OK) ){
       int k = si + 1, ok = 1, count = 0;
       for(int guard = 0; guard < 10000000; guard++){
         rc = stateio_updates_next(u, &e);
-        if( rc == SIO_DONE ) break;
-        if( rc != SIO_OK || k >= m->n || m->w[k].kind != STATEIO_UPDATE || e.offset != m->w[k].start
+        if( rc == STATEIO_DONE ) break;
+        if( rc != STATEIO_OK || k >= m->n || m->w[k].kind != STATEIO_UPDATE || e.offset != m->w[k].start
             || e.len != m->w[k].len || (e.len && memcmp(e.data, m->w[k].data, e.len) != 0)
             || stateio_updates_seq(u) != count ){
           ok = 0;
@@ -349,18 +349,18 @@ static void verify_image(const char *ctx, const logio_image *imgp, const model *
         count++;
       }
       CHECK_MSG(ok && k == m->n, "%s: update reader gives the %d updates of epoch %llu (%d, then %s)", ctx,
-                m->n - si - 1, (unsigned long long)E, count, sio_strstatus(rc));
+                m->n - si - 1, (unsigned long long)E, count, stateio_errstr(rc));
       stateio_updates_close(u);
     }
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
   }
 
   /* Random access: read_entry_at every entry (at most 300 of them). */
   int step = m->n > 300 ? m->n / 300 : 1, bad_at = 0;
   for(int k = 0; k < m->n; k += step){
     rc = logio_read_entry_at(&img, m->w[k].start, &e);
-    if( rc != SIO_OK || !same_entry(&m->w[k], &e) ) bad_at++;
-    if( rc == SIO_OK ) sio_free((void*)e.data);
+    if( rc != STATEIO_OK || !same_entry(&m->w[k], &e) ) bad_at++;
+    if( rc == STATEIO_OK ) stateio_free((void*)e.data);
   }
   CHECK_MSG(bad_at == 0, "%s: read_entry_at gives each entry (%d wrong)", ctx, bad_at);
 
@@ -369,9 +369,9 @@ static void verify_image(const char *ctx, const logio_image *imgp, const model *
   for(int k = 0; k < m->n; k += step){
     uint64_t s = 0, en = 0;
     rc = logio_rewind(&img, m->w[k].end - 1, &s, &en);
-    if( k == 0 ? rc != SIO_DONE : (rc != SIO_OK || s != m->w[k - 1].start || en != m->w[k - 1].end) ){
+    if( k == 0 ? rc != STATEIO_DONE : (rc != STATEIO_OK || s != m->w[k - 1].start || en != m->w[k - 1].end) ){
       if( bad_rw++ < 3 ) printf("  %s: rewind(%llu): %s %llu..%llu\n", ctx, (unsigned long long)(m->w[k].end - 1),
-                                sio_strstatus(rc), (unsigned long long)s, (unsigned long long)en);
+                                stateio_errstr(rc), (unsigned long long)s, (unsigned long long)en);
     }
   }
   CHECK_MSG(bad_rw == 0, "%s: rewind from inside each entry finds the one before (%d wrong)", ctx, bad_rw);
@@ -380,13 +380,13 @@ static void verify_image(const char *ctx, const logio_image *imgp, const model *
   problems g = {0};
   rc = stateio_check(&img, problem_cb, &g);
   if( torn == 0 ){
-    CHECK_MSG(rc == SIO_OK && g.n == 0, "%s: stateio_check: %s, %d problems (first: %s at %llu)", ctx,
-              sio_strstatus(rc), g.n, g.n ? g.why[0] : "-", (unsigned long long)(g.n ? g.off[0] : 0));
+    CHECK_MSG(rc == STATEIO_OK && g.n == 0, "%s: stateio_check: %s, %d problems (first: %s at %llu)", ctx,
+              stateio_errstr(rc), g.n, g.n ? g.why[0] : "-", (unsigned long long)(g.n ? g.off[0] : 0));
   }else{
-    CHECK_MSG(rc == SIO_OK && g.n == 1 && g.off[0] == m->end && g.len[0] == torn
+    CHECK_MSG(rc == STATEIO_OK && g.n == 1 && g.off[0] == m->end && g.len[0] == torn
               && strcmp(g.why[0], "torn tail") == 0,
               "%s: stateio_check reports the torn tail only: %s, %d problems (first: %s at %llu len %llu)",
-              ctx, sio_strstatus(rc), g.n, g.n ? g.why[0] : "-", (unsigned long long)(g.n ? g.off[0] : 0),
+              ctx, stateio_errstr(rc), g.n, g.n ? g.why[0] : "-", (unsigned long long)(g.n ? g.off[0] : 0),
               (unsigned long long)(g.n ? g.len[0] : 0));
   }
 }
@@ -396,20 +396,20 @@ static void verify_image(const char *ctx, const logio_image *imgp, const model *
 ** tail), and on an image that is half file, half memory tail.
 */
 static void verify_torn(const char *ctx, const char *path, const model *m, uint64_t torn){
-  logio_image img;
+  stateio_image img;
   char c2[200];
   int rc = stateio_open_image(path, &img);
-  if( !CHECK_MSG(rc == SIO_OK, "%s: open image: %s", ctx, sio_strstatus(rc)) ) return;
+  if( !CHECK_MSG(rc == STATEIO_OK, "%s: open image: %s", ctx, stateio_errstr(rc)) ) return;
   int before = test_failures();
   verify_image(ctx, &img, m, torn);
   size_t n;
   unsigned char *bytes = read_all(path, &n);
   /* (Only when the file passed: one bug, one set of messages.) */
   if( test_failures() == before && CHECK(bytes != NULL && n == img.file_size) ){
-    logio_image mem = { .fd = -1, .file_size = 0, .tail = bytes, .tail_len = n };
+    stateio_image mem = { .fd = -1, .file_size = 0, .tail = bytes, .tail_len = n };
     snprintf(c2, sizeof(c2), "%s (in memory)", ctx);
     verify_image(c2, &mem, m, torn);
-    logio_image half = { .fd = img.fd, .file_size = n / 2, .tail = bytes + n / 2, .tail_len = n - n / 2 };
+    stateio_image half = { .fd = img.fd, .file_size = n / 2, .tail = bytes + n / 2, .tail_len = n - n / 2 };
     snprintf(c2, sizeof(c2), "%s (half file, half tail)", ctx);
     verify_image(c2, &half, m, torn);
   }
@@ -428,20 +428,20 @@ static void verify(const char *ctx, const char *path, const model *m){ verify_to
 */
 static char *events_from(const char *path, uint64_t start){
   sbuf b = {0};
-  logio_image img;
+  stateio_image img;
   int rc = stateio_open_image(path, &img);
-  if( rc ){ sb_printf(&b, "error %s\n", sio_strstatus(rc)); return b.s; }
+  if( rc ){ sb_printf(&b, "error %s\n", stateio_errstr(rc)); return b.s; }
   logio_reader *r;
   rc = logio_reader_open(&r, &img, start);
-  if( rc ){ sb_printf(&b, "error %s\n", sio_strstatus(rc)); stateio_close_image(&img); return b.s; }
+  if( rc ){ sb_printf(&b, "error %s\n", stateio_errstr(rc)); stateio_close_image(&img); return b.s; }
   for(int guard = 0; guard < 100000; guard++){
     logio_entry e;
     rc = logio_reader_next(r, &e);
-    if( rc == SIO_OK ) sb_printf(&b, "entry %llu %llu\n", (unsigned long long)e.offset, (unsigned long long)e.end);
-    else if( rc == SIO_CORRUPT_LOG ) sb_printf(&b, "corrupt %llu %zu\n", (unsigned long long)e.offset, e.len);
-    else if( rc == SIO_TORN ) sb_printf(&b, "torn %llu %zu\n", (unsigned long long)e.offset, e.len);
-    else if( rc == SIO_DONE ){ sb_printf(&b, "eof\n"); break; }
-    else { sb_printf(&b, "error %s\n", sio_strstatus(rc)); break; }
+    if( rc == STATEIO_OK ) sb_printf(&b, "entry %llu %llu\n", (unsigned long long)e.offset, (unsigned long long)e.end);
+    else if( rc == STATEIO_CORRUPT_LOG ) sb_printf(&b, "corrupt %llu %zu\n", (unsigned long long)e.offset, e.len);
+    else if( rc == STATEIO_TORN ) sb_printf(&b, "torn %llu %zu\n", (unsigned long long)e.offset, e.len);
+    else if( rc == STATEIO_DONE ){ sb_printf(&b, "eof\n"); break; }
+    else { sb_printf(&b, "error %s\n", stateio_errstr(rc)); break; }
   }
   logio_reader_close(r);
   stateio_close_image(&img);
@@ -456,30 +456,30 @@ static char *events(const char *path){ return events_from(path, 0); }
 */
 static char *restore_str(const char *path){
   sbuf b = {0};
-  logio_image img;
+  stateio_image img;
   int rc = stateio_open_image(path, &img);
-  if( rc ){ sb_printf(&b, "error %s\n", sio_strstatus(rc)); return b.s; }
-  stateio_epoch st;
+  if( rc ){ sb_printf(&b, "error %s\n", stateio_errstr(rc)); return b.s; }
+  stateio_state st;
   rc = stateio_restore(&img, &st);
   if( rc ){
-    sb_printf(&b, "error %s at %llu\n", sio_strstatus(rc), (unsigned long long)st.bad_offset);
+    sb_printf(&b, "error %s at %llu\n", stateio_errstr(rc), (unsigned long long)st.bad_offset);
   }else{
     if( st.has_snapshot ) sb_printf(&b, "epoch %llu snapshot %zu\n", (unsigned long long)st.epoch, st.snapshot_len);
     else sb_printf(&b, "epoch %llu nil\n", (unsigned long long)st.epoch);
     stateio_updates *u;
-    if( stateio_updates_open(&u, &img, &st) == SIO_OK ){
+    if( stateio_updates_open(&u, &img, &st) == STATEIO_OK ){
       for(int guard = 0; guard < 100000; guard++){
         logio_entry e;
         rc = stateio_updates_next(u, &e);
-        if( rc == SIO_OK ) sb_printf(&b, "update %llu %zu\n", (unsigned long long)e.offset, e.len);
-        else if( rc == SIO_CORRUPT_LOG ) sb_printf(&b, "corrupt %llu %zu\n", (unsigned long long)e.offset, e.len);
-        else if( rc == SIO_CORRUPT_ENTRY ) sb_printf(&b, "badentry %llu\n", (unsigned long long)e.offset);
-        else if( rc == SIO_DONE ){ sb_printf(&b, "eof\n"); break; }
-        else { sb_printf(&b, "error %s\n", sio_strstatus(rc)); break; }
+        if( rc == STATEIO_OK ) sb_printf(&b, "update %llu %zu\n", (unsigned long long)e.offset, e.len);
+        else if( rc == STATEIO_CORRUPT_LOG ) sb_printf(&b, "corrupt %llu %zu\n", (unsigned long long)e.offset, e.len);
+        else if( rc == STATEIO_CORRUPT_ENTRY ) sb_printf(&b, "badentry %llu\n", (unsigned long long)e.offset);
+        else if( rc == STATEIO_DONE ){ sb_printf(&b, "eof\n"); break; }
+        else { sb_printf(&b, "error %s\n", stateio_errstr(rc)); break; }
       }
       stateio_updates_close(u);
     }
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
   }
   stateio_close_image(&img);
   return b.s;
@@ -500,9 +500,9 @@ static void check_text(const char *ctx, char *got, const char *fmt, ...){
 static void make_updates(const char *path, model *m, const size_t *lens, int n){
   unlink(path);
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
-  for(int i = 0; i < n; i++) CHECK(put_pattern(w, m, STATEIO_UPDATE, lens[i], (unsigned)(i + 1)) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+  for(int i = 0; i < n; i++) CHECK(put_pattern(w, m, STATEIO_UPDATE, lens[i], (unsigned)(i + 1)) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
 }
 
 /* Build a record by hand: header at buf+pos, checksum computed. */
@@ -636,17 +636,17 @@ static void test_sizes(void){
         unlink(path);
         model m = {0};
         stateio_writer *w;
-        CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
+        CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
         if( leaves[pi] ){
           size_t pre = (size_t)(BLOCK - leaves[pi] - HEADER - EHDR);
-          CHECK(put_pattern(w, &m, STATEIO_UPDATE, pre, 1) == SIO_OK);
+          CHECK(put_pattern(w, &m, STATEIO_UPDATE, pre, 1) == STATEIO_OK);
           CHECK_MSG(fsize(path) == BLOCK - leaves[pi], "%s: preamble", ctx);
         }
-        CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, len, 2) == SIO_OK);
-        CHECK(put_pattern(w, &m, STATEIO_UPDATE, len, 3) == SIO_OK);
-        CHECK(put_pattern(w, &m, STATEIO_UPDATE, 0, 4) == SIO_OK);     /* a 0-byte update */
-        CHECK(put_pattern(w, &m, STATEIO_UPDATE, len, 5) == SIO_OK);
-        CHECK(stateio_writer_close(w) == SIO_OK);
+        CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, len, 2) == STATEIO_OK);
+        CHECK(put_pattern(w, &m, STATEIO_UPDATE, len, 3) == STATEIO_OK);
+        CHECK(put_pattern(w, &m, STATEIO_UPDATE, 0, 4) == STATEIO_OK);     /* a 0-byte update */
+        CHECK(put_pattern(w, &m, STATEIO_UPDATE, len, 5) == STATEIO_OK);
+        CHECK(stateio_writer_close(w) == STATEIO_OK);
         verify(ctx, path, &m);
         model_free(&m);
         logs++;
@@ -674,10 +674,10 @@ static void test_trailers(void){
     verify(ctx, path, &m);
     /* Open for append: the next entry goes after padding when <= 15 bytes are left. */
     stateio_writer *w;
-    CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
-    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 5, 7) == SIO_OK);
-    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 0, 8) == SIO_OK);
-    CHECK(stateio_writer_close(w) == SIO_OK);
+    CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 5, 7) == STATEIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 0, 8) == STATEIO_OK);
+    CHECK(stateio_writer_close(w) == STATEIO_OK);
     uint64_t want_start = left <= HEADER ? BLOCK : BLOCK - left;
     CHECK_MSG(m.w[1].start == want_start && get_byte(path, BLOCK - left) == (left <= HEADER && left > 0 ? 0 : get_byte(path, BLOCK - left)),
               "%s: second entry at %llu", ctx, (unsigned long long)m.w[1].start);
@@ -714,10 +714,10 @@ static void test_damaged_records(void){
              (unsigned long long)m.w[1].start, (unsigned long long)(m.w[2].start - m.w[1].start),
              (unsigned long long)m.w[2].start);
   {
-    logio_image img;
+    stateio_image img;
     problems g = {0};
-    CHECK(stateio_open_image(path, &img) == SIO_OK);
-    CHECK(stateio_check(&img, problem_cb, &g) == SIO_OK);
+    CHECK(stateio_open_image(path, &img) == STATEIO_OK);
+    CHECK(stateio_check(&img, problem_cb, &g) == STATEIO_OK);
     CHECK_MSG(g.n == 1 && g.off[0] == m.w[1].start && g.len[0] == m.w[2].start - m.w[1].start
               && strcmp(g.why[0], "checksum mismatch") == 0,
               "stateio_check: %d problems, first %s at %llu len %llu", g.n, g.n ? g.why[0] : "-",
@@ -725,9 +725,9 @@ static void test_damaged_records(void){
     /* logio_reader_problem names it too. */
     logio_reader *r;
     logio_entry e;
-    CHECK(logio_reader_open(&r, &img, 0) == SIO_OK);
-    CHECK(logio_reader_next(r, &e) == SIO_OK);
-    CHECK(logio_reader_next(r, &e) == SIO_CORRUPT_LOG);
+    CHECK(logio_reader_open(&r, &img, 0) == STATEIO_OK);
+    CHECK(logio_reader_next(r, &e) == STATEIO_OK);
+    CHECK(logio_reader_next(r, &e) == STATEIO_CORRUPT_LOG);
     CHECK_MSG(strcmp(logio_reader_problem(r), "checksum mismatch") == 0, "problem: %s", logio_reader_problem(r));
     logio_reader_close(r);
     /*
@@ -738,7 +738,7 @@ static void test_damaged_records(void){
     */
     increment_byte(path, m.w[2].start + 20, 1);
     problems g3 = {0};
-    CHECK(stateio_check(&img, problem_cb, &g3) == SIO_OK);
+    CHECK(stateio_check(&img, problem_cb, &g3) == STATEIO_OK);
     CHECK_MSG(g3.n == 1 && g3.off[0] == m.w[1].start && g3.len[0] == m.w[2].end - m.w[1].start
               && strcmp(g3.why[0], "checksum mismatch") == 0,
               "stateio_check: %d problems; first %s at %llu", g3.n, g3.n ? g3.why[0] : "-",
@@ -756,10 +756,10 @@ static void test_damaged_records(void){
     make_updates(path, &m, lens5, 5);
     increment_byte(path, m.w[1].start + 1, 1);
     increment_byte(path, m.w[3].start + 2, 1);
-    logio_image img;
-    CHECK(stateio_open_image(path, &img) == SIO_OK);
+    stateio_image img;
+    CHECK(stateio_open_image(path, &img) == STATEIO_OK);
     problems g = {0};
-    CHECK(stateio_check(&img, problem_cb, &g) == SIO_OK);
+    CHECK(stateio_check(&img, problem_cb, &g) == STATEIO_OK);
     CHECK_MSG(g.n == 2 && g.off[0] == m.w[1].start && g.len[0] == m.w[2].start - m.w[1].start
               && g.off[1] == m.w[3].start && g.len[1] == m.w[4].start - m.w[3].start
               && strcmp(g.why[0], "checksum mismatch") == 0 && strcmp(g.why[1], "checksum mismatch") == 0,
@@ -783,9 +783,9 @@ static void test_damaged_records(void){
     increment_byte(path, m.w[1].start + 1, -1);
     increment_byte(path, m.w[3].start + 2, -1);
     increment_byte(path, m.w[1].start + 30, 1);
-    CHECK(stateio_open_image(path, &img) == SIO_OK);
+    CHECK(stateio_open_image(path, &img) == STATEIO_OK);
     problems g4 = {0};
-    CHECK(stateio_check(&img, problem_cb, &g4) == SIO_OK);
+    CHECK(stateio_check(&img, problem_cb, &g4) == STATEIO_OK);
     CHECK_MSG(g4.n == 1 && g4.off[0] == m.w[1].start && g4.len[0] == m.w[4].end - m.w[1].start
               && strcmp(g4.why[0], "checksum mismatch") == 0,
               "stateio_check: a damaged payload: %d problems, first %s at %llu len %llu", g4.n,
@@ -822,18 +822,18 @@ static void test_damaged_records(void){
   {
     char *ev = events(path);
     /* The grown record is the only way to read the first entry: if it is taken, its data is wrong. */
-    logio_image img;
-    CHECK(stateio_open_image(path, &img) == SIO_OK);
+    stateio_image img;
+    CHECK(stateio_open_image(path, &img) == STATEIO_OK);
     logio_reader *r;
-    CHECK(logio_reader_open(&r, &img, 0) == SIO_OK);
+    CHECK(logio_reader_open(&r, &img, 0) == STATEIO_OK);
     int invented = 0, found_last = 0, reported = 0;
     for(int guard = 0; guard < 100; guard++){
       logio_entry e;
       int rc = logio_reader_next(r, &e);
-      if( rc == SIO_DONE || (rc != SIO_OK && rc != SIO_CORRUPT_LOG && rc != SIO_TORN) ) break;
+      if( rc == STATEIO_DONE || (rc != STATEIO_OK && rc != STATEIO_CORRUPT_LOG && rc != STATEIO_TORN) ) break;
       /* The grown record took the first byte of w[1]: the region starts one past it. */
-      if( rc == SIO_CORRUPT_LOG && e.offset <= m.w[1].start + 1 && e.offset + e.len >= m.w[2].end ) reported = 1;
-      if( rc != SIO_OK ) continue;
+      if( rc == STATEIO_CORRUPT_LOG && e.offset <= m.w[1].start + 1 && e.offset + e.len >= m.w[2].end ) reported = 1;
+      if( rc != STATEIO_OK ) continue;
       if( e.offset == m.w[2].start && same_entry(&m.w[2], &e) ) found_last = 1;
       else if( e.offset != m.w[0].start && !(e.offset == m.w[1].start && same_entry(&m.w[1], &e)) ) invented++;
     }
@@ -876,9 +876,9 @@ static void test_torn_tails(void){
     verify_torn(ctx, path, &m, keep);
     /* A writer truncates the torn tail before it appends. */
     stateio_writer *w;
-    CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
-    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 50, 9) == SIO_OK);
-    CHECK(stateio_writer_close(w) == SIO_OK);
+    CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 50, 9) == STATEIO_OK);
+    CHECK(stateio_writer_close(w) == STATEIO_OK);
     verify(ctx, path, &m);
     model_free(&m);
   }
@@ -891,10 +891,10 @@ static void test_torn_tails(void){
     CHECK(append_raw(path, junk, 11) == 0);
     verify_torn("garbage tail", path, &m, 11);
     stateio_writer *w;
-    CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
-    CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 10, 9) == SIO_OK);
-    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 10) == SIO_OK);
-    CHECK(stateio_writer_close(w) == SIO_OK);
+    CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 10, 9) == STATEIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 10) == STATEIO_OK);
+    CHECK(stateio_writer_close(w) == STATEIO_OK);
     verify("garbage tail, then appended", path, &m);
     model_free(&m);
   }
@@ -917,7 +917,7 @@ static void test_torn_tails(void){
   /*
   ** BadLengthAtEndIsIgnored with a single entry: the first append of a new
   ** log was torn. Nothing complete was ever written: restore must give the
-  ** empty state (not SIO_NOTLOG), and a writer must be able to start the
+  ** empty state (not STATEIO_NOTLOG), and a writer must be able to start the
   ** log. Cuts that leave the whole record header (type FULL, offset 0):
   ** such a file is a torn log, not some other file.
   */
@@ -932,11 +932,11 @@ static void test_torn_tails(void){
     check_text(ctx, events(path), "torn 0 %llu\neof\n", (unsigned long long)first_cuts[ci]);
     check_text(ctx, restore_str(path), "epoch 0 nil\neof\n");
     stateio_writer *w;
-    CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
+    CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
     int rc = put_pattern(w, &m, STATEIO_UPDATE, 30, 11);
-    CHECK_MSG(rc == SIO_OK, "%s: a writer appends: %s", ctx, sio_strstatus(rc));
-    CHECK(stateio_writer_close(w) == SIO_OK);
-    if( rc == SIO_OK ) verify(ctx, path, &m);
+    CHECK_MSG(rc == STATEIO_OK, "%s: a writer appends: %s", ctx, stateio_errstr(rc));
+    CHECK(stateio_writer_close(w) == STATEIO_OK);
+    if( rc == STATEIO_OK ) verify(ctx, path, &m);
     model_free(&m);
   }
   /* A torn FIRST record of a multi-block first entry (its header complete). */
@@ -1003,16 +1003,16 @@ static void test_unexpected_types(void){
              (unsigned long long)BLOCK, (unsigned long long)cend);
   {
     /* The entry read is FIRST+LAST joined, payload b then c. */
-    logio_image img;
+    stateio_image img;
     logio_entry e;
-    CHECK(stateio_open_image(path, &img) == SIO_OK);
+    CHECK(stateio_open_image(path, &img) == STATEIO_OK);
     int rc = logio_read_entry_at(&img, BLOCK, &e);
-    CHECK(rc == SIO_OK && e.len == fill + 100 && memcmp(e.data, b, fill) == 0 && memcmp(e.data + fill, c, 100) == 0);
-    if( rc == SIO_OK ) sio_free((void*)e.data);
+    CHECK(rc == STATEIO_OK && e.len == fill + 100 && memcmp(e.data, b, fill) == 0 && memcmp(e.data + fill, c, 100) == 0);
+    if( rc == STATEIO_OK ) stateio_free((void*)e.data);
     /* rewind finds it, and nothing before it. */
     uint64_t s, en;
-    CHECK(logio_rewind(&img, cend, &s, &en) == SIO_OK && s == BLOCK && en == cend);
-    CHECK(logio_rewind(&img, BLOCK, &s, &en) == SIO_DONE);
+    CHECK(logio_rewind(&img, cend, &s, &en) == STATEIO_OK && s == BLOCK && en == cend);
+    CHECK(logio_rewind(&img, BLOCK, &s, &en) == STATEIO_DONE);
     stateio_close_image(&img);
   }
 
@@ -1100,15 +1100,15 @@ static void test_bad_state_entries(void){
   /* stateio_parse_entry itself. */
   stateio_entry se;
   unsigned char raw[12] = { 2, 7, 0, 0, 0, 0, 0, 0, 0, 'a', 'b', 'c' };
-  CHECK(stateio_parse_entry(raw, 12, &se) == SIO_OK && se.kind == 2 && se.epoch == 7 && se.len == 3
+  CHECK(stateio_parse_entry(raw, 12, &se) == STATEIO_OK && se.kind == 2 && se.epoch == 7 && se.len == 3
         && se.data == raw + 9);
-  CHECK(stateio_parse_entry(raw, 9, &se) == SIO_OK && se.len == 0);
-  CHECK(stateio_parse_entry(raw, 8, &se) == SIO_CORRUPT_ENTRY);
-  CHECK(stateio_parse_entry(raw, 0, &se) == SIO_CORRUPT_ENTRY);
+  CHECK(stateio_parse_entry(raw, 9, &se) == STATEIO_OK && se.len == 0);
+  CHECK(stateio_parse_entry(raw, 8, &se) == STATEIO_CORRUPT_ENTRY);
+  CHECK(stateio_parse_entry(raw, 0, &se) == STATEIO_CORRUPT_ENTRY);
   raw[0] = 0;
-  CHECK(stateio_parse_entry(raw, 12, &se) == SIO_CORRUPT_ENTRY);
+  CHECK(stateio_parse_entry(raw, 12, &se) == STATEIO_CORRUPT_ENTRY);
   raw[0] = 3;
-  CHECK(stateio_parse_entry(raw, 12, &se) == SIO_CORRUPT_ENTRY);
+  CHECK(stateio_parse_entry(raw, 12, &se) == STATEIO_CORRUPT_ENTRY);
 
   /* A kind-3 entry among the updates: the update reader reports it and goes on. */
   pl[0] = state_payload(STATEIO_SNAPSHOT, 0, 10, &lens[0]);
@@ -1119,10 +1119,10 @@ static void test_bad_state_entries(void){
   check_text("kind 3 entry", restore_str(path), "epoch 0 snapshot 10\nupdate %llu 5\nbadentry %llu\nupdate %llu 6\neof\n",
              (unsigned long long)st[1], (unsigned long long)st[2], (unsigned long long)st[3]);
   {
-    logio_image img;
+    stateio_image img;
     problems g = {0};
-    CHECK(stateio_open_image(path, &img) == SIO_OK);
-    CHECK(stateio_check(&img, problem_cb, &g) == SIO_OK);
+    CHECK(stateio_open_image(path, &img) == STATEIO_OK);
+    CHECK(stateio_check(&img, problem_cb, &g) == STATEIO_OK);
     CHECK_MSG(g.n == 1 && g.off[0] == st[2] && g.len[0] == st[3] - st[2] && strcmp(g.why[0], "bad entry kind") == 0,
               "check: kind 3: %d problems, first %s", g.n, g.n ? g.why[0] : "-");
     stateio_close_image(&img);
@@ -1144,10 +1144,10 @@ static void test_bad_state_entries(void){
   craft_log(path, pl, lens, 4, st);
   check_text("last entry of 5 bytes", restore_str(path), "error corrupt state entry at %llu\n", (unsigned long long)st[3]);
   {
-    logio_image img;
+    stateio_image img;
     problems g = {0};
-    CHECK(stateio_open_image(path, &img) == SIO_OK);
-    CHECK(stateio_check(&img, problem_cb, &g) == SIO_OK);
+    CHECK(stateio_open_image(path, &img) == STATEIO_OK);
+    CHECK(stateio_check(&img, problem_cb, &g) == STATEIO_OK);
     CHECK_MSG(g.n == 2 && g.off[1] == st[3] && strcmp(g.why[1], "state entry shorter than 9 bytes") == 0,
               "check: short entry: %d problems, second %s", g.n, g.n > 1 ? g.why[1] : "-");
     stateio_close_image(&img);
@@ -1191,9 +1191,9 @@ static void test_bad_state_entries(void){
   for(int i = 0; i < 4; i++) free(pl[i]);
 
   /* Status strings: every code has its own. */
-  for(int a = SIO_OK; a <= SIO_TOOBIG; a++){
-    CHECK(sio_strstatus(a) != NULL && sio_strstatus(a)[0] != 0);
-    for(int b = SIO_OK; b < a; b++) CHECK(strcmp(sio_strstatus(a), sio_strstatus(b)) != 0);
+  for(int a = STATEIO_OK; a <= STATEIO_TOOBIG; a++){
+    CHECK(stateio_errstr(a) != NULL && stateio_errstr(a)[0] != 0);
+    for(int b = STATEIO_OK; b < a; b++) CHECK(strcmp(stateio_errstr(a), stateio_errstr(b)) != 0);
   }
 }
 
@@ -1204,32 +1204,32 @@ static void test_reopen(void){
   unlink(path);
   model m = {0};
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 1) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
-  CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 1) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
+  CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
   CHECK(stateio_writer_epoch(w) == 0);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 11, 2) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 40000, 3) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 12, 4) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 11, 2) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 40000, 3) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 12, 4) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   for(int i = 0; i < 3; i++){
-    CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
+    CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
     CHECK_MSG(stateio_writer_epoch(w) == m.epoch, "reopen %d: epoch %llu, expected %llu", i,
               (unsigned long long)stateio_writer_epoch(w), (unsigned long long)m.epoch);
-    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 13 + (size_t)i, 5 + (unsigned)i) == SIO_OK);
-    CHECK(stateio_writer_close(w) == SIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 13 + (size_t)i, 5 + (unsigned)i) == STATEIO_OK);
+    CHECK(stateio_writer_close(w) == STATEIO_OK);
   }
   CHECK(m.w[m.n - 1].efield == m.w[2].start);
   verify("reopen in the middle of an epoch", path, &m);
   /* Reopened with a snapshot last: the epoch is the snapshot's offset. */
-  CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 7, 20) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
-  CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 7, 20) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
+  CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
   CHECK(stateio_writer_epoch(w) == m.w[m.n - 1].start);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 1, 21) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 1, 21) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   verify("reopen after a snapshot", path, &m);
   model_free(&m);
 }
@@ -1240,33 +1240,33 @@ static void test_snapshot_at_zero(void){
   unlink(path);
   model m = {0};
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 33, 1) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 33, 1) == STATEIO_OK);
   CHECK(stateio_writer_epoch(w) == 0);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 5, 2) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 6, 3) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 5, 2) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 6, 3) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   CHECK(m.w[1].efield == 0 && m.w[2].efield == 0);
   verify("snapshot at 0", path, &m);
-  logio_image img;
-  stateio_epoch st;
-  CHECK(stateio_open_image(path, &img) == SIO_OK);
-  CHECK(stateio_restore(&img, &st) == SIO_OK);
+  stateio_image img;
+  stateio_state st;
+  CHECK(stateio_open_image(path, &img) == STATEIO_OK);
+  CHECK(stateio_restore(&img, &st) == STATEIO_OK);
   CHECK(st.epoch == 0 && st.has_snapshot == 1 && st.prev_epoch == 0 && st.snapshot_len == 33
         && memcmp(st.snapshot, m.w[0].data, 33) == 0);
-  stateio_epoch_clear(&st);
-  CHECK(stateio_read_epoch(&img, 0, &st) == SIO_OK);
+  stateio_state_clear(&st);
+  CHECK(stateio_read_epoch(&img, 0, &st) == STATEIO_OK);
   CHECK(st.epoch == 0 && st.has_snapshot == 1 && st.snapshot_len == 33 && st.updates_start == m.w[0].end);
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
   stateio_close_image(&img);
   /* The next snapshot names epoch 0 as the one before it. */
-  CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 8, 4) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
-  CHECK(stateio_open_image(path, &img) == SIO_OK);
-  CHECK(stateio_read_epoch(&img, m.w[3].start, &st) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 8, 4) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
+  CHECK(stateio_open_image(path, &img) == STATEIO_OK);
+  CHECK(stateio_read_epoch(&img, m.w[3].start, &st) == STATEIO_OK);
   CHECK(st.has_snapshot && st.prev_epoch == 0 && st.snapshot_len == 8);
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
   stateio_close_image(&img);
   verify("snapshot at 0, then another", path, &m);
   model_free(&m);
@@ -1280,40 +1280,40 @@ static void test_empty(void){
   verify("empty file", path, &m);
   check_text("empty file", events(path), "eof\n");
   check_text("empty file", restore_str(path), "epoch 0 nil\neof\n");
-  logio_image img;
-  stateio_epoch st;
-  CHECK(stateio_open_image(path, &img) == SIO_OK);
-  CHECK(stateio_read_epoch(&img, 0, &st) == SIO_OK && st.has_snapshot == 0 && st.updates_start == 0);
-  stateio_epoch_clear(&st);
-  CHECK(stateio_read_epoch(&img, 100, &st) == SIO_NOTFOUND);
-  stateio_epoch_clear(&st);
+  stateio_image img;
+  stateio_state st;
+  CHECK(stateio_open_image(path, &img) == STATEIO_OK);
+  CHECK(stateio_read_epoch(&img, 0, &st) == STATEIO_OK && st.has_snapshot == 0 && st.updates_start == 0);
+  stateio_state_clear(&st);
+  CHECK(stateio_read_epoch(&img, 100, &st) == STATEIO_NOTFOUND);
+  stateio_state_clear(&st);
   logio_entry e;
-  CHECK(logio_read_entry_at(&img, 0, &e) == SIO_NOTFOUND);
+  CHECK(logio_read_entry_at(&img, 0, &e) == STATEIO_NOTFOUND);
   CHECK(logio_starts_with_record(&img) == 0);
   stateio_close_image(&img);
   /* An image of nothing at all (fd -1). */
-  logio_image none = { .fd = -1, .file_size = 0, .tail = NULL, .tail_len = 0 };
-  CHECK(stateio_restore(&none, &st) == SIO_OK && st.epoch == 0 && !st.has_snapshot);
-  stateio_epoch_clear(&st);
+  stateio_image none = { .fd = -1, .file_size = 0, .tail = NULL, .tail_len = 0 };
+  CHECK(stateio_restore(&none, &st) == STATEIO_OK && st.epoch == 0 && !st.has_snapshot);
+  stateio_state_clear(&st);
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 0, 1) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 0, 1) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   verify("empty file, then an empty update", path, &m);
   model_free(&m);
   /* A writer that creates the file and writes nothing leaves it empty. */
   const char *p2 = tpath("never.log");
   unlink(p2);
-  CHECK(stateio_writer_open(&w, p2, STATEIO_CREATE) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(stateio_writer_open(&w, p2, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   CHECK(fsize(p2) == 0);
   /* Without STATEIO_CREATE a missing file is an error (ENOENT). */
   unlink(p2);
   errno = 0;
-  CHECK(stateio_writer_open(&w, p2, 0) == SIO_IOERR && errno == ENOENT);
+  CHECK(stateio_writer_open(&w, p2, 0) == STATEIO_IOERR && errno == ENOENT);
 }
 
-/* Files that are not logs: SIO_NOTLOG, and never written to. */
+/* Files that are not logs: STATEIO_NOTLOG, and never written to. */
 static void test_not_a_log(void){
   const char *path = tpath("notes.txt");
   sbuf text = {0};
@@ -1328,15 +1328,15 @@ static void test_not_a_log(void){
     free(rs);
     stateio_writer *w;
     int rc = stateio_writer_open(&w, path, 0);
-    CHECK_MSG(rc == SIO_OK, "%s: writer_open: %s", ctx, sio_strstatus(rc));
-    if( rc == SIO_OK ){
+    CHECK_MSG(rc == STATEIO_OK, "%s: writer_open: %s", ctx, stateio_errstr(rc));
+    if( rc == STATEIO_OK ){
       rc = stateio_update(w, "x", 1);
-      CHECK_MSG(rc == SIO_NOTLOG, "%s: first append: %s", ctx, sio_strstatus(rc));
-      CHECK(stateio_writer_begin(w) == SIO_OK);
+      CHECK_MSG(rc == STATEIO_NOTLOG, "%s: first append: %s", ctx, stateio_errstr(rc));
+      CHECK(stateio_writer_begin(w) == STATEIO_OK);
       rc = stateio_snapshot(w, "y", 1);
-      CHECK_MSG(rc == SIO_NOTLOG, "%s: append in a batch: %s", ctx, sio_strstatus(rc));
+      CHECK_MSG(rc == STATEIO_NOTLOG, "%s: append in a batch: %s", ctx, stateio_errstr(rc));
       stateio_writer_rollback(w);
-      CHECK(stateio_writer_close(w) == SIO_OK);
+      CHECK(stateio_writer_close(w) == STATEIO_OK);
     }
     size_t n;
     unsigned char *p = read_all(path, &n);
@@ -1353,23 +1353,23 @@ static void test_not_a_log(void){
   free(text.s);
 }
 
-/* A directory: SIO_IOERR with errno EISDIR. */
+/* A directory: STATEIO_IOERR with errno EISDIR. */
 static void test_directory(void){
   const char *dir = tpath("adir");
   CHECK(mkdir(dir, 0755) == 0);
-  logio_image img;
+  stateio_image img;
   errno = 0;
   int rc = stateio_open_image(dir, &img);
-  CHECK_MSG(rc == SIO_IOERR && errno == EISDIR, "open_image(dir): %s, errno %d", sio_strstatus(rc), errno);
+  CHECK_MSG(rc == STATEIO_IOERR && errno == EISDIR, "open_image(dir): %s, errno %d", stateio_errstr(rc), errno);
   stateio_writer *w = NULL;
   errno = 0;
   rc = stateio_writer_open(&w, dir, 0);
-  CHECK_MSG(rc == SIO_IOERR && errno == EISDIR, "writer_open(dir): %s, errno %d", sio_strstatus(rc), errno);
-  if( rc == SIO_OK ) stateio_writer_close(w);
+  CHECK_MSG(rc == STATEIO_IOERR && errno == EISDIR, "writer_open(dir): %s, errno %d", stateio_errstr(rc), errno);
+  if( rc == STATEIO_OK ) stateio_writer_close(w);
   errno = 0;
   rc = stateio_writer_open(&w, dir, STATEIO_CREATE);
-  CHECK_MSG(rc == SIO_IOERR && errno == EISDIR, "writer_open(dir, CREATE): %s, errno %d", sio_strstatus(rc), errno);
-  if( rc == SIO_OK ) stateio_writer_close(w);
+  CHECK_MSG(rc == STATEIO_IOERR && errno == EISDIR, "writer_open(dir, CREATE): %s, errno %d", stateio_errstr(rc), errno);
+  if( rc == STATEIO_OK ) stateio_writer_close(w);
   rmdir(dir);
 }
 
@@ -1379,28 +1379,28 @@ static void test_epochs(void){
   unlink(path);
   model m = {0};
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 20, 1) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 21, 2) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 20, 1) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 21, 2) == STATEIO_OK);
   unsigned seed = 10;
   for(int e = 0; e < 6; e++){
-    CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, e == 3 ? 70000 : 100 + (size_t)e, seed++) == SIO_OK);
-    for(int u = 0; u < e; u++) CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10 + (size_t)u * 5000, seed++) == SIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, e == 3 ? 70000 : 100 + (size_t)e, seed++) == STATEIO_OK);
+    for(int u = 0; u < e; u++) CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10 + (size_t)u * 5000, seed++) == STATEIO_OK);
   }
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   verify("epochs", path, &m);
 
-  logio_image img;
-  CHECK(stateio_open_image(path, &img) == SIO_OK);
+  stateio_image img;
+  CHECK(stateio_open_image(path, &img) == STATEIO_OK);
   /* Every epoch: 0 (no snapshot) and each snapshot. */
   int epochs = 0;
   for(int i = -1; i < m.n; i++){
     if( i >= 0 && m.w[i].kind != STATEIO_SNAPSHOT ) continue;
     uint64_t E = i < 0 ? 0 : m.w[i].start;
-    stateio_epoch st;
+    stateio_state st;
     int rc = stateio_read_epoch(&img, E, &st);
     epochs++;
-    if( !CHECK_MSG(rc == SIO_OK, "read_epoch(%llu): %s", (unsigned long long)E, sio_strstatus(rc)) ) continue;
+    if( !CHECK_MSG(rc == STATEIO_OK, "read_epoch(%llu): %s", (unsigned long long)E, stateio_errstr(rc)) ) continue;
     if( i < 0 ){
       CHECK(st.epoch == 0 && !st.has_snapshot && st.updates_start == 0 && st.snapshot_len == 0);
     }else{
@@ -1411,52 +1411,52 @@ static void test_epochs(void){
     }
     /* Its updates, up to the next snapshot. */
     stateio_updates *u;
-    CHECK(stateio_updates_open(&u, &img, &st) == SIO_OK);
+    CHECK(stateio_updates_open(&u, &img, &st) == STATEIO_OK);
     int k = i + 1, ok = 1;
     for(;;){
       logio_entry e;
       rc = stateio_updates_next(u, &e);
-      if( rc == SIO_DONE ) break;
-      if( rc != SIO_OK || k >= m.n || m.w[k].kind != STATEIO_UPDATE || e.offset != m.w[k].start
+      if( rc == STATEIO_DONE ) break;
+      if( rc != STATEIO_OK || k >= m.n || m.w[k].kind != STATEIO_UPDATE || e.offset != m.w[k].start
           || e.len != m.w[k].len || memcmp(e.data, m.w[k].data, e.len) != 0 ){ ok = 0; break; }
       k++;
     }
     CHECK_MSG(ok && (k == m.n || m.w[k].kind == STATEIO_SNAPSHOT), "updates of epoch %llu", (unsigned long long)E);
     stateio_updates_close(u);
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
   }
   CHECK(epochs == 7);
 
   /* The chain: from the current epoch back through prev_epoch to 0. */
-  stateio_epoch st;
-  CHECK(stateio_restore(&img, &st) == SIO_OK);
+  stateio_state st;
+  CHECK(stateio_restore(&img, &st) == STATEIO_OK);
   int i = m.n - 1, steps = 0, ok = 1;
   uint64_t E = st.epoch;
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
   for(;;){
     while( i >= 0 && m.w[i].kind != STATEIO_SNAPSHOT ) i--;
-    if( stateio_read_epoch(&img, E, &st) != SIO_OK ){ ok = 0; break; }
+    if( stateio_read_epoch(&img, E, &st) != STATEIO_OK ){ ok = 0; break; }
     steps++;
     if( i >= 0 ){
-      if( !st.has_snapshot || st.epoch != m.w[i].start ){ ok = 0; stateio_epoch_clear(&st); break; }
+      if( !st.has_snapshot || st.epoch != m.w[i].start ){ ok = 0; stateio_state_clear(&st); break; }
       i--;
     }else if( st.has_snapshot || E != 0 ){
       ok = 0;
     }
     int has = st.has_snapshot;
     E = st.prev_epoch;
-    stateio_epoch_clear(&st);
+    stateio_state_clear(&st);
     if( !has ) break;       /* an epoch without snapshot: the chain's start */
   }
   CHECK_MSG(ok && i < 0 && steps == 7, "the chain of epochs walks back to 0 (%d steps)", steps);
 
   /* Not epochs: an update's offset, a misaligned offset, past the end. */
-  CHECK(stateio_read_epoch(&img, m.w[1].start, &st) == SIO_NOTFOUND);
-  stateio_epoch_clear(&st);
-  CHECK(stateio_read_epoch(&img, m.w[2].start + 1, &st) == SIO_NOTFOUND);
-  stateio_epoch_clear(&st);
-  CHECK(stateio_read_epoch(&img, m.end + 100, &st) == SIO_NOTFOUND);
-  stateio_epoch_clear(&st);
+  CHECK(stateio_read_epoch(&img, m.w[1].start, &st) == STATEIO_NOTFOUND);
+  stateio_state_clear(&st);
+  CHECK(stateio_read_epoch(&img, m.w[2].start + 1, &st) == STATEIO_NOTFOUND);
+  stateio_state_clear(&st);
+  CHECK(stateio_read_epoch(&img, m.end + 100, &st) == STATEIO_NOTFOUND);
+  stateio_state_clear(&st);
   stateio_close_image(&img);
   model_free(&m);
 }
@@ -1489,34 +1489,34 @@ static void test_batches(void){
   model m = {0};
   stateio_writer *w;
   faults f = {0};
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 1) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 1) == STATEIO_OK);
 
   /* begin, several updates and a snapshot, commit: the file grows once. */
   stateio_set_fault_hook(fault_hook, &f);
-  CHECK(stateio_writer_begin(w) == SIO_OK);
-  CHECK(stateio_writer_begin(w) == SIO_MISUSE);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  CHECK(stateio_writer_begin(w) == STATEIO_MISUSE);
   uint64_t before = fsize(path);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 20, 2) == SIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 20, 2) == STATEIO_OK);
   CHECK(stateio_writer_locked(w));
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 40000, 3) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 30, 4) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 0, 5) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 7, 6) == SIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 40000, 3) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 30, 4) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 0, 5) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 7, 6) == STATEIO_OK);
   CHECK(fsize(path) == before && f.writes == 0);
   CHECK(stateio_writer_pending_count(w) == 5);
   CHECK(stateio_writer_epoch(w) == m.epoch);
   {
     /* The writer's image shows the pending entries after the file. */
-    logio_image img;
-    CHECK(stateio_writer_image(w, &img) == SIO_OK);
-    CHECK(logio_image_size(&img) == m.end && img.file_size == before);
-    stateio_epoch st;
-    CHECK(stateio_restore(&img, &st) == SIO_OK && st.epoch == m.epoch && st.has_snapshot);
-    stateio_epoch_clear(&st);
+    stateio_image img;
+    CHECK(stateio_writer_image(w, &img) == STATEIO_OK);
+    CHECK(stateio_image_size(&img) == m.end && img.file_size == before);
+    stateio_state st;
+    CHECK(stateio_restore(&img, &st) == STATEIO_OK && st.epoch == m.epoch && st.has_snapshot);
+    stateio_state_clear(&st);
     verify_image("the writer's image of a batch", &img, &m, 0);
   }
-  CHECK(stateio_writer_commit(w) == SIO_OK);
+  CHECK(stateio_writer_commit(w) == STATEIO_OK);
   CHECK_MSG(f.writes == 1 && f.syncs == 0, "commit: %d writes, %d syncs (no STATEIO_SYNC)", f.writes, f.syncs);
   CHECK(!stateio_writer_locked(w) && stateio_writer_pending_count(w) == 0);
   verify("batch committed", path, &m);
@@ -1526,9 +1526,9 @@ static void test_batches(void){
   unsigned char *p0 = read_all(path, &n0);
   uint64_t e0 = m.epoch;
   f.writes = 0;
-  CHECK(stateio_writer_begin(w) == SIO_OK);
-  CHECK(stateio_update(w, "aaa", 3) == SIO_OK);
-  CHECK(stateio_snapshot(w, "bbb", 3) == SIO_OK);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  CHECK(stateio_update(w, "aaa", 3) == STATEIO_OK);
+  CHECK(stateio_snapshot(w, "bbb", 3) == STATEIO_OK);
   CHECK(stateio_writer_epoch(w) != e0);
   stateio_writer_rollback(w);
   CHECK(stateio_writer_epoch(w) == e0 && !stateio_writer_locked(w) && stateio_writer_pending_count(w) == 0);
@@ -1539,48 +1539,48 @@ static void test_batches(void){
   verify("batch rolled back", path, &m);
 
   /* An empty batch writes nothing. */
-  CHECK(stateio_writer_begin(w) == SIO_OK);
-  CHECK(stateio_writer_commit(w) == SIO_OK);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  CHECK(stateio_writer_commit(w) == STATEIO_OK);
   CHECK(f.writes == 0);
 
   /* mark / rollback_to. */
-  CHECK(stateio_writer_begin(w) == SIO_OK);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
   stateio_mark m0 = stateio_writer_mark(w);            /* before the first append */
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 11, 7) == SIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 11, 7) == STATEIO_OK);
   model_mark mm = model_get_mark(&m);
   stateio_mark m1 = stateio_writer_mark(w);
-  CHECK(stateio_update(w, "u2", 2) == SIO_OK);
-  CHECK(stateio_snapshot(w, "s", 1) == SIO_OK);
+  CHECK(stateio_update(w, "u2", 2) == STATEIO_OK);
+  CHECK(stateio_snapshot(w, "s", 1) == STATEIO_OK);
   stateio_mark m2 = stateio_writer_mark(w);
-  CHECK(stateio_update(w, "u3", 2) == SIO_OK);
+  CHECK(stateio_update(w, "u3", 2) == STATEIO_OK);
   stateio_writer_rollback_to(w, m2);
   CHECK(stateio_writer_pending_count(w) == 3);
   stateio_writer_rollback_to(w, m1);
   CHECK(stateio_writer_pending_count(w) == 1 && stateio_writer_epoch(w) == e0);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 12, 8) == SIO_OK);
-  CHECK(stateio_writer_commit(w) == SIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 12, 8) == STATEIO_OK);
+  CHECK(stateio_writer_commit(w) == STATEIO_OK);
   CHECK(m.n == mm.n + 1);
   verify("savepoint rolled back to", path, &m);
   /* Back to a mark taken before the batch's first append: the batch is empty. */
-  CHECK(stateio_writer_begin(w) == SIO_OK);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
   m0 = stateio_writer_mark(w);
-  CHECK(stateio_update(w, "zz", 2) == SIO_OK);
+  CHECK(stateio_update(w, "zz", 2) == STATEIO_OK);
   stateio_writer_rollback_to(w, m0);
   CHECK(stateio_writer_pending_count(w) == 0);
-  CHECK(stateio_writer_commit(w) == SIO_OK);
+  CHECK(stateio_writer_commit(w) == STATEIO_OK);
   verify("rolled back to the batch's start", path, &m);
 
   /* A bulk batch bigger than its chunk, committed, then one rolled back. */
   f.writes = 0;
-  CHECK(stateio_writer_begin_bulk(w) == SIO_OK);
+  CHECK(stateio_writer_begin_bulk(w) == STATEIO_OK);
   int nbulk = small ? 5 : 10;     /* > 4 MiB: the batch is written out in chunks */
-  for(int i = 0; i < nbulk; i++) CHECK(put_pattern(w, &m, STATEIO_UPDATE, 1000000, 100 + (unsigned)i) == SIO_OK);
-  CHECK(stateio_writer_commit(w) == SIO_OK);
+  for(int i = 0; i < nbulk; i++) CHECK(put_pattern(w, &m, STATEIO_UPDATE, 1000000, 100 + (unsigned)i) == STATEIO_OK);
+  CHECK(stateio_writer_commit(w) == STATEIO_OK);
   verify("bulk batch", path, &m);
   free(p0);
   p0 = read_all(path, &n0);
-  CHECK(stateio_writer_begin_bulk(w) == SIO_OK);
-  for(int i = 0; i < nbulk; i++) CHECK(stateio_update(w, p0, 1000000) == SIO_OK);
+  CHECK(stateio_writer_begin_bulk(w) == STATEIO_OK);
+  for(int i = 0; i < nbulk; i++) CHECK(stateio_update(w, p0, 1000000) == STATEIO_OK);
   stateio_writer_rollback(w);
   p1 = read_all(path, &n1);
   CHECK_MSG(n1 == n0 && memcmp(p0, p1, n0) == 0, "bulk batch rolled back: the file is as before");
@@ -1593,24 +1593,24 @@ static void test_batches(void){
   */
   faults bf = { 0, 0, 0, "write", 2, ENOSPC, 0 };
   stateio_set_fault_hook(fault_hook, &bf);
-  CHECK(stateio_writer_begin_bulk(w) == SIO_OK);
-  int brc = SIO_OK, i_failed = -1;
-  for(int i = 0; i < nbulk && brc == SIO_OK; i++){
+  CHECK(stateio_writer_begin_bulk(w) == STATEIO_OK);
+  int brc = STATEIO_OK, i_failed = -1;
+  for(int i = 0; i < nbulk && brc == STATEIO_OK; i++){
     brc = stateio_update(w, p0, 1000000);
     if( brc ) i_failed = i;
   }
-  CHECK_MSG(brc == SIO_IOERR && i_failed > 0, "bulk batch: the second chunk's write fails (%s at %d)",
-            sio_strstatus(brc), i_failed);
-  CHECK(stateio_update(w, "more", 4) == SIO_IOERR);
-  CHECK(stateio_snapshot(w, "more", 4) == SIO_IOERR);
-  CHECK(stateio_writer_commit(w) == SIO_IOERR);
+  CHECK_MSG(brc == STATEIO_IOERR && i_failed > 0, "bulk batch: the second chunk's write fails (%s at %d)",
+            stateio_errstr(brc), i_failed);
+  CHECK(stateio_update(w, "more", 4) == STATEIO_IOERR);
+  CHECK(stateio_snapshot(w, "more", 4) == STATEIO_IOERR);
+  CHECK(stateio_writer_commit(w) == STATEIO_IOERR);
   CHECK(!stateio_writer_locked(w));
   stateio_set_fault_hook(NULL, NULL);
   p1 = read_all(path, &n1);
   CHECK_MSG(n1 == n0 && memcmp(p0, p1, n0) == 0, "failed bulk batch: the file is as before");
   free(p1);
   verify("failed bulk batch", path, &m);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 9, 77) == SIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 9, 77) == STATEIO_OK);
   verify("append after a failed bulk batch", path, &m);
   free(p0);
 
@@ -1621,22 +1621,22 @@ static void test_batches(void){
   */
   {
     stateio_writer *w2;
-    CHECK(stateio_writer_open(&w2, path, 0) == SIO_OK);
-    CHECK(stateio_writer_begin(w) == SIO_OK);
+    CHECK(stateio_writer_open(&w2, path, 0) == STATEIO_OK);
+    CHECK(stateio_writer_begin(w) == STATEIO_OK);
     stateio_mark before = stateio_writer_mark(w);
-    CHECK(put_pattern(w2, &m, STATEIO_UPDATE, 20, 78) == SIO_OK);
-    CHECK(put_pattern(w2, &m, STATEIO_SNAPSHOT, 21, 79) == SIO_OK);
-    CHECK(stateio_update(w, "mine", 4) == SIO_OK);
+    CHECK(put_pattern(w2, &m, STATEIO_UPDATE, 20, 78) == STATEIO_OK);
+    CHECK(put_pattern(w2, &m, STATEIO_SNAPSHOT, 21, 79) == STATEIO_OK);
+    CHECK(stateio_update(w, "mine", 4) == STATEIO_OK);
     stateio_writer_rollback_to(w, before);
     CHECK(stateio_writer_pending_count(w) == 0);
     CHECK(stateio_writer_epoch(w) == m.epoch);
-    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 22, 80) == SIO_OK);
-    CHECK(stateio_writer_commit(w) == SIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 22, 80) == STATEIO_OK);
+    CHECK(stateio_writer_commit(w) == STATEIO_OK);
     verify("rolled back to a mark taken before another writer appended", path, &m);
-    CHECK(stateio_writer_close(w2) == SIO_OK);
+    CHECK(stateio_writer_close(w2) == STATEIO_OK);
   }
   stateio_set_fault_hook(NULL, NULL);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   verify("batches", path, &m);
   model_free(&m);
 }
@@ -1647,41 +1647,41 @@ static void test_two_writers(void){
   unlink(path);
   model m = {0};
   stateio_writer *w1, *w2;
-  CHECK(stateio_writer_open(&w1, path, STATEIO_CREATE) == SIO_OK);
-  CHECK(stateio_writer_open(&w2, path, 0) == SIO_OK);
-  CHECK(put_pattern(w1, &m, STATEIO_UPDATE, 10, 1) == SIO_OK);
-  CHECK(stateio_writer_begin(w1) == SIO_OK);
-  CHECK(put_pattern(w1, &m, STATEIO_UPDATE, 11, 2) == SIO_OK);
+  CHECK(stateio_writer_open(&w1, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(stateio_writer_open(&w2, path, 0) == STATEIO_OK);
+  CHECK(put_pattern(w1, &m, STATEIO_UPDATE, 10, 1) == STATEIO_OK);
+  CHECK(stateio_writer_begin(w1) == STATEIO_OK);
+  CHECK(put_pattern(w1, &m, STATEIO_UPDATE, 11, 2) == STATEIO_OK);
   uint64_t size = fsize(path);
-  CHECK(stateio_update(w2, "busy", 4) == SIO_BUSY);
-  CHECK(stateio_writer_begin(w2) == SIO_OK);
-  CHECK(stateio_snapshot(w2, "busy", 4) == SIO_BUSY);
+  CHECK(stateio_update(w2, "busy", 4) == STATEIO_BUSY);
+  CHECK(stateio_writer_begin(w2) == STATEIO_OK);
+  CHECK(stateio_snapshot(w2, "busy", 4) == STATEIO_BUSY);
   CHECK(!stateio_writer_locked(w2));
   stateio_writer_rollback(w2);
   CHECK(fsize(path) == size);
-  CHECK(stateio_writer_commit(w1) == SIO_OK);
+  CHECK(stateio_writer_commit(w1) == STATEIO_OK);
   /* Now w2 can write; it sees w1's entries and epoch. */
-  CHECK(put_pattern(w2, &m, STATEIO_UPDATE, 12, 3) == SIO_OK);
-  CHECK(put_pattern(w1, &m, STATEIO_SNAPSHOT, 13, 4) == SIO_OK);
-  CHECK(put_pattern(w2, &m, STATEIO_UPDATE, 14, 5) == SIO_OK);
+  CHECK(put_pattern(w2, &m, STATEIO_UPDATE, 12, 3) == STATEIO_OK);
+  CHECK(put_pattern(w1, &m, STATEIO_SNAPSHOT, 13, 4) == STATEIO_OK);
+  CHECK(put_pattern(w2, &m, STATEIO_UPDATE, 14, 5) == STATEIO_OK);
   CHECK(stateio_writer_epoch(w2) == m.epoch);
-  CHECK(put_pattern(w1, &m, STATEIO_UPDATE, 15, 6) == SIO_OK);
+  CHECK(put_pattern(w1, &m, STATEIO_UPDATE, 15, 6) == STATEIO_OK);
   /* w2 in a batch: w1 is refused. */
-  CHECK(stateio_writer_begin(w2) == SIO_OK);
-  CHECK(put_pattern(w2, &m, STATEIO_SNAPSHOT, 16, 7) == SIO_OK);
-  CHECK(stateio_update(w1, "busy", 4) == SIO_BUSY);
-  CHECK(stateio_writer_commit(w2) == SIO_OK);
-  CHECK(put_pattern(w1, &m, STATEIO_UPDATE, 17, 8) == SIO_OK);
+  CHECK(stateio_writer_begin(w2) == STATEIO_OK);
+  CHECK(put_pattern(w2, &m, STATEIO_SNAPSHOT, 16, 7) == STATEIO_OK);
+  CHECK(stateio_update(w1, "busy", 4) == STATEIO_BUSY);
+  CHECK(stateio_writer_commit(w2) == STATEIO_OK);
+  CHECK(put_pattern(w1, &m, STATEIO_UPDATE, 17, 8) == STATEIO_OK);
   CHECK(m.w[m.n - 1].efield == m.w[m.n - 2].start);
-  CHECK(stateio_writer_close(w1) == SIO_OK);
-  CHECK(stateio_writer_close(w2) == SIO_OK);
+  CHECK(stateio_writer_close(w1) == STATEIO_OK);
+  CHECK(stateio_writer_close(w2) == STATEIO_OK);
   verify("two writers", path, &m);
 
   /* Closing a writer in the middle of a batch rolls it back. */
-  CHECK(stateio_writer_open(&w1, path, 0) == SIO_OK);
-  CHECK(stateio_writer_begin(w1) == SIO_OK);
-  CHECK(stateio_update(w1, "gone", 4) == SIO_OK);
-  CHECK(stateio_writer_close(w1) == SIO_OK);
+  CHECK(stateio_writer_open(&w1, path, 0) == STATEIO_OK);
+  CHECK(stateio_writer_begin(w1) == STATEIO_OK);
+  CHECK(stateio_update(w1, "gone", 4) == STATEIO_OK);
+  CHECK(stateio_writer_close(w1) == STATEIO_OK);
   verify("closed in a batch", path, &m);
   model_free(&m);
 
@@ -1692,18 +1692,18 @@ static void test_two_writers(void){
   ** the first one's committed entry as if it were still the torn tail.
   */
   unlink(path);
-  CHECK(stateio_writer_open(&w1, path, STATEIO_CREATE) == SIO_OK);
-  CHECK(put_pattern(w1, &m, STATEIO_UPDATE, 10, 1) == SIO_OK);
-  CHECK(stateio_writer_close(w1) == SIO_OK);
+  CHECK(stateio_writer_open(&w1, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(put_pattern(w1, &m, STATEIO_UPDATE, 10, 1) == STATEIO_OK);
+  CHECK(stateio_writer_close(w1) == STATEIO_OK);
   static const unsigned char junk[24] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17 };
   CHECK(append_raw(path, junk, sizeof(junk)) == 0);          /* a torn tail of 24 bytes */
-  CHECK(stateio_writer_open(&w1, path, 0) == SIO_OK);
-  CHECK(stateio_writer_open(&w2, path, 0) == SIO_OK);        /* both see end 34, size 58 */
-  CHECK(put_pattern(w1, &m, STATEIO_UPDATE, 0, 2) == SIO_OK); /* 24 bytes: the size is 58 again */
+  CHECK(stateio_writer_open(&w1, path, 0) == STATEIO_OK);
+  CHECK(stateio_writer_open(&w2, path, 0) == STATEIO_OK);        /* both see end 34, size 58 */
+  CHECK(put_pattern(w1, &m, STATEIO_UPDATE, 0, 2) == STATEIO_OK); /* 24 bytes: the size is 58 again */
   CHECK(fsize(path) == m.end && m.end == m.w[0].end + sizeof(junk));
-  CHECK(put_pattern(w2, &m, STATEIO_UPDATE, 5, 3) == SIO_OK);
-  CHECK(stateio_writer_close(w1) == SIO_OK);
-  CHECK(stateio_writer_close(w2) == SIO_OK);
+  CHECK(put_pattern(w2, &m, STATEIO_UPDATE, 5, 3) == STATEIO_OK);
+  CHECK(stateio_writer_close(w1) == STATEIO_OK);
+  CHECK(stateio_writer_close(w2) == STATEIO_OK);
   char *got = restore_str(path);
   char want[200];
   snprintf(want, sizeof(want), "epoch 0 nil\nupdate 0 10\nupdate %llu 0\nupdate %llu 5\neof\n",
@@ -1730,10 +1730,10 @@ static void test_faults(void){
     unlink(path);
     model m = {0};
     stateio_writer *w;
-    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | (plan[pi].sync ? STATEIO_SYNC : 0)) == SIO_OK);
-    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 1) == SIO_OK);
-    CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 100, 2) == SIO_OK);
-    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 3) == SIO_OK);
+    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | (plan[pi].sync ? STATEIO_SYNC : 0)) == STATEIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 1) == STATEIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 100, 2) == STATEIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 3) == STATEIO_OK);
     size_t n0;
     unsigned char *p0 = read_all(path, &n0);
     uint64_t e0 = m.epoch;
@@ -1741,20 +1741,20 @@ static void test_faults(void){
     faults f = { 0, 0, 0, plan[pi].op, plan[pi].nth, plan[pi].err, 0 };
     stateio_set_fault_hook(fault_hook, &f);
     /* A batch. */
-    CHECK(stateio_writer_begin(w) == SIO_OK);
-    CHECK(stateio_update(w, "one", 3) == SIO_OK);
-    CHECK(stateio_snapshot(w, "two", 3) == SIO_OK);
+    CHECK(stateio_writer_begin(w) == STATEIO_OK);
+    CHECK(stateio_update(w, "one", 3) == STATEIO_OK);
+    CHECK(stateio_snapshot(w, "two", 3) == STATEIO_OK);
     if( plan[pi].big ){
       unsigned char *big = pattern(plan[pi].big, 9);
-      CHECK(stateio_update(w, big, plan[pi].big) == SIO_OK);
+      CHECK(stateio_update(w, big, plan[pi].big) == STATEIO_OK);
       free(big);
     }
-    CHECK(stateio_update(w, "three", 5) == SIO_OK);
+    CHECK(stateio_update(w, "three", 5) == STATEIO_OK);
     errno = 0;
     int rc = stateio_writer_commit(w);
     int e = errno;
-    CHECK_MSG(rc == SIO_IOERR && e == (plan[pi].err ? plan[pi].err : ENOSPC),
-              "%s: commit: %s, errno %d", ctx, sio_strstatus(rc), e);
+    CHECK_MSG(rc == STATEIO_IOERR && e == (plan[pi].err ? plan[pi].err : ENOSPC),
+              "%s: commit: %s, errno %d", ctx, stateio_errstr(rc), e);
     CHECK_MSG(f.seen >= plan[pi].nth, "%s: the fault was injected", ctx);
     stateio_set_fault_hook(NULL, NULL);
     CHECK(stateio_writer_epoch(w) == e0 && !stateio_writer_locked(w));
@@ -1770,7 +1770,7 @@ static void test_faults(void){
     stateio_set_fault_hook(fault_hook, &f);
     if( plan[pi].big == 0 ){
       rc = stateio_update(w, "four", 4);
-      CHECK_MSG(rc == SIO_IOERR, "%s: a single append: %s", ctx, sio_strstatus(rc));
+      CHECK_MSG(rc == STATEIO_IOERR, "%s: a single append: %s", ctx, stateio_errstr(rc));
     }
     stateio_set_fault_hook(NULL, NULL);
     p1 = read_all(path, &n1);
@@ -1779,13 +1779,13 @@ static void test_faults(void){
     free(p0);
 
     /* The next commit works. */
-    CHECK(stateio_writer_begin(w) == SIO_OK);
-    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 5, 4) == SIO_OK);
-    CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 6, 5) == SIO_OK);
+    CHECK(stateio_writer_begin(w) == STATEIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 5, 4) == STATEIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 6, 5) == STATEIO_OK);
     rc = stateio_writer_commit(w);
-    CHECK_MSG(rc == SIO_OK, "%s: the next commit: %s", ctx, sio_strstatus(rc));
-    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 7, 6) == SIO_OK);
-    CHECK(stateio_writer_close(w) == SIO_OK);
+    CHECK_MSG(rc == STATEIO_OK, "%s: the next commit: %s", ctx, stateio_errstr(rc));
+    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 7, 6) == STATEIO_OK);
+    CHECK(stateio_writer_close(w) == STATEIO_OK);
     verify(ctx, path, &m);
     model_free(&m);
   }
@@ -1797,22 +1797,22 @@ static void test_faults(void){
     unlink(path);
     model m = {0};
     stateio_writer *w;
-    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
-    CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 100, 1) == SIO_OK);
-    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 2) == SIO_OK);
-    CHECK(stateio_writer_close(w) == SIO_OK);
+    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 100, 1) == STATEIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 2) == STATEIO_OK);
+    CHECK(stateio_writer_close(w) == STATEIO_OK);
     CHECK(append_raw(path, "\x01\x02\x03\x04\x01\x50", 6) == 0);    /* a torn header */
     size_t n0;
     unsigned char *p0 = read_all(path, &n0);
-    CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
+    CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
     faults f = { 0, 0, 0, "ftruncate", 1, EIO, 0 };
     f.fail_nth = 1;
     stateio_set_fault_hook(fault_hook, &f);
-    CHECK(stateio_writer_begin(w) == SIO_OK);
-    CHECK(stateio_update(w, "lost", 4) == SIO_OK);
+    CHECK(stateio_writer_begin(w) == STATEIO_OK);
+    CHECK(stateio_update(w, "lost", 4) == STATEIO_OK);
     errno = 0;
     int rc = stateio_writer_commit(w);
-    CHECK_MSG(rc == SIO_IOERR && errno == EIO, "%s: commit: %s", ctx, sio_strstatus(rc));
+    CHECK_MSG(rc == STATEIO_IOERR && errno == EIO, "%s: commit: %s", ctx, stateio_errstr(rc));
     stateio_set_fault_hook(NULL, NULL);
     size_t n1;
     unsigned char *p1 = read_all(path, &n1);
@@ -1822,8 +1822,8 @@ static void test_faults(void){
     free(p0);
     free(p1);
     verify_torn(ctx, path, &m, n1 - m.end);
-    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 3, 3) == SIO_OK);
-    CHECK(stateio_writer_close(w) == SIO_OK);
+    CHECK(put_pattern(w, &m, STATEIO_UPDATE, 3, 3) == STATEIO_OK);
+    CHECK(stateio_writer_close(w) == STATEIO_OK);
     verify(ctx, path, &m);
     model_free(&m);
   }
@@ -1835,29 +1835,29 @@ static void test_misuse_and_fd(void){
   unlink(path);
   model m = {0};
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
-  CHECK(stateio_update(w, NULL, 5) == SIO_MISUSE);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(stateio_update(w, NULL, 5) == STATEIO_MISUSE);
   CHECK(!stateio_writer_locked(w));
-  CHECK(put(w, &m, STATEIO_UPDATE, NULL, 0) == SIO_OK);       /* no data at all is fine */
-  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 20, 1) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 20, 2) == SIO_OK);
-  CHECK(stateio_writer_commit(w) == SIO_OK);                   /* no batch: nothing to do */
-  CHECK(stateio_writer_close(w) == SIO_OK);
-  CHECK(stateio_writer_close(NULL) == SIO_OK);
+  CHECK(put(w, &m, STATEIO_UPDATE, NULL, 0) == STATEIO_OK);       /* no data at all is fine */
+  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 20, 1) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 20, 2) == STATEIO_OK);
+  CHECK(stateio_writer_commit(w) == STATEIO_OK);                   /* no batch: nothing to do */
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
+  CHECK(stateio_writer_close(NULL) == STATEIO_OK);
   verify("misuse", path, &m);
 
   int fd = open(path, O_RDWR);
   CHECK(fd >= 0);
   /* The caller's offset and epoch are right: used as given. */
-  CHECK(stateio_writer_open_fd(&w, fd, m.end, m.epoch, 0) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 5, 3) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(stateio_writer_open_fd(&w, fd, m.end, m.epoch, 0) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 5, 3) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   /* An epoch after the offset is misuse. */
-  CHECK(stateio_writer_open_fd(&w, fd, 10, 20, 0) == SIO_MISUSE);
+  CHECK(stateio_writer_open_fd(&w, fd, 10, 20, 0) == STATEIO_MISUSE);
   /* The caller's offset is stale: the writer restores from the file instead. */
-  CHECK(stateio_writer_open_fd(&w, fd, 24, 0, 0) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 6, 4) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(stateio_writer_open_fd(&w, fd, 24, 0, 0) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 6, 4) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   CHECK(fcntl(fd, F_GETFD) != -1);                             /* not closed by the writer */
   close(fd);
   verify("writer on a descriptor", path, &m);
@@ -1870,22 +1870,22 @@ static void test_check(void){
   unlink(path);
   model m = {0};
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 50, 1) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 40000, 2) == SIO_OK);   /* FIRST + LAST */
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 30, 3) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 30, 4) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 30, 5) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 50, 1) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 40000, 2) == STATEIO_OK);   /* FIRST + LAST */
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 30, 3) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 30, 4) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 30, 5) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   verify("check: healthy", path, &m);
 
-  logio_image img;
+  stateio_image img;
   problems g;
   /* A payload byte of the LAST record of entry 1. */
   increment_byte(path, BLOCK + HEADER + 3, 1);
   memset(&g, 0, sizeof(g));
-  CHECK(stateio_open_image(path, &img) == SIO_OK);
-  CHECK(stateio_check(&img, problem_cb, &g) == SIO_OK);
+  CHECK(stateio_open_image(path, &img) == STATEIO_OK);
+  CHECK(stateio_check(&img, problem_cb, &g) == STATEIO_OK);
   /* The rest of its block goes with it: nothing proves where the next record starts. */
   CHECK_MSG(g.n == 1 && g.off[0] == m.w[1].start && g.len[0] == m.w[m.n - 1].end - m.w[1].start,
             "check: damaged LAST record: %d problems, first %s at %llu len %llu", g.n, g.n ? g.why[0] : "-",
@@ -1896,13 +1896,13 @@ static void test_check(void){
   /* An update of the wrong epoch: a writer told the wrong epoch. */
   int fd = open(path, O_RDWR);
   CHECK(fd >= 0);
-  CHECK(stateio_writer_open_fd(&w, fd, m.end, 0, 0) == SIO_OK);
-  CHECK(stateio_update(w, "wrong", 5) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(stateio_writer_open_fd(&w, fd, m.end, 0, 0) == STATEIO_OK);
+  CHECK(stateio_update(w, "wrong", 5) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   close(fd);
   memset(&g, 0, sizeof(g));
-  CHECK(stateio_open_image(path, &img) == SIO_OK);
-  CHECK(stateio_check(&img, problem_cb, &g) == SIO_OK);
+  CHECK(stateio_open_image(path, &img) == STATEIO_OK);
+  CHECK(stateio_check(&img, problem_cb, &g) == STATEIO_OK);
   CHECK_MSG(g.n == 1 && g.off[0] == m.end && strcmp(g.why[0], "update of the wrong epoch") == 0,
             "check: wrong epoch: %d problems, first %s at %llu", g.n, g.n ? g.why[0] : "-",
             (unsigned long long)g.off[0]);
@@ -1911,8 +1911,8 @@ static void test_check(void){
   /* A torn tail. */
   truncate_to(path, m.end + 10);
   memset(&g, 0, sizeof(g));
-  CHECK(stateio_open_image(path, &img) == SIO_OK);
-  CHECK(stateio_check(&img, problem_cb, &g) == SIO_OK);
+  CHECK(stateio_open_image(path, &img) == STATEIO_OK);
+  CHECK(stateio_check(&img, problem_cb, &g) == STATEIO_OK);
   CHECK_MSG(g.n == 1 && g.off[0] == m.end && g.len[0] == 10 && strcmp(g.why[0], "torn tail") == 0,
             "check: torn tail: %d problems, first %s at %llu len %llu", g.n, g.n ? g.why[0] : "-",
             (unsigned long long)g.off[0], (unsigned long long)g.len[0]);
@@ -1926,13 +1926,13 @@ static void test_damaged_snapshot(void){
   unlink(path);
   model m = {0};
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 50, 1) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 20, 2) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 60000, 3) == SIO_OK);   /* FIRST + LAST */
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 20, 4) == SIO_OK);
-  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 20, 5) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 50, 1) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 20, 2) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 60000, 3) == STATEIO_OK);   /* FIRST + LAST */
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 20, 4) == STATEIO_OK);
+  CHECK(put_pattern(w, &m, STATEIO_UPDATE, 20, 5) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   uint64_t S = m.w[2].start;
   /* Its FIRST record, then its LAST record. */
   uint64_t spots[2] = { S + 20, BLOCK + HEADER + 5 };
@@ -1961,29 +1961,29 @@ static void test_big(void){
     memcpy(data + i, &v, len - i < 8 ? len - i : 8);
   }
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
-  CHECK(stateio_update(w, "before", 6) == SIO_OK);
-  CHECK(stateio_snapshot(w, data, len) == SIO_OK);
-  CHECK(stateio_update(w, "after", 5) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(stateio_update(w, "before", 6) == STATEIO_OK);
+  CHECK(stateio_snapshot(w, data, len) == STATEIO_OK);
+  CHECK(stateio_update(w, "after", 5) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   uint64_t snap_start = my_start(HEADER + EHDR + 6);
   uint64_t snap_end = snap_start + my_encoded_size(snap_start, EHDR + len);
   CHECK_MSG(fsize(path) == snap_end + my_encoded_size(snap_end, EHDR + 5), "big: file size %llu",
             (unsigned long long)fsize(path));
-  logio_image img;
-  stateio_epoch st;
-  CHECK(stateio_open_image(path, &img) == SIO_OK);
+  stateio_image img;
+  stateio_state st;
+  CHECK(stateio_open_image(path, &img) == STATEIO_OK);
   int rc = stateio_restore(&img, &st);
-  CHECK_MSG(rc == SIO_OK && st.epoch == snap_start && st.has_snapshot && st.snapshot_len == len
+  CHECK_MSG(rc == STATEIO_OK && st.epoch == snap_start && st.has_snapshot && st.snapshot_len == len
             && memcmp(st.snapshot, data, len) == 0, "big: restore gives the %zu MiB snapshot (%s)", mib,
-            sio_strstatus(rc));
+            stateio_errstr(rc));
   stateio_updates *u;
   logio_entry e;
-  CHECK(stateio_updates_open(&u, &img, &st) == SIO_OK);
-  CHECK(stateio_updates_next(u, &e) == SIO_OK && e.len == 5 && memcmp(e.data, "after", 5) == 0);
-  CHECK(stateio_updates_next(u, &e) == SIO_DONE);
+  CHECK(stateio_updates_open(&u, &img, &st) == STATEIO_OK);
+  CHECK(stateio_updates_next(u, &e) == STATEIO_OK && e.len == 5 && memcmp(e.data, "after", 5) == 0);
+  CHECK(stateio_updates_next(u, &e) == STATEIO_DONE);
   stateio_updates_close(u);
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
   stateio_close_image(&img);
   free(data);
   unlink(path);
@@ -1998,15 +1998,15 @@ static void test_many(void){
   unlink(path);
   model m = {0};
   stateio_writer *w;
-  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK);
-  CHECK(stateio_writer_begin(w) == SIO_OK);
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
   int n = small ? 2000 : 20000;
   for(int i = 0; i < n; i++){
-    if( i % 5000 == 4999 || i == n / 2 ) CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, (size_t)(i % 97), (unsigned)i) == SIO_OK);
-    else CHECK(put_pattern(w, &m, STATEIO_UPDATE, (size_t)(i % 23), (unsigned)i) == SIO_OK);
+    if( i % 5000 == 4999 || i == n / 2 ) CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, (size_t)(i % 97), (unsigned)i) == STATEIO_OK);
+    else CHECK(put_pattern(w, &m, STATEIO_UPDATE, (size_t)(i % 23), (unsigned)i) == STATEIO_OK);
   }
-  CHECK(stateio_writer_commit(w) == SIO_OK);
-  CHECK(stateio_writer_close(w) == SIO_OK);
+  CHECK(stateio_writer_commit(w) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
   verify("many blocks", path, &m);
   model_free(&m);
 }

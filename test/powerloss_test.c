@@ -125,7 +125,7 @@ static int record_hook(void *arg, stateio_os_op *o){
   if( strcmp(o->op, "create") == 0 ){
     int fd = open(o->path, O_RDONLY);
     if( fd >= 0 ){
-      if( stateio_log_id(fd, &r->id) != SIO_OK ) r->id = -1;
+      if( stateio_log_id(fd, &r->id) != STATEIO_OK ) r->id = -1;
       close(fd);
     }
   }
@@ -157,23 +157,23 @@ static int f_workload;
 static int txn(stateio_writer *w, int n, size_t maxlen, int bulk, int snapshot, int prepare_rollback){
   uint64_t t = next_txn++;
   unsigned char *buf = malloc(maxlen + 16);
-  int rc = n > 1 || bulk ? (bulk ? stateio_writer_begin_bulk(w) : stateio_writer_begin(w)) : SIO_OK;
+  int rc = n > 1 || bulk ? (bulk ? stateio_writer_begin_bulk(w) : stateio_writer_begin(w)) : STATEIO_OK;
   inflight = t;
-  for(int k = 0; rc == SIO_OK && k < n; k++){
+  for(int k = 0; rc == STATEIO_OK && k < n; k++){
     size_t len = bulk ? maxlen : 16 + (size_t)(mix(t * 64 + (uint64_t)k) % (maxlen - 16 + 1));
     fill(buf, len, t, (uint32_t)k, (uint32_t)n);
     rc = (snapshot && k == 0) ? stateio_snapshot(w, buf, len) : stateio_update(w, buf, len);
   }
-  if( rc == SIO_OK && (n > 1 || bulk) ){
+  if( rc == STATEIO_OK && (n > 1 || bulk) ){
     if( prepare_rollback ){
       rc = stateio_writer_prepare(w);
       stateio_writer_rollback(w);
-      if( rc == SIO_OK ) rc = -1;
+      if( rc == STATEIO_OK ) rc = -1;
     }else{
       rc = stateio_writer_commit(w);
     }
   }
-  if( rc == SIO_OK ) acked[nacked++] = t;
+  if( rc == STATEIO_OK ) acked[nacked++] = t;
   inflight = 0;
   free(buf);
   return rc;
@@ -184,9 +184,9 @@ static void workload(void){
   recording = 1;
   stateio_set_os_hook(record_hook, NULL);
   int rc = stateio_writer_open(&w, logpath, STATEIO_CREATE | STATEIO_SYNC);
-  if( !CHECK_MSG(rc == SIO_OK, "workload: open %s", sio_strstatus(rc)) ) return;
+  if( !CHECK_MSG(rc == STATEIO_OK, "workload: open %s", stateio_errstr(rc)) ) return;
   starts[nstarts++] = 0;
-#define EXPECT(x) do{ if( (x) != SIO_OK ){ f_workload++; printf("workload: %s failed at line %d\n", #x, __LINE__); } }while(0)
+#define EXPECT(x) do{ if( (x) != STATEIO_OK ){ f_workload++; printf("workload: %s failed at line %d\n", #x, __LINE__); } }while(0)
   EXPECT(txn(w, 1, 200, 0, 1, 0));                 /* a snapshot alone */
   for(int i = 0; i < 6; i++) EXPECT(txn(w, 1, 3000, 0, 0, 0));
   for(int i = 0; i < 6; i++) EXPECT(txn(w, 2 + i * 2, 9000, 0, i == 3, 0));
@@ -194,22 +194,22 @@ static void workload(void){
   /* A failed commit: its fdatasync fails; then one whose cut fails too (double fault). */
   stateio_set_os_hook(fail_hook, NULL);
   inject.fail_sync = 1; inject.cut_fails = 0; inject.seen = 0;
-  if( txn(w, 4, 5000, 0, 0, 0) == SIO_OK ) f_workload++;
+  if( txn(w, 4, 5000, 0, 0, 0) == STATEIO_OK ) f_workload++;
   /* Single-entry commits right after it: their records are not synced, its cut record must be. */
   inject.fail_sync = 0;
   EXPECT(txn(w, 1, 900, 0, 0, 0));
   EXPECT(txn(w, 1, 900, 0, 0, 0));
   inject.fail_sync = 1;
   inject.seen = 0;
-  if( txn(w, 1, 5000, 0, 0, 0) == SIO_OK ) f_workload++;
+  if( txn(w, 1, 5000, 0, 0, 0) == STATEIO_OK ) f_workload++;
   inject.cut_fails = 1; inject.seen = 0;
-  if( txn(w, 5, 5000, 0, 0, 0) == SIO_OK ) f_workload++;
+  if( txn(w, 5, 5000, 0, 0, 0) == STATEIO_OK ) f_workload++;
   inject.fail_sync = 0;
   stateio_set_os_hook(record_hook, NULL);
   EXPECT(txn(w, 1, 700, 0, 0, 0));                 /* the next append finishes the cut */
   EXPECT(txn(w, 3, 700, 0, 0, 0));
   /* Two-phase: prepared, then rolled back. */
-  if( txn(w, 3, 2000, 0, 0, 1) == SIO_OK ) f_workload++;
+  if( txn(w, 3, 2000, 0, 0, 1) == STATEIO_OK ) f_workload++;
   EXPECT(txn(w, 2, 2000, 0, 0, 0));
   /* Compaction (keep the current epoch): the log is replaced. */
   EXPECT(txn(w, 2, 3000, 0, 1, 0));
@@ -357,27 +357,27 @@ static void crash_file(int f, int mode, unsigned char **out, size_t *out_len){
 static int recover_and_read(const char *path, uint64_t *txns, int *ntxn, int *partial, char *why, size_t whyn){
   *ntxn = 0;
   *partial = 0;
-  logio_image img;
+  stateio_image img;
   int rc = stateio_open_image(path, &img);
-  if( rc == SIO_IOERR && errno == ENOENT ) return 0;   /* the log's name did not survive: nothing */
-  if( rc ){ snprintf(why, whyn, "open image: %s", sio_strstatus(rc)); return -1; }
-  stateio_epoch st;
+  if( rc == STATEIO_IOERR && errno == ENOENT ) return 0;   /* the log's name did not survive: nothing */
+  if( rc ){ snprintf(why, whyn, "open image: %s", stateio_errstr(rc)); return -1; }
+  stateio_state st;
   rc = stateio_restore(&img, &st);
   if( rc ){
-    snprintf(why, whyn, "restore: %s at %llu", sio_strstatus(rc), (unsigned long long)st.bad_offset);
+    snprintf(why, whyn, "restore: %s at %llu", stateio_errstr(rc), (unsigned long long)st.bad_offset);
     stateio_close_image(&img);
     return -1;
   }
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
   stateio_scan *s;
   rc = stateio_scan_open(&s, &img, 0, 0);
   uint64_t cur = 0;
   uint32_t want_k = 0, want_n = 0;
-  while( rc == SIO_OK ){
+  while( rc == STATEIO_OK ){
     stateio_entry e;
     rc = stateio_scan_next(s, &e);
-    if( rc == SIO_DONE ){ rc = SIO_OK; break; }
-    if( rc ){ snprintf(why, whyn, "scan: %s at %llu (%s)", sio_strstatus(rc), (unsigned long long)e.offset, e.problem ? e.problem : ""); break; }
+    if( rc == STATEIO_DONE ){ rc = STATEIO_OK; break; }
+    if( rc ){ snprintf(why, whyn, "scan: %s at %llu (%s)", stateio_errstr(rc), (unsigned long long)e.offset, e.problem ? e.problem : ""); break; }
     uint64_t t; uint32_t k, n;
     if( !is_fill(e.data, e.len, &t, &k, &n) ){ snprintf(why, whyn, "entry at %llu is not ours", (unsigned long long)e.offset); rc = -1; break; }
     if( k == 0 ){
@@ -394,12 +394,12 @@ static int recover_and_read(const char *path, uint64_t *txns, int *ntxn, int *pa
   }
   stateio_scan_close(s);
   stateio_close_image(&img);
-  if( rc == SIO_OK && want_k != want_n ){
+  if( rc == STATEIO_OK && want_k != want_n ){
     *partial = 1;
     snprintf(why, whyn, "the last transaction %llu has %u of %u entries", (unsigned long long)cur, want_k, want_n);
     rc = -1;
   }
-  return rc == SIO_OK ? 0 : -1;
+  return rc == STATEIO_OK ? 0 : -1;
 }
 
 /* One crash state: the dir after a prefix of its pending ops, each file crashed. */
@@ -445,7 +445,7 @@ static void check_state(int opi, int mode){
     if( li >= 0 && d[li].file >= 0 && cfd >= 0 && lfd >= 0 && pread(cfd, rec, 72, 0) == 72 ){
       int64_t was, now;
       memcpy(&was, rec + 24, 8);
-      if( was == files[d[li].file].id && stateio_log_id(lfd, &now) == SIO_OK ){
+      if( was == files[d[li].file].id && stateio_log_id(lfd, &now) == STATEIO_OK ){
         memcpy(rec + 24, &now, 8);
         uint64_t ck = XXH64(rec, 64, 0);
         memcpy(rec + 64, &ck, 8);
@@ -495,17 +495,17 @@ static void check_state(int opi, int mode){
   if( states % 7 == 0 ){
     stateio_writer *w;
     int rc = stateio_writer_open(&w, lp, STATEIO_CREATE | STATEIO_SYNC);
-    if( rc == SIO_OK ){
+    if( rc == STATEIO_OK ){
       rc = stateio_writer_begin(w);
       unsigned char b[40];
       fill(b, sizeof(b), 999999, 0, 2);
-      if( rc == SIO_OK ) rc = stateio_update(w, b, sizeof(b));
+      if( rc == STATEIO_OK ) rc = stateio_update(w, b, sizeof(b));
       fill(b, sizeof(b), 999999, 1, 2);
-      if( rc == SIO_OK ) rc = stateio_update(w, b, sizeof(b));
-      if( rc == SIO_OK ) rc = stateio_writer_commit(w);
+      if( rc == STATEIO_OK ) rc = stateio_update(w, b, sizeof(b));
+      if( rc == STATEIO_OK ) rc = stateio_writer_commit(w);
       stateio_writer_close(w);
     }
-    if( rc != SIO_OK ) test_detail(&f_append, "op %d, state %ld: append after recovery: %s", opi, states, sio_strstatus(rc));
+    if( rc != STATEIO_OK ) test_detail(&f_append, "op %d, state %ld: append after recovery: %s", opi, states, stateio_errstr(rc));
     else if( recover_and_read(lp, txns, &ntxn, &partial, why, sizeof(why)) != 0 || ntxn == 0 || txns[ntxn - 1] != 999999 ){
       test_detail(&f_append, "op %d, state %ld: after the append: %s", opi, states, why);
     }

@@ -89,8 +89,8 @@ static unsigned char *inner_log(size_t *n){
   return in.p;
 }
 
-static logio_image mem(const unsigned char *p, size_t n){
-  logio_image img = { .fd = -1, .file_size = 0, .tail = p, .tail_len = n };
+static stateio_image mem(const unsigned char *p, size_t n){
+  stateio_image img = { .fd = -1, .file_size = 0, .tail = p, .tail_len = n };
   return img;
 }
 
@@ -110,26 +110,26 @@ static void set_epoch_field(unsigned char *log, uint64_t off, uint64_t v){
 /* ------------------------------------------------------------ what readers give */
 
 /* The forward reader's reads: "entry S E", "corrupt S E", "torn S E", then "done". */
-static char *events(const logio_image *img, uint64_t start){
+static char *events(const stateio_image *img, uint64_t start){
   sbuf b = {0};
   logio_reader *r;
   if( logio_reader_open(&r, img, start) ){ sb_printf(&b, "open failed\n"); return b.s; }
   for(int guard = 0; guard < 10000; guard++){
     logio_entry e;
     int rc = logio_reader_next(r, &e);
-    if( rc == SIO_OK ) sb_printf(&b, "entry %llu %llu\n", (unsigned long long)e.offset, (unsigned long long)e.end);
-    else if( rc == SIO_CORRUPT_LOG ) sb_printf(&b, "corrupt %llu %llu\n", (unsigned long long)e.offset,
+    if( rc == STATEIO_OK ) sb_printf(&b, "entry %llu %llu\n", (unsigned long long)e.offset, (unsigned long long)e.end);
+    else if( rc == STATEIO_CORRUPT_LOG ) sb_printf(&b, "corrupt %llu %llu\n", (unsigned long long)e.offset,
                                                (unsigned long long)(e.offset + e.len));
-    else if( rc == SIO_TORN ) sb_printf(&b, "torn %llu %llu\n", (unsigned long long)e.offset,
+    else if( rc == STATEIO_TORN ) sb_printf(&b, "torn %llu %llu\n", (unsigned long long)e.offset,
                                         (unsigned long long)(e.offset + e.len));
-    else if( rc == SIO_DONE ){ sb_printf(&b, "done\n"); break; }
-    else { sb_printf(&b, "error %s\n", sio_strstatus(rc)); break; }
+    else if( rc == STATEIO_DONE ){ sb_printf(&b, "done\n"); break; }
+    else { sb_printf(&b, "error %s\n", stateio_errstr(rc)); break; }
   }
   logio_reader_close(r);
   return b.s ? b.s : strdup("");
 }
 
-static int expect_events(const char *ctx, const logio_image *img, const char *want){
+static int expect_events(const char *ctx, const stateio_image *img, const char *want){
   char *got = events(img, 0);
   int ok = CHECK_MSG(strcmp(got, want) == 0, "%s: reader gives\n%s  want\n%s", ctx, got, want);
   free(got);
@@ -137,35 +137,35 @@ static int expect_events(const char *ctx, const logio_image *img, const char *wa
 }
 
 /* Restore and the update reader: "epoch E", "update S", "corrupt S E", "badentry S", "done"; or "error RC at OFF". */
-static char *restored(const logio_image *img){
+static char *restored(const stateio_image *img){
   sbuf b = {0};
-  stateio_epoch st;
+  stateio_state st;
   int rc = stateio_restore(img, &st);
   if( rc ){
-    sb_printf(&b, "error %s at %llu\n", sio_strstatus(rc), (unsigned long long)st.bad_offset);
+    sb_printf(&b, "error %s at %llu\n", stateio_errstr(rc), (unsigned long long)st.bad_offset);
     return b.s;
   }
   sb_printf(&b, "epoch %llu end %llu torn %llu\n", (unsigned long long)st.epoch,
             (unsigned long long)st.log_end, (unsigned long long)st.torn_len);
   stateio_updates *u;
-  if( stateio_updates_open(&u, img, &st) == SIO_OK ){
+  if( stateio_updates_open(&u, img, &st) == STATEIO_OK ){
     for(int guard = 0; guard < 10000; guard++){
       logio_entry e;
       rc = stateio_updates_next(u, &e);
-      if( rc == SIO_OK ) sb_printf(&b, "update %llu\n", (unsigned long long)e.offset);
-      else if( rc == SIO_CORRUPT_LOG ) sb_printf(&b, "corrupt %llu %llu\n", (unsigned long long)e.offset,
+      if( rc == STATEIO_OK ) sb_printf(&b, "update %llu\n", (unsigned long long)e.offset);
+      else if( rc == STATEIO_CORRUPT_LOG ) sb_printf(&b, "corrupt %llu %llu\n", (unsigned long long)e.offset,
                                                  (unsigned long long)(e.offset + e.len));
-      else if( rc == SIO_CORRUPT_ENTRY ) sb_printf(&b, "badentry %llu\n", (unsigned long long)e.offset);
-      else if( rc == SIO_DONE ){ sb_printf(&b, "done\n"); break; }
-      else { sb_printf(&b, "error %s\n", sio_strstatus(rc)); break; }
+      else if( rc == STATEIO_CORRUPT_ENTRY ) sb_printf(&b, "badentry %llu\n", (unsigned long long)e.offset);
+      else if( rc == STATEIO_DONE ){ sb_printf(&b, "done\n"); break; }
+      else { sb_printf(&b, "error %s\n", stateio_errstr(rc)); break; }
     }
     stateio_updates_close(u);
   }
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
   return b.s;
 }
 
-static int expect_restore(const char *ctx, const logio_image *img, const char *want){
+static int expect_restore(const char *ctx, const stateio_image *img, const char *want){
   char *got = restored(img);
   int ok = CHECK_MSG(strcmp(got, want) == 0, "%s: restore gives\n%s  want\n%s", ctx, got, want);
   free(got);
@@ -177,10 +177,10 @@ static int check_cb(void *arg, uint64_t off, uint64_t len, const char *why){
   sb_printf(arg, "%llu %llu %s\n", (unsigned long long)off, (unsigned long long)len, why);
   return 0;
 }
-static char *problems(const logio_image *img){
+static char *problems(const stateio_image *img){
   sbuf b = {0};
   int rc = stateio_check(img, check_cb, &b);
-  if( rc ) sb_printf(&b, "check failed: %s\n", sio_strstatus(rc));
+  if( rc ) sb_printf(&b, "check failed: %s\n", stateio_errstr(rc));
   return b.s ? b.s : strdup("");
 }
 
@@ -190,10 +190,10 @@ static char *problems(const logio_image *img){
 ** another saw), for every prefix length. Returns the number of violations.
 */
 static int prefixes_agree(const unsigned char *p, size_t n){
-  char *whole = events(&(logio_image){ .fd = -1, .tail = p, .tail_len = n }, 0);
+  char *whole = events(&(stateio_image){ .fd = -1, .tail = p, .tail_len = n }, 0);
   int bad = 0;
   for(size_t k = 0; k < n; k++){
-    logio_image img = mem(p, k);
+    stateio_image img = mem(p, k);
     char *part = events(&img, 0);
     for(char *line = part; *line; ){
       char *nl = strchr(line, '\n');
@@ -250,7 +250,7 @@ static void test_header_bytes(int embedded){
     uint64_t at = m.e[1].start + (i < HDR ? i : HDR + 3 + (i - HDR) * 11);
     for(size_t x = 0; x < sizeof(xors); x++){
       m.p[at] ^= xors[x];
-      logio_image img = mem(m.p, m.n);
+      stateio_image img = mem(m.p, m.n);
       snprintf(ctx, sizeof(ctx), "%s: byte %llu of the middle record ^ 0x%02x",
                embedded ? "a log inside the middle entry" : "three entries",
                (unsigned long long)(at - m.e[1].start), xors[x]);
@@ -284,7 +284,7 @@ static void test_unprovable(void){
   CHECK(m.e[3].start < BLK && m.e[3].end > BLK && m.e[4].start > BLK);
   m.p[m.e[1].start + 5] ^= 0x10;               /* length */
   m.p[m.e[1].start + HDR + 20] ^= 0x10;        /* and payload */
-  logio_image img = mem(m.p, m.n);
+  stateio_image img = mem(m.p, m.n);
   char want[256];
   snprintf(want, sizeof(want), "entry 0 %llu\ncorrupt %llu %llu\nentry %llu %llu\nentry %llu %llu\ndone\n",
            (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start,
@@ -359,7 +359,7 @@ static void test_end(void){
   /* Cut at every length inside the last entry: torn. */
   int bad = 0;
   for(uint64_t k = s + 1; k < n; k++){
-    logio_image img = mem(m.p, k);
+    stateio_image img = mem(m.p, k);
     snprintf(want, sizeof(want), "entry 0 %llu\nentry %llu %llu\ntorn %llu %llu\ndone\n",
              (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start,
              (unsigned long long)m.e[1].end, (unsigned long long)s, (unsigned long long)k);
@@ -370,7 +370,7 @@ static void test_end(void){
 
   /* A damaged payload byte of the complete last entry: corruption. */
   m.p[s + HDR + 30] ^= 0xff;
-  logio_image img = mem(m.p, n);
+  stateio_image img = mem(m.p, n);
   snprintf(want, sizeof(want), "entry 0 %llu\nentry %llu %llu\ncorrupt %llu %llu\ndone\n",
            (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start,
            (unsigned long long)m.e[1].end, (unsigned long long)s, (unsigned long long)n);
@@ -441,7 +441,7 @@ static void test_restore_end(void){
   m_update(&m, 40, 4);
   uint64_t E = m.e[1].start, s = m.e[3].start;
   m.p[s + HDR + EHDR + 10] ^= 0xff;            /* a data byte of the last update */
-  logio_image img = mem(m.p, m.n);
+  stateio_image img = mem(m.p, m.n);
   snprintf(want, sizeof(want), "epoch %llu end %llu torn 0\nupdate %llu\ncorrupt %llu %llu\ndone\n",
            (unsigned long long)E, (unsigned long long)m.n, (unsigned long long)m.e[2].start,
            (unsigned long long)s, (unsigned long long)m.n);
@@ -461,16 +461,16 @@ static void test_restore_end(void){
     FILE *f = fopen(path, "wb");
     CHECK(f && fwrite(m.p, 1, m.n, f) == m.n && fclose(f) == 0);
     stateio_writer *w;
-    CHECK(stateio_writer_open(&w, path, 0) == SIO_OK);
+    CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
     int rc = stateio_update(w, "more", 4);
     stateio_writer_close(w);
     struct stat st;
     stat(path, &st);
     if( variant == 0 ){
-      CHECK_MSG(rc == SIO_OK && (uint64_t)st.st_size > m.n, "writer appends after a damaged last update: %s",
-                sio_strstatus(rc));
-      logio_image fimg;
-      CHECK(stateio_open_image(path, &fimg) == SIO_OK);
+      CHECK_MSG(rc == STATEIO_OK && (uint64_t)st.st_size > m.n, "writer appends after a damaged last update: %s",
+                stateio_errstr(rc));
+      stateio_image fimg;
+      CHECK(stateio_open_image(path, &fimg) == STATEIO_OK);
       /* The new entry begins the next block: after damage, readers find nothing before it. */
       snprintf(want, sizeof(want), "epoch %llu end %llu torn 0\nupdate %llu\ncorrupt %llu %llu\nupdate %llu\ndone\n",
                (unsigned long long)E, (unsigned long long)st.st_size, (unsigned long long)m.e[2].start,
@@ -478,9 +478,9 @@ static void test_restore_end(void){
       expect_restore("after the append", &fimg, want);
       stateio_close_image(&fimg);
     }else{
-      CHECK_MSG(rc == SIO_CORRUPT_LOG && (uint64_t)st.st_size == m.n,
+      CHECK_MSG(rc == STATEIO_CORRUPT_LOG && (uint64_t)st.st_size == m.n,
                 "writer refuses a log whose current epoch the damage hides: %s, size %lld",
-                sio_strstatus(rc), (long long)st.st_size);
+                stateio_errstr(rc), (long long)st.st_size);
     }
     m.p[at] ^= 0xff;
   }
@@ -521,7 +521,7 @@ static void test_chain(void){
   };
   for(size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++){
     set_epoch_field(m.p, S2, cases[i].prev);
-    logio_image img = mem(m.p, m.n);
+    stateio_image img = mem(m.p, m.n);
     if( cases[i].restore_rc ){
       snprintf(want, sizeof(want), "error %s at %llu\n", cases[i].restore_rc, (unsigned long long)S2);
     }else{
@@ -539,7 +539,7 @@ static void test_chain(void){
     free(got);
   }
   set_epoch_field(m.p, S2, S1);
-  logio_image img = mem(m.p, m.n);
+  stateio_image img = mem(m.p, m.n);
   got = problems(&img);
   CHECK_MSG(strcmp(got, "") == 0, "restored chain: no problems (%s)", got);
   free(got);
@@ -551,15 +551,15 @@ static void test_chain(void){
   got = problems(&img);
   CHECK_MSG(strcmp(got, want) == 0, "wrong-epoch update: stateio_check lists\n%s  want\n%s", got, want);
   free(got);
-  stateio_epoch st;
-  CHECK(stateio_read_epoch(&img, S1, &st) == SIO_OK);
+  stateio_state st;
+  CHECK(stateio_read_epoch(&img, S1, &st) == STATEIO_OK);
   stateio_updates *u;
-  CHECK(stateio_updates_open(&u, &img, &st) == SIO_OK);
+  CHECK(stateio_updates_open(&u, &img, &st) == STATEIO_OK);
   logio_entry e;
-  CHECK(stateio_updates_next(u, &e) == SIO_CORRUPT_ENTRY && e.offset == U);
-  CHECK(stateio_updates_next(u, &e) == SIO_DONE);
+  CHECK(stateio_updates_next(u, &e) == STATEIO_CORRUPT_ENTRY && e.offset == U);
+  CHECK(stateio_updates_next(u, &e) == STATEIO_DONE);
   stateio_updates_close(u);
-  stateio_epoch_clear(&st);
+  stateio_state_clear(&st);
   m_reset(&m);
 }
 
@@ -574,23 +574,23 @@ static void test_scan(void){
   m.p = realloc(m.p, m.n + 64);
   logio_encode(m.n, shortent, 3, NULL, 0, m.p + m.n, &start);
   m.n += logio_encoded_size(m.n, 3);
-  logio_image img = mem(m.p, m.n);
+  stateio_image img = mem(m.p, m.n);
   stateio_scan *s;
-  CHECK(stateio_scan_open(&s, &img, 0, 0) == SIO_OK);
+  CHECK(stateio_scan_open(&s, &img, 0, 0) == STATEIO_OK);
   stateio_entry e;
-  CHECK(stateio_scan_next(s, &e) == SIO_OK && e.kind == STATEIO_UPDATE && e.epoch == 0 && e.len == 20);
-  CHECK(stateio_scan_next(s, &e) == SIO_OK && e.kind == STATEIO_SNAPSHOT && e.epoch == 0
+  CHECK(stateio_scan_next(s, &e) == STATEIO_OK && e.kind == STATEIO_UPDATE && e.epoch == 0 && e.len == 20);
+  CHECK(stateio_scan_next(s, &e) == STATEIO_OK && e.kind == STATEIO_SNAPSHOT && e.epoch == 0
         && e.offset == m.e[1].start && stateio_scan_epoch(s) == m.e[1].start);
-  CHECK(stateio_scan_next(s, &e) == SIO_OK && e.kind == STATEIO_UPDATE && e.epoch == m.e[1].start && e.len == 0);
-  CHECK(stateio_scan_next(s, &e) == SIO_CORRUPT_ENTRY && e.offset == start && e.problem
+  CHECK(stateio_scan_next(s, &e) == STATEIO_OK && e.kind == STATEIO_UPDATE && e.epoch == m.e[1].start && e.len == 0);
+  CHECK(stateio_scan_next(s, &e) == STATEIO_CORRUPT_ENTRY && e.offset == start && e.problem
         && strcmp(e.problem, "state entry shorter than 9 bytes") == 0);
   uint64_t torn_len;
-  CHECK(stateio_scan_next(s, &e) == SIO_DONE && stateio_scan_torn(s, &torn_len) == 0 && torn_len == 0);
+  CHECK(stateio_scan_next(s, &e) == STATEIO_DONE && stateio_scan_torn(s, &torn_len) == 0 && torn_len == 0);
   stateio_scan_close(s);
   /* A torn tail: the scan ends, and says where the tail is. */
   img = mem(m.p, m.e[2].end - 3);
-  CHECK(stateio_scan_open(&s, &img, 0, 0) == SIO_OK);
-  while( stateio_scan_next(s, &e) == SIO_OK ){}
+  CHECK(stateio_scan_open(&s, &img, 0, 0) == STATEIO_OK);
+  while( stateio_scan_next(s, &e) == STATEIO_OK ){}
   CHECK(stateio_scan_torn(s, &torn_len) == m.e[2].start && torn_len == m.e[2].end - 3 - m.e[2].start);
   stateio_scan_close(s);
   m_reset(&m);
@@ -599,18 +599,18 @@ static void test_scan(void){
 /* ------------------------------------------------------------ 4. the parallel scan */
 
 /* The reads of a scan, as text (with the parallel reader when par is set). */
-static char *scan_text(const logio_image *img, int par){
+static char *scan_text(const stateio_image *img, int par){
   sbuf b = {0};
   stateio_scan *s;
   if( stateio_scan_open(&s, img, 0, 0) ){ sb_printf(&b, "open failed\n"); return b.s; }
-  if( par ) CHECK(stateio_scan_parallel(s) == SIO_OK);
+  if( par ) CHECK(stateio_scan_parallel(s) == STATEIO_OK);
   for(;;){
     stateio_entry e;
     int rc = stateio_scan_next(s, &e);
-    if( rc == SIO_DONE ) break;
+    if( rc == STATEIO_DONE ) break;
     sb_printf(&b, "%d %llu %llu %d %llu %zu %u\n", rc, (unsigned long long)e.offset, (unsigned long long)e.end,
               e.kind, (unsigned long long)e.epoch, e.len, e.len ? (unsigned)e.data[e.len - 1] : 0u);
-    if( rc != SIO_OK && rc != SIO_CORRUPT_LOG && rc != SIO_CORRUPT_ENTRY ) break;
+    if( rc != STATEIO_OK && rc != STATEIO_CORRUPT_LOG && rc != STATEIO_CORRUPT_ENTRY ) break;
   }
   uint64_t torn_len, torn = stateio_scan_torn(s, &torn_len);
   sb_printf(&b, "torn %llu %llu\n", (unsigned long long)torn, (unsigned long long)torn_len);
@@ -627,22 +627,22 @@ static void test_parallel(void){
   snprintf(path, sizeof(path), "%s/par.log", tmpdir);
   stateio_writer *w;
   unlink(path);
-  if( !CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == SIO_OK) ) return;
+  if( !CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK) ) return;
   size_t cap = 200000;
   unsigned char *d = malloc(cap);
   uint64_t x = 88172645463325252ull;
   uint64_t target = UNDER_ASAN ? (12u << 20) : (40u << 20);
-  CHECK(stateio_writer_begin_bulk(w) == SIO_OK);
+  CHECK(stateio_writer_begin_bulk(w) == STATEIO_OK);
   for(int i = 0; ; i++){
     x ^= x << 13; x ^= x >> 7; x ^= x << 17;
     size_t len = (x % 7 == 0) ? (size_t)(x % 150000) : (size_t)(x % 300);
     for(size_t j = 0; j < len; j++) d[j] = (unsigned char)(i + j);
     int rc = (i % 500 == 499) ? stateio_snapshot(w, d, len) : stateio_update(w, d, len);
-    if( !CHECK(rc == SIO_OK) ) break;
-    logio_image tmp;
-    if( stateio_writer_image(w, &tmp) == SIO_OK && logio_image_size(&tmp) > target ) break;
+    if( !CHECK(rc == STATEIO_OK) ) break;
+    stateio_image tmp;
+    if( stateio_writer_image(w, &tmp) == STATEIO_OK && stateio_image_size(&tmp) > target ) break;
   }
-  CHECK(stateio_writer_commit(w) == SIO_OK);
+  CHECK(stateio_writer_commit(w) == STATEIO_OK);
   stateio_writer_close(w);
   free(d);
   size_t n;
@@ -654,9 +654,9 @@ static void test_parallel(void){
   CHECK(f && fread(p, 1, n, f) == n);
   if( f ) fclose(f);
   /* Read from the file itself (pread on both threads). */
-  logio_image fimg;
-  if( CHECK(stateio_open_image(path, &fimg) == SIO_OK) ){
-    logio_image img = mem(p, n);
+  stateio_image fimg;
+  if( CHECK(stateio_open_image(path, &fimg) == STATEIO_OK) ){
+    stateio_image img = mem(p, n);
     char *a = scan_text(&img, 0), *b = scan_text(&fimg, 1);
     CHECK_MSG(strcmp(a, b) == 0, "the parallel scan of the file reads what the plain one does");
     free(a);
@@ -669,7 +669,7 @@ static void test_parallel(void){
       for(uint64_t at = 1000003u * (uint64_t)round; at < n; at += 3000017u) p[at] ^= 0xff;
     }
     if( round == 2 ) n -= 12345;                 /* and cut short */
-    logio_image img = mem(p, n);
+    stateio_image img = mem(p, n);
     char *a = scan_text(&img, 0), *b = scan_text(&img, 1);
     CHECK_MSG(strcmp(a, b) == 0, "round %d: the parallel scan reads what the plain one does", round);
     free(a);

@@ -10,7 +10,7 @@
 **                                check failed, else 0)
 **
 ** Each macro evaluates cond exactly once (it may have side effects, e.g.
-** CHECK(stateio_update(w, p, n) == SIO_OK)) and is an expression whose
+** CHECK(stateio_update(w, p, n) == STATEIO_OK)) and is an expression whose
 ** value is 1 when the check passed, 0 when it failed, so a test can write
 ** `if( !CHECK(p != NULL) ) return;`.
 **
