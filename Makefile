@@ -90,7 +90,7 @@ endif
 # ---------------------------------------------------------------- sources
 LIB_SRC  = $(wildcard src/*.c)
 LIB_HDR  = $(wildcard src/*.h)
-PUB_HDR  = src/stateio.h src/logio.h
+PUB_HDR  = src/stateio.h
 EXT_SRC  = $(wildcard ext/*.c)
 EXT_HDR  = $(wildcard ext/*.h)
 CLI_SRC  = $(wildcard cli/*.c)

@@ -692,7 +692,7 @@ static uint64_t restore_c(const char *path, uint64_t *count){
   uint64_t sum = st.snapshot_len, n = 0;
   stateio_updates *u;
   check(stateio_updates_open(&u, &img, &st), "updates open");
-  logio_entry e;
+  stateio_entry e;
   int rc;
   while( (rc = stateio_updates_next(u, &e)) == STATEIO_OK ){ sum += e.len; n++; }
   if( rc != STATEIO_DONE ) check(rc, "updates next");

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "stateio.h"
+#include "logio.h"
 
 /* Exit codes. */
 #define CLI_OK      0   /* done; the log is healthy */

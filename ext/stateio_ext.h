@@ -46,6 +46,7 @@
 #include <sys/types.h>
 
 #include "stateio.h"
+#include "logio.h"     /* the block log (internal): the extension is built with the library */
 
 typedef struct SioArgs SioArgs;
 typedef struct SioConn SioConn;

@@ -181,7 +181,7 @@ static int epochs_count(EpochsCursor *pCur, EpochRow *p){
   if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
   p->nUpdate = 0;
   for(;;){
-    logio_entry e;
+    stateio_entry e;
     rc = stateio_updates_next(pUpd, &e);
     if( rc==STATEIO_OK ){ p->nUpdate++; continue; }
     if( rc==STATEIO_DONE ){ rc = SQLITE_OK; break; }

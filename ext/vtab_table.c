@@ -387,22 +387,6 @@ static int sioTabRename(sqlite3_vtab *pVtab, const char *zNew){
 
 /* ---------------------------------------------------------- writing */
 
-/*
-** Where an entry of L payload bytes that ends at `end` begins (the rowid of
-** an update: the library hands back the log's new end, not the entry's start).
-*/
-static uint64_t sio_entry_start(uint64_t end, uint64_t L){
-  const uint64_t B = LOGIO_BLOCK, H = LOGIO_HEADER, C = LOGIO_BLOCK - LOGIO_HEADER;
-  uint64_t last = (end - 1) / B * B;   /* the block of its last byte */
-  uint64_t p, R, k;
-  if( end>=H + L && end - H - L>=last ) return end - H - L;   /* one record */
-  /* FIRST at the end of a block, k MIDDLEs, LAST at `last`. */
-  p = end - last - H;
-  R = L - p;
-  k = (R - 1) / C;
-  return last - k*B - H - (R - k*C);
-}
-
 /* The name of column i of the table (for messages). */
 static const char *sio_col_name(const SioTab *pTab, int i){
   if( i<pTab->pKind->nCol ) return pTab->pKind->azCol[i];
@@ -470,12 +454,7 @@ int sioInsertData(SioTab *pTab, sqlite3_value **apCol,
   }
   if( rc!=STATEIO_OK ) return sioWriterStatus(&pTab->base.zErrMsg, rc, w, pTab->args.zFile);
   /* The rowid (last_insert_rowid()) is the new entry's offset. */
-  if( xAppend==stateio_snapshot ){
-    *pRowid = (sqlite3_int64)stateio_writer_epoch(w);
-  }else{
-    stateio_mark m = stateio_writer_mark(w);
-    *pRowid = (sqlite3_int64)sio_entry_start(m.offset, STATEIO_ENTRY_HEADER + (uint64_t)n);
-  }
+  *pRowid = (sqlite3_int64)stateio_writer_last_offset(w);
   return SQLITE_OK;
 }
 

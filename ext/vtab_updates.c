@@ -44,7 +44,7 @@ typedef struct UpdatesCursor {
   SioCursor base;
   stateio_state st;          /* the epoch read */
   stateio_updates *pUpd;     /* reader of its updates */
-  logio_entry e;             /* the current update */
+  stateio_entry e;             /* the current update */
   int64_t iSeq;
 } UpdatesCursor;
 
@@ -68,7 +68,7 @@ static void updatesReset(SioCursor *pBase){
 static int updatesNext(SioCursor *pBase){
   UpdatesCursor *pCur = (UpdatesCursor*)pBase;
   for(;;){
-    logio_entry *e = &pCur->e;
+    stateio_entry *e = &pCur->e;
     int rc = stateio_updates_next(pCur->pUpd, e);
     if( rc==STATEIO_OK ){
       pCur->iSeq = stateio_updates_seq(pCur->pUpd);

@@ -75,6 +75,7 @@
 #include <unistd.h>
 
 #include "stateio.h"
+#include "logio.h"
 
 #define BLK ((uint64_t)LOGIO_BLOCK)
 #define HDR ((uint64_t)LOGIO_HEADER)
@@ -236,7 +237,7 @@ static void raw_mode(const unsigned char *data, size_t size){
     int64_t seq = -1;
     for(uint64_t steps = 0; ; steps++){
       ASSERT(steps <= size + 2);
-      logio_entry ue;
+      stateio_entry ue;
       int rc = stateio_updates_next(u, &ue);
       if( rc == STATEIO_DONE ) break;
       ASSERT(rc == STATEIO_OK || rc == STATEIO_CORRUPT_LOG || rc == STATEIO_CORRUPT_ENTRY);
@@ -252,7 +253,7 @@ static void raw_mode(const unsigned char *data, size_t size){
       ASSERT(stateio_updates_seq(u) == ++seq);
       prev = ue.offset + 1;
     }
-    logio_entry ue;
+    stateio_entry ue;
     ASSERT(stateio_updates_next(u, &ue) == STATEIO_DONE);
     stateio_updates_close(u);
   }
@@ -891,7 +892,7 @@ static void structured_restore(const oracle *o, const stateio_image *img, const 
   uint64_t prev = st.updates_start;
   for(uint64_t steps = 0; ; steps++){
     ASSERT(steps <= x->L + 2);
-    logio_entry e;
+    stateio_entry e;
     rc = stateio_updates_next(u, &e);
     if( rc == STATEIO_DONE ) break;
     ASSERT(rc == STATEIO_OK || rc == STATEIO_CORRUPT_LOG || rc == STATEIO_CORRUPT_ENTRY);

@@ -1,5 +1,6 @@
 /*
-** logio.h - the block log: layer 1 of the stateio format (../shared/FORMAT.md).
+** logio.h - the block log: layer 1 of the stateio format (doc/FORMAT.md).
+** Internal to the library (not installed): programs use stateio.h.
 **
 ** A log is a sequence of 32 KiB blocks holding records (15-byte header,
 ** then payload). An entry is one FULL record, or FIRST, MIDDLE*, LAST.
@@ -14,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stateio.h"   /* the status codes and stateio_image */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -26,60 +29,6 @@ extern "C" {
 #define LOGIO_FIRST  2
 #define LOGIO_MIDDLE 3
 #define LOGIO_LAST   4
-
-/* Status codes shared by logio.h and stateio.h. */
-enum {
-  STATEIO_OK = 0,
-  STATEIO_DONE,           /* clean end: no more entries */
-  STATEIO_CORRUPT_LOG,    /* a damaged region of the block log (bad record, broken sequence) */
-  STATEIO_CORRUPT_ENTRY,  /* a complete block-log entry that is not a valid state entry */
-  STATEIO_TORN,           /* incomplete or invalid bytes after the last complete entry */
-  STATEIO_NOTLOG,         /* the file does not start with a valid record: not a stateio log */
-  STATEIO_IOERR,          /* a system call failed; see errno / stateio_errno() */
-  STATEIO_NOMEM,          /* out of memory */
-  STATEIO_BUSY,           /* another open file description holds the log's write lock */
-  STATEIO_MISUSE,         /* bad argument or call out of order */
-  STATEIO_NOTFOUND,       /* no epoch / entry at the given offset */
-  STATEIO_TOOBIG,         /* an entry larger than the format or memory allows */
-  STATEIO_CORRUPT_COMMIT  /* the log's commit file PATH-commit is damaged (doc/COMMIT.md) */
-};
-
-/* A short, lowercase, static description of a status code. */
-const char *stateio_errstr(int rc);
-
-/* Free memory that this library handed to the caller (NULL is a no-op). */
-void stateio_free(void *p);
-
-/*
-** A log image: the first file_size bytes of file descriptor fd, followed
-** by tail_len bytes held in memory at tail. The tail lets a reader see a
-** writer's pending (uncommitted) entries as if they were already in the file.
-** fd may be -1 when file_size is 0. Readers never read past
-** file_size + tail_len, so a file that grows while it is read is seen at
-** the size the image was made with.
-*/
-typedef struct stateio_image {
-  int fd;
-  uint64_t file_size;
-  const unsigned char *tail;
-  size_t tail_len;
-  /*
-  ** What the log's commit file (commit.c) says, for telling a torn commit
-  ** from damage at the end of the image. journaled: the log has a commit
-  ** file, so every commit but the last was synced before the next began.
-  ** committed: bytes before it belong to commits the file records as done,
-  ** so damage there is corruption, never a torn tail. Both 0 for a log
-  ** written by another program (and for images made by hand).
-  */
-  int journaled;
-  uint64_t committed;
-} stateio_image;
-
-/* Total size of the image in bytes. */
-uint64_t stateio_image_size(const stateio_image *img);
-
-/* Fill *img for fd with its current size (fstat) and no tail. */
-int stateio_image_from_fd(stateio_image *img, int fd);
 
 /*
 ** Where an entry appended to a log of `off` bytes starts, as the reference

@@ -301,6 +301,10 @@ struct stateio_updates {
   uint64_t epoch;
   int64_t seq;
   int done;
+  /* Made by stateio_restore_file/_fd: the reader owns the image and the state. */
+  stateio_image img;
+  int own_fd;              /* img.fd is ours to close */
+  stateio_state st;
 };
 
 int stateio_updates_open(stateio_updates **pp, const stateio_image *img,
@@ -320,23 +324,27 @@ int stateio_updates_open(stateio_updates **pp, const stateio_image *img,
   return STATEIO_OK;
 }
 
-int stateio_updates_next(stateio_updates *u, logio_entry *e){
-  if( u->done ) return STATEIO_DONE;
-  stateio_entry se;
-  int rc = stateio_scan_next(u->s, &se);
-  e->offset = se.offset;
-  e->end = se.end;
-  e->data = NULL;
-  e->len = (size_t)(se.end - se.offset);
-  if( rc == STATEIO_DONE || se.kind == STATEIO_SNAPSHOT ){
+int stateio_updates_next(stateio_updates *u, stateio_entry *e){
+  if( u->done ){
+    memset(e, 0, sizeof(*e));
+    return STATEIO_DONE;
+  }
+  int rc = stateio_scan_next(u->s, e);
+  if( rc == STATEIO_DONE || e->kind == STATEIO_SNAPSHOT ){
     u->done = 1;              /* the end of the log, or the next epoch begins */
     return STATEIO_DONE;
   }
-  if( rc == STATEIO_OK && se.epoch != u->epoch ) rc = STATEIO_CORRUPT_ENTRY;
+  if( rc == STATEIO_OK && e->epoch != u->epoch ){
+    rc = STATEIO_CORRUPT_ENTRY;
+    e->problem = "update of the wrong epoch";
+  }
+  if( rc == STATEIO_CORRUPT_LOG || rc == STATEIO_CORRUPT_ENTRY ){
+    e->data = NULL;
+    e->len = (size_t)(e->end - e->offset);
+    return rc;
+  }
   if( rc != STATEIO_OK ) return rc;
   u->seq++;
-  e->data = se.data;
-  e->len = se.len;
   return STATEIO_OK;
 }
 
@@ -345,7 +353,55 @@ int64_t stateio_updates_seq(const stateio_updates *u){ return u->seq; }
 void stateio_updates_close(stateio_updates *u){
   if( !u ) return;
   stateio_scan_close(u->s);
+  stateio_state_clear(&u->st);
+  if( u->own_fd ) stateio_close_image(&u->img);
   sio_free(u);
+}
+
+/* The restore of stateio_restore_file/_fd on an image the reader will own. */
+static int restore_owned(stateio_image *img, int own_fd, stateio_state *state,
+                         stateio_updates **updates){
+  stateio_state st;
+  int rc = stateio_restore(img, &st);
+  if( rc == STATEIO_OK ){
+    stateio_updates *u;
+    rc = stateio_updates_open(&u, img, &st);
+    if( rc == STATEIO_OK ){
+      /* The scan holds a copy of the image: the descriptor must outlive it, here. */
+      u->img = *img;
+      u->own_fd = own_fd;
+      u->st = st;
+      *state = st;
+      *updates = u;
+      return STATEIO_OK;
+    }
+    stateio_state_clear(&st);
+  }
+  state->bad_offset = st.bad_offset;
+  if( own_fd ){
+    int e = errno;
+    stateio_close_image(img);
+    errno = e;
+  }
+  return rc;
+}
+
+int stateio_restore_file(const char *path, stateio_state *state, stateio_updates **updates){
+  memset(state, 0, sizeof(*state));
+  *updates = NULL;
+  stateio_image img;
+  int rc = stateio_open_image(path, &img);
+  if( rc ) return rc;
+  return restore_owned(&img, 1, state, updates);
+}
+
+int stateio_restore_fd(int fd, stateio_state *state, stateio_updates **updates){
+  memset(state, 0, sizeof(*state));
+  *updates = NULL;
+  stateio_image img;
+  int rc = stateio_image_from_fd(&img, fd);
+  if( rc ) return rc;
+  return restore_owned(&img, 0, state, updates);
 }
 
 /* ------------------------------------------------------------ check */

@@ -1,5 +1,6 @@
 /*
-** stateio.h - the state log: layer 2 of the stateio format (../shared/FORMAT.md).
+** stateio.h - the state log: the stateio format (doc/FORMAT.md), the one
+** public header of the library.
 **
 ** Every block-log entry is a state entry: kind (1 update, 2 snapshot),
 ** an 8-byte epoch field, then the application's data. An epoch is named by
@@ -12,7 +13,7 @@
 ** how far readers may see (doc/COMMIT.md); the log's bytes stay the
 ** reference format.
 **
-** All functions return SIO_* status codes from logio.h. After STATEIO_IOERR,
+** All functions return STATEIO_* status codes (below). After STATEIO_IOERR,
 ** errno holds the failing system call's error. Nothing here prints.
 **
 ** Damage, and what the library does with it:
@@ -30,11 +31,67 @@
 #ifndef STATEIO_STATEIO_H
 #define STATEIO_STATEIO_H
 
-#include "logio.h"
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Status codes: every function that can fail returns one. */
+enum {
+  STATEIO_OK = 0,
+  STATEIO_DONE,           /* clean end: no more entries */
+  STATEIO_CORRUPT_LOG,    /* a damaged region of the block log (bad record, broken sequence) */
+  STATEIO_CORRUPT_ENTRY,  /* a complete block-log entry that is not a valid state entry */
+  STATEIO_TORN,           /* incomplete or invalid bytes after the last complete entry */
+  STATEIO_NOTLOG,         /* the file does not start with a valid record: not a stateio log */
+  STATEIO_IOERR,          /* a system call failed; errno says why */
+  STATEIO_NOMEM,          /* out of memory */
+  STATEIO_BUSY,           /* another open file description holds the log's write lock */
+  STATEIO_MISUSE,         /* bad argument or call out of order */
+  STATEIO_NOTFOUND,       /* no epoch / entry at the given offset */
+  STATEIO_TOOBIG,         /* an entry larger than the format or memory allows */
+  STATEIO_CORRUPT_COMMIT  /* the log's commit file PATH-commit is damaged (doc/COMMIT.md) */
+};
+
+/* A short, lowercase, static description of a status code. */
+const char *stateio_errstr(int rc);
+
+/* Free memory that this library handed to the caller (NULL is a no-op). */
+void stateio_free(void *p);
+
+/*
+** A log image: the first file_size bytes of file descriptor fd, followed
+** by tail_len bytes held in memory at tail. The tail lets a reader see a
+** writer's pending (uncommitted) entries as if they were already in the file.
+** fd may be -1 when file_size is 0. Readers never read past
+** file_size + tail_len, so a file that grows while it is read is seen at
+** the size the image was made with.
+*/
+typedef struct stateio_image {
+  int fd;
+  uint64_t file_size;
+  const unsigned char *tail;
+  size_t tail_len;
+  /*
+  ** What the log's commit file (commit.c) says, for telling a torn commit
+  ** from damage at the end of the image. journaled: the log has a commit
+  ** file, so every commit but the last was synced before the next began.
+  ** committed: bytes before it belong to commits the file records as done,
+  ** so damage there is corruption, never a torn tail. Both 0 for a log
+  ** written by another program (and for images made by hand).
+  */
+  int journaled;
+  uint64_t committed;
+} stateio_image;
+
+/* Total size of the image in bytes. */
+uint64_t stateio_image_size(const stateio_image *img);
+
+/* Fill *img for fd with its current size (fstat) and no tail. */
+int stateio_image_from_fd(stateio_image *img, int fd);
+
 
 /*
 ** The version of the library: STATEIO_VERSION is the text "X.Y.Z" and
@@ -138,19 +195,42 @@ int stateio_updates_open(stateio_updates **pp, const stateio_image *img,
 
 /*
 ** Next update of the epoch:
-**   STATEIO_OK            e->offset (where the entry starts), e->data/e->len
-**                     (the application's bytes, valid until the next call)
+**   STATEIO_OK            *e is the update: e->offset and e->end (where its
+**                         entry lies), e->epoch, e->data and e->len (the
+**                         application's bytes, valid until the next call)
 **   STATEIO_DONE          the epoch ends (next snapshot, or end of the log;
-**                     a torn tail is the end of the log)
-**   STATEIO_CORRUPT_LOG   damaged region e->offset, e->len; calling again goes on
+**                         a torn tail is the end of the log)
+**   STATEIO_CORRUPT_LOG   a damaged region [e->offset, e->end) (e->len is its
+**                         length, e->data NULL, e->problem why); calling
+**                         again goes on
 **   STATEIO_CORRUPT_ENTRY an entry at e->offset that is not a valid update of
-**                     this epoch; calling again goes on
+**                         this epoch; calling again goes on
 ** The sequence number of the last update returned is stateio_updates_seq().
 */
-int stateio_updates_next(stateio_updates *u, logio_entry *e);
+int stateio_updates_next(stateio_updates *u, stateio_entry *e);
 
 /* 0 for the epoch's first update, 1 for the next ... (-1 before the first). */
 int64_t stateio_updates_seq(const stateio_updates *u);
+
+/*
+** Restore the log at path in one call (the counterpart of the reference's
+** RestoreFile): *state is the current state (its epoch, its snapshot), and
+** *updates a reader of the epoch's updates (stateio_updates_next). The
+** reader owns the open file and the snapshot's bytes: one
+** stateio_updates_close(*updates) releases everything (state->snapshot is
+** valid until then). The log is seen as every reader sees it: up to its
+** last commit that is done (doc/COMMIT.md). A missing file is
+** STATEIO_IOERR with errno ENOENT; on an error nothing is left open and
+** state->bad_offset says where the damage is, when it is damage.
+*/
+int stateio_restore_file(const char *path, stateio_state *state, stateio_updates **updates);
+
+/*
+** The same on the caller's descriptor, which stays the caller's (read, not
+** closed; it must stay open until the reader is closed). Without a path
+** there is no commit file to consult: the log is taken as it is.
+*/
+int stateio_restore_fd(int fd, stateio_state *state, stateio_updates **updates);
 
 /* Close an update reader (NULL is a no-op). */
 void stateio_updates_close(stateio_updates *u);
@@ -381,6 +461,13 @@ typedef struct stateio_mark {
 } stateio_mark;
 stateio_mark stateio_writer_mark(const stateio_writer *w);
 void stateio_writer_rollback_to(stateio_writer *w, stateio_mark m);
+
+/*
+** Where the entry the last stateio_update() or stateio_snapshot() appended
+** begins (a file offset; a snapshot's is the epoch it begins): what a
+** follower keeps to read on from, what SQL shows as the rowid.
+*/
+uint64_t stateio_writer_last_offset(const stateio_writer *w);
 
 /* Current epoch (including pending snapshots) and the number of pending entries. */
 uint64_t stateio_writer_epoch(const stateio_writer *w);

@@ -51,6 +51,7 @@ struct stateio_writer {
   int known;               /* end/epoch/file_size below are valid */
   uint64_t end;            /* end of the log's last complete entry */
   uint64_t start_at;       /* the next entry begins here: end, or the next block after damage */
+  uint64_t last_start;     /* where the entry appended last begins */
   unsigned char tail[SIO_FP_LEN];  /* the last bytes this writer wrote, ending at tail_end */
   size_t tail_len;
   uint64_t tail_end;
@@ -616,6 +617,7 @@ static int append(stateio_writer *w, int kind, const void *data, size_t len){
   sio_put64(head + 1, w->pend_epoch);
   uint64_t start;
   logio_encode(off, head, sizeof(head), data, len, w->pend + w->pend_len, &start);
+  w->last_start = start;
   w->pend_len += (size_t)need;
   w->pend_count++;
   if( kind == STATEIO_SNAPSHOT ) w->pend_epoch = start;
@@ -854,6 +856,10 @@ void stateio_writer_rollback_to(stateio_writer *w, stateio_mark m){
 
 uint64_t stateio_writer_epoch(const stateio_writer *w){
   return w->locked ? w->pend_epoch : w->epoch;
+}
+
+uint64_t stateio_writer_last_offset(const stateio_writer *w){
+  return w->last_start;
 }
 
 uint64_t stateio_writer_pending_count(const stateio_writer *w){

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "stateio.h"
+#include "logio.h"
 #include "testhelp.h"
 
 static char tmpdir[256];
@@ -261,7 +262,7 @@ static void test_isolation(void){
               have = 1;
             }
             if( ok && stateio_updates_open(&u, &img, &st) == STATEIO_OK ){
-              logio_entry e;
+              stateio_entry e;
               int rc;
               while( (rc = stateio_updates_next(u, &e)) == STATEIO_OK ){
                 uint64_t t2; uint32_t k2, n2;

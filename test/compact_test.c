@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "stateio.h"
+#include "logio.h"
 #include "testhelp.h"
 
 static char tmpdir[256];
@@ -54,7 +55,7 @@ static state_text restore_text(const char *path){
     st_add(&t, st.snapshot ? (const char*)st.snapshot : "", st.snapshot_len);
     stateio_updates *u;
     if( stateio_updates_open(&u, &img, &st) == STATEIO_OK ){
-      logio_entry e;
+      stateio_entry e;
       int rc;
       while( (rc = stateio_updates_next(u, &e)) != STATEIO_DONE ){
         if( rc != STATEIO_OK ){

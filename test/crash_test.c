@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "stateio.h"
+#include "logio.h"
 #include "testhelp.h"
 
 #define BLK ((uint64_t)LOGIO_BLOCK)
@@ -233,7 +234,7 @@ static int check_state(const stateio_image *img, went *const *list, int n,
   }
   int j = si + 1;
   for(;;){
-    logio_entry e;
+    stateio_entry e;
     rc = stateio_updates_next(u, &e);
     while( j < n && list[j]->kind != STATEIO_UPDATE ) j++;
     if( rc == STATEIO_DONE ){
@@ -814,7 +815,7 @@ static void test_damage(void){
           stateio_updates_open(&u, &img, &st);
           int j = cur_snap + 1, reported = 0, bad = 0;
           for(int guard = 0; guard < 10000; guard++){
-            logio_entry e;
+            stateio_entry e;
             rc = stateio_updates_next(u, &e);
             if( j == d ) j++;
             while( j < NW && W[j]->kind != STATEIO_UPDATE ) j++;

@@ -91,6 +91,7 @@
 #include <xxhash.h>
 
 #include "stateio.h"
+#include "logio.h"
 #include "testhelp.h"
 
 #define BLK ((uint64_t)LOGIO_BLOCK)
@@ -880,7 +881,7 @@ static void check_updates(const mcase *c, const stateio_image *img, const expect
   uint64_t prev = st->updates_start;
   for(long steps = 0; ; steps++){
     if( steps > (long)c->L + 10 ){ viol(V_API, R_UPDATES, "the update reader does not end"); break; }
-    logio_entry e;
+    stateio_entry e;
     int rc = stateio_updates_next(u, &e);
     if( tracing ) printf("    updates: %s at %llu (%zu bytes)\n", stateio_errstr(rc), (unsigned long long)e.offset, e.len);
     if( rc == STATEIO_DONE ) break;

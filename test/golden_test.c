@@ -39,6 +39,7 @@
 #include <openssl/evp.h>
 
 #include "stateio.h"
+#include "logio.h"
 #include "testhelp.h"
 
 /* The number of case folders the golden set has (README.md's list). */
@@ -488,7 +489,7 @@ static void restore_text(const stateio_image *img, sbuf *out){
     sb_printf(out, "error %s\n", stateio_errstr(rc));
   }else{
     for(int steps = 0; steps < MAX_STEPS; steps++){
-      logio_entry e;
+      stateio_entry e;
       rc = stateio_updates_next(u, &e);
       if( rc == STATEIO_OK ){
         sha256_hex(e.data, e.len, sha);
@@ -667,7 +668,7 @@ static int check_restore(const gcase *c, const char *ctx, const stateio_image *i
   }
   int k = 0, nwant = x->nseq + (extra_data ? 1 : 0), mism = 0;
   for(int steps = 0; steps < MAX_STEPS; steps++){
-    logio_entry e;
+    stateio_entry e;
     rc = stateio_updates_next(u, &e);
     if( rc == STATEIO_DONE ) break;
     if( k >= nwant ){

@@ -31,24 +31,16 @@ int main(int argc, char **argv){
   }
   if( (rc = stateio_writer_close(w)) != STATEIO_OK ) return fail("close", rc);
 
-  stateio_image img;
   stateio_state st;
   stateio_updates *u;
-  logio_entry e;
-  if( (rc = stateio_open_image(path, &img)) != STATEIO_OK ) return fail("open image", rc);
-  if( (rc = stateio_restore(&img, &st)) != STATEIO_OK ){
-    stateio_close_image(&img);
-    return fail("restore", rc);
-  }
+  stateio_entry e;
+  if( (rc = stateio_restore_file(path, &st, &u)) != STATEIO_OK ) return fail("restore", rc);
   printf("version %s\n", stateio_version());
   printf("epoch %llu\n", (unsigned long long)st.epoch);
   printf("snapshot %.*s\n", (int)st.snapshot_len, (const char*)st.snapshot);
-  rc = stateio_updates_open(&u, &img, &st);
-  while( rc == STATEIO_OK && (rc = stateio_updates_next(u, &e)) == STATEIO_OK ){
+  while( (rc = stateio_updates_next(u, &e)) == STATEIO_OK ){
     printf("update %.*s\n", (int)e.len, (const char*)e.data);
   }
   stateio_updates_close(u);
-  stateio_state_clear(&st);
-  stateio_close_image(&img);
   return rc == STATEIO_DONE ? 0 : fail("read updates", rc);
 }

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "stateio.h"
+#include "logio.h"
 #include "testhelp.h"
 
 #define RESET_SIZE (16u << 20)    /* start a new log beyond this size */

@@ -33,6 +33,7 @@
 #include <xxhash.h>
 
 #include "stateio.h"
+#include "logio.h"
 #include "testhelp.h"
 
 #define BLOCK  ((uint64_t)LOGIO_BLOCK)
@@ -336,11 +337,12 @@ static void verify_image(const char *ctx, const stateio_image *imgp, const model
     rc = stateio_updates_open(&u, &img, &st);
     if( CHECK(rc == STATEIO_OK) ){
       int k = si + 1, ok = 1, count = 0;
+      stateio_entry ue;
       for(int guard = 0; guard < 10000000; guard++){
-        rc = stateio_updates_next(u, &e);
+        rc = stateio_updates_next(u, &ue);
         if( rc == STATEIO_DONE ) break;
-        if( rc != STATEIO_OK || k >= m->n || m->w[k].kind != STATEIO_UPDATE || e.offset != m->w[k].start
-            || e.len != m->w[k].len || (e.len && memcmp(e.data, m->w[k].data, e.len) != 0)
+        if( rc != STATEIO_OK || k >= m->n || m->w[k].kind != STATEIO_UPDATE || ue.offset != m->w[k].start
+            || ue.len != m->w[k].len || (ue.len && memcmp(ue.data, m->w[k].data, ue.len) != 0)
             || stateio_updates_seq(u) != count ){
           ok = 0;
           break;
@@ -469,7 +471,7 @@ static char *restore_str(const char *path){
     stateio_updates *u;
     if( stateio_updates_open(&u, &img, &st) == STATEIO_OK ){
       for(int guard = 0; guard < 100000; guard++){
-        logio_entry e;
+        stateio_entry e;
         rc = stateio_updates_next(u, &e);
         if( rc == STATEIO_OK ) sb_printf(&b, "update %llu %zu\n", (unsigned long long)e.offset, e.len);
         else if( rc == STATEIO_CORRUPT_LOG ) sb_printf(&b, "corrupt %llu %zu\n", (unsigned long long)e.offset, e.len);
@@ -1414,7 +1416,7 @@ static void test_epochs(void){
     CHECK(stateio_updates_open(&u, &img, &st) == STATEIO_OK);
     int k = i + 1, ok = 1;
     for(;;){
-      logio_entry e;
+      stateio_entry e;
       rc = stateio_updates_next(u, &e);
       if( rc == STATEIO_DONE ) break;
       if( rc != STATEIO_OK || k >= m.n || m.w[k].kind != STATEIO_UPDATE || e.offset != m.w[k].start
@@ -1978,7 +1980,7 @@ static void test_big(void){
             && memcmp(st.snapshot, data, len) == 0, "big: restore gives the %zu MiB snapshot (%s)", mib,
             stateio_errstr(rc));
   stateio_updates *u;
-  logio_entry e;
+  stateio_entry e;
   CHECK(stateio_updates_open(&u, &img, &st) == STATEIO_OK);
   CHECK(stateio_updates_next(u, &e) == STATEIO_OK && e.len == 5 && memcmp(e.data, "after", 5) == 0);
   CHECK(stateio_updates_next(u, &e) == STATEIO_DONE);

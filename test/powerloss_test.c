@@ -44,6 +44,7 @@
 #include <xxhash.h>
 
 #include "stateio.h"
+#include "logio.h"
 #include "testhelp.h"
 
 #define PIECE 4096

@@ -20,6 +20,7 @@
 #include <xxhash.h>
 
 #include "stateio.h"
+#include "logio.h"
 #include "testhelp.h"
 
 #define BLK    ((uint64_t)LOGIO_BLOCK)
@@ -150,7 +151,7 @@ static char *restored(const stateio_image *img){
   stateio_updates *u;
   if( stateio_updates_open(&u, img, &st) == STATEIO_OK ){
     for(int guard = 0; guard < 10000; guard++){
-      logio_entry e;
+      stateio_entry e;
       rc = stateio_updates_next(u, &e);
       if( rc == STATEIO_OK ) sb_printf(&b, "update %llu\n", (unsigned long long)e.offset);
       else if( rc == STATEIO_CORRUPT_LOG ) sb_printf(&b, "corrupt %llu %llu\n", (unsigned long long)e.offset,
@@ -555,7 +556,7 @@ static void test_chain(void){
   CHECK(stateio_read_epoch(&img, S1, &st) == STATEIO_OK);
   stateio_updates *u;
   CHECK(stateio_updates_open(&u, &img, &st) == STATEIO_OK);
-  logio_entry e;
+  stateio_entry e;
   CHECK(stateio_updates_next(u, &e) == STATEIO_CORRUPT_ENTRY && e.offset == U);
   CHECK(stateio_updates_next(u, &e) == STATEIO_DONE);
   stateio_updates_close(u);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "stateio.h"
+#include "logio.h"
 #include "testhelp.h"
 
 int main(void){
