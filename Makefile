@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # stateio: a state log (snapshots + updates) as a C library, a SQLite
 # extension and a command-line tool. Linux only.
 #

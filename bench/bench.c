@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** bench.c - the stateio benchmark: every figure next to its peer, in one run.
 **

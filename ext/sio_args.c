@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** sio_args.c - the arguments of CREATE VIRTUAL TABLE ... USING stateio(...).
 **

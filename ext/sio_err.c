@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** sio_err.c - the library's SIO_* status codes as SQLite errors, and the
 ** messages that go with them. Messages are lowercase, start with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** sio_image.c - images of a log for the cursors to read: the file opened
 ** read-only without blocking, or a copy of the writer's view (the file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** sio_log.c - the logs a connection has open, and their writers.
 **

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** stateio_ext.c - the entry point of the stateio SQLite extension.
 **

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** stateio_ext.h - what the files of the SQLite extension share.
 **

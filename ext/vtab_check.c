@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** vtab_check.c - the rows of stateio_check('FILE'): every problem of the
 ** log, in file order, as stateio_check() reports them; none for a healthy

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** vtab_cursor.c - the methods all stateio tables and functions share:
 ** xBestIndex (the common part), and a cursor that opens a fresh image of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** vtab_entries.c - the rows of statelog and stateio_entries('FILE'):
 ** every entry of the log, in file order.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** vtab_epochs.c - the rows of statelog_epochs and stateio_epochs('FILE'):
 ** every epoch of the log, oldest first.

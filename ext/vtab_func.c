@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** vtab_func.c - the read-only table-valued functions, eponymous virtual
 ** tables in the style of series.c: the log file is a hidden column "file",

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** vtab_snapshot.c - the row of statelog_snapshot and
 ** stateio_snapshot('FILE'): the snapshot of one epoch (one row, or none

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** vtab_table.c - the modules stateio and stateio_part: a log as four tables.
 **

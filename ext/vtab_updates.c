@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** vtab_updates.c - the rows of statelog_updates and stateio_updates('FILE'):
 ** the updates of one epoch, in order (what restore's update reader

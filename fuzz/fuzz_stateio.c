@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** fuzz_stateio.c - libFuzzer target: logs built from the input, damaged,
 ** and read by every reader against what was written.

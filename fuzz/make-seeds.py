@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """make-seeds.py - seeds for fuzz/fuzz_stateio.c's structured mode.
 
     python3 fuzz/make-seeds.py DIR

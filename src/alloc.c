@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** alloc.c - the library's one allocator. Every allocation goes through
 ** here so that a port, or a test that counts allocations, changes one file.

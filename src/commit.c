@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** commit.c - the commit file PATH-commit: what a commit is, and what
 ** stateio's readers may see (doc/COMMIT.md has the format and the

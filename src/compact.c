@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** compact.c - dropping old epochs (log truncation).
 **

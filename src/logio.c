@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** logio.c - the block log (FORMAT.md, layer 1): encoding entries into
 ** records, reading them forward, and rewinding to the last entry.

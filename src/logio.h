@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** logio.h - the block log: layer 1 of the stateio format (doc/FORMAT.md).
 ** Internal to the library (not installed): programs use stateio.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** os.c - the system calls that change a log's files, in one place.
 **

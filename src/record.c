@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** record.c - decoding, checking and encoding one record header (record.h).
 */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** record.h - one record of the block log (FORMAT.md, layer 1): where the
 ** fields of its header lie, how a header is decoded and checked, and the

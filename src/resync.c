@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** resync.c - the recovery policy: where a reader may go on after a damaged
 ** record.

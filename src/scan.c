@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** scan.c - the one forward scan over state entries (stateio.h).
 **

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** sio_int.h - internals shared by the library's files; not installed.
 ** The allocator lives in one place (alloc.c) and every system call that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** stateio.c - the state log (FORMAT.md, layer 2): decoding state entries,
 ** restore, reading any epoch, the update reader, and the log check.

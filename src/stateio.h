@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** stateio.h - the state log: the stateio format (doc/FORMAT.md), the one
 ** public header of the library.

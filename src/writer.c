@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** writer.c - appending updates and snapshots (FORMAT.md, "Writing"), in
 ** commits that are atomic, isolated and durable (doc/COMMIT.md).

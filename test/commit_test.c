@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** commit_test.c - the commit file and the writer's promises around it
 ** (doc/COMMIT.md):

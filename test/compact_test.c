@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** compact_test.c - compaction (stateio_compact): every golden log shape,
 ** keep-N, a crash at each step, and compaction while another process

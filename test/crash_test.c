@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** crash_test.c - crash safety and bad input: nothing written is lost,
 ** nothing unwritten is invented.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** damage_test.c - a damage corpus: logs whose entries hold logs, damaged in
 ** every way a single change can damage them, read by every reader.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # demo.sh - what `make demo` shows: the SQLite extension on a fresh log.
 #
 #   sh test/demo.sh

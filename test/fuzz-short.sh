@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # fuzz-short.sh - the libFuzzer target (fuzz/fuzz_stateio.c) for a fixed time.
 #
 #   sh test/fuzz-short.sh [SECONDS]     (default: FUZZ_SECONDS, else 20)

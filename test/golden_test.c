@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** golden_test.c - the golden test vectors of the reference implementation
 ** (test/golden, see its README.md), against our library.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** kill_test.c - SIGKILL a writer in the middle of its transactions, over
 ** and over: a transaction is all or nothing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** logio_test.c - edge cases of the block log and the state log, after
 ** LevelDB's db/log_test.cc: marginal and short trailers, aligned EOF, open

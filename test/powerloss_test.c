@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** powerloss_test.c - a crash simulator (after ALICE, Pillai et al. 2014):
 ** what a power loss may leave of a workload, and whether recovery always

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # run-all.sh - run every test and add up the results (`make test` runs it).
 #
 #   sh test/run-all.sh

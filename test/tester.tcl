@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tester.tcl - a small test harness for the Tcl tests, in the style of
 # SQLite's test/tester.tcl, for plain `tclsh` + `package require sqlite3`
 # (SQLite's own tester.tcl needs its testfixture binary).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
 ** testhelp.h - a tiny test harness for the C tests, after sds's testhelp.h.
 **

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # valgrind.sh - run every normal-build C test (build/*_test) under valgrind.
 #
 #   sh test/valgrind.sh [BINARY...]      (make valgrind)
