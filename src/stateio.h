@@ -314,6 +314,15 @@ void stateio_scan_close(stateio_scan *s);
 
 #define STATEIO_SYNC   0x01  /* fdatasync at every commit: a commit that returned STATEIO_OK is durable */
 #define STATEIO_CREATE 0x02  /* stateio_writer_open: create the file if missing */
+/*
+** STATEIO_EXCLUSIVE: the writer takes the log's lock at its first append
+** and keeps it until stateio_writer_close(), as SQLite's
+** locking_mode=EXCLUSIVE does: other writers and compaction wait (or get
+** STATEIO_BUSY) all that time, and in return a commit costs no lock and no
+** look at the file: one pwrite() (and the syncs STATEIO_SYNC asks for).
+** Readers are not held back.
+*/
+#define STATEIO_EXCLUSIVE 0x04
 
 typedef struct stateio_writer stateio_writer;
 

@@ -62,7 +62,8 @@ struct stateio_writer {
   int bulk;                /* in a bulk batch: pending bytes go out in chunks */
   uint64_t batch_start;    /* end of the log when the batch began */
   uint64_t batch_epoch;    /* epoch when the batch began */
-  int locked;
+  int locked;              /* a batch holds the lock */
+  int held;                /* STATEIO_EXCLUSIVE: the lock is kept between batches */
   int prepared;            /* written and synced by stateio_writer_prepare(); lock kept */
   int inflight;            /* this batch's in-flight record is written */
   int wrote;               /* this batch wrote (or tried to write) bytes to the log */
@@ -255,10 +256,25 @@ static int find_end(stateio_writer *w){
   return STATEIO_OK;
 }
 
-/* Release the lock. A failed unlock closes the descriptor, which drops it, and reopens. */
+static int release(stateio_writer *w);
+
+/*
+** The batch gives up the lock (with STATEIO_EXCLUSIVE the writer keeps it).
+** A failed unlock closes the descriptor, which drops it, and reopens.
+*/
 static int unlock(stateio_writer *w){
   if( !w->locked ) return STATEIO_OK;
   w->locked = 0;
+  if( w->flags & STATEIO_EXCLUSIVE ){
+    w->held = 1;                 /* kept until stateio_writer_close() */
+    return STATEIO_OK;
+  }
+  return release(w);
+}
+
+/* Drop the flock itself. */
+static int release(stateio_writer *w){
+  w->held = 0;
   int rc = sio_flock(w->fd, w->file, w->name, LOCK_UN);
   if( rc == STATEIO_OK ) return STATEIO_OK;
   int e = errno;
@@ -363,6 +379,14 @@ static int finish_cut(stateio_writer *w, uint64_t *size){
 static int lock_and_refresh(stateio_writer *w){
   struct stat st;
   sio_rec r;
+  if( w->held && w->known && !w->cut_pending && w->file_size == w->end ){
+    /* STATEIO_EXCLUSIVE: nobody else has written since; the log is as we left it. */
+    w->locked = 1;
+    w->pend_epoch = w->epoch;
+    w->pend_len = 0;
+    w->pend_count = 0;
+    return STATEIO_OK;
+  }
   for(;;){
     if( w->fd < 0 ){
       int rc = open_path(w);
@@ -376,8 +400,8 @@ static int lock_and_refresh(stateio_writer *w){
     if( fstat(w->fd, &st) != 0 ) return fail(w, STATEIO_IOERR, w->name);
     if( !w->path || st.st_nlink > 0 ) break;
     /* The file was replaced (compacted) or removed since we opened it. */
-    (void)unlock(w);
-    close(w->fd);
+    w->locked = w->held = 0;
+    close(w->fd);                /* drops the lock */
     w->fd = -1;
   }
   uint64_t size = (uint64_t)st.st_size;
@@ -906,6 +930,7 @@ int stateio_writer_close(stateio_writer *w){
   if( !w ) return STATEIO_OK;
   stateio_writer_rollback(w);
   int rc = STATEIO_OK;
+  if( w->held && release(w) != STATEIO_OK ) rc = STATEIO_IOERR;
   if( w->own_fd && w->fd >= 0 && close(w->fd) != 0 ) rc = STATEIO_IOERR;
   if( w->cfd >= 0 ) close(w->cfd);
   writer_free(w);

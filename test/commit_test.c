@@ -684,6 +684,66 @@ static void test_timeout(void){
   rm_log(path);
 }
 
+/* ------------------------------------------------------------ 5b. STATEIO_EXCLUSIVE: the lock kept between commits */
+
+static void test_exclusive(void){
+  const char *path = tpath("excl.log");
+  rm_log(path);
+  stateio_writer *w, *w2;
+  uint64_t txns[64];
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_EXCLUSIVE) == STATEIO_OK);
+  CHECK(stateio_writer_open(&w2, path, 0) == STATEIO_OK);
+  /* Before its first append the exclusive writer holds nothing. */
+  CHECK_MSG(put_txn(w2, 1, 1, 30, 1) == STATEIO_OK, "exclusive: no lock before the first append");
+  CHECK(put_txn(w, 2, 1, 30, 0) == STATEIO_OK);
+  /* Between its commits, single entries and transactions, it keeps the lock. */
+  for(uint64_t t = 3; t < 40; t++){
+    int rc = put_txn(w, t, t % 3 ? 1 : 4, 40, t % 10 == 0);
+    CHECK_MSG(rc == STATEIO_OK, "exclusive: commit %llu (%s)", (unsigned long long)t, stateio_errstr(rc));
+    if( t % 7 == 0 ){
+      rc = put_txn(w2, 1000 + t, 1, 30, 0);
+      CHECK_MSG(rc == STATEIO_BUSY, "exclusive: another writer gets BUSY between commits (%s)", stateio_errstr(rc));
+      stateio_compact_info info;
+      rc = stateio_compact_wait(path, 1, 0, &info);
+      CHECK_MSG(rc == STATEIO_BUSY, "exclusive: compaction gets BUSY (%s)", stateio_errstr(rc));
+      /* Readers are not held back: every commit so far is there, in order. */
+      int n = read_txns(path, txns, 64, NULL);
+      CHECK_MSG(n == (int)t && txns[0] == 1 && txns[n - 1] == t, "exclusive: a reader sees all %llu commits (%d)",
+                (unsigned long long)t, n);
+    }
+  }
+  /* A rolled-back transaction leaves nothing and the lock is still ours. */
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  CHECK(stateio_update(w, "gone", 4) == STATEIO_OK);
+  stateio_writer_rollback(w);
+  CHECK(put_txn(w2, 2000, 1, 30, 0) == STATEIO_BUSY);
+  CHECK(put_txn(w, 40, 2, 30, 0) == STATEIO_OK);
+  CHECK(stateio_writer_close(w) == STATEIO_OK);
+  /* Closed: the lock is free, and the other writer appends after all of it. */
+  int rc = put_txn(w2, 41, 1, 30, 0);
+  CHECK_MSG(rc == STATEIO_OK, "exclusive: close releases the lock (%s)", stateio_errstr(rc));
+  int n = read_txns(path, txns, 64, NULL);
+  CHECK_MSG(n == 41 && txns[39] == 40 && txns[40] == 41, "exclusive: 41 transactions in order after close (%d)", n);
+  stateio_writer_close(w2);
+  /* A writer that dies holding it lets the next one in (the kernel drops flock). */
+  pid_t pid = fork();
+  if( pid == 0 ){
+    stateio_writer *k;
+    if( stateio_writer_open(&k, path, STATEIO_EXCLUSIVE) || put_txn(k, 42, 1, 30, 0) ) _exit(2);
+    _exit(0);                 /* no close */
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK(stateio_writer_open(&w2, path, 0) == STATEIO_OK);
+  rc = put_txn(w2, 43, 1, 30, 0);
+  CHECK_MSG(rc == STATEIO_OK, "exclusive: a dead exclusive writer's lock is gone (%s)", stateio_errstr(rc));
+  n = read_txns(path, txns, 64, NULL);
+  CHECK_MSG(n == 43 && txns[41] == 42 && txns[42] == 43, "exclusive: 43 transactions (%d)", n);
+  stateio_writer_close(w2);
+  rm_log(path);
+}
+
 /* ------------------------------------------------------------ 6. the commit file's life */
 
 static int copy_file(const char *from, const char *to){
@@ -918,6 +978,7 @@ int main(void){
     { test_os_errors, "os errors" },
     { test_commit_file_life, "commit file life" },
     { test_timeout, "busy timeout" },
+    { test_exclusive, "exclusive" },
     { test_failing_sync_follower, "failing sync, follower" },
     { test_isolation, "isolation" },
   };
