@@ -9,6 +9,10 @@
 ** later chdir() does not move it to another file). Options, each at most
 ** once, keys and values case-insensitive:
 **   sync=full|off         fdatasync at each commit (default full)
+**   locking=normal|exclusive  the log's lock taken for each commit (default
+**                         normal), or kept from the first append until the
+**                         connection closes, as PRAGMA locking_mode=EXCLUSIVE
+**                         does
 **   readonly              no INSERT; the file must exist (also readonly=1/0,
 **                         on/off, yes/no, true/false)
 **   on_corrupt=error|skip a damaged region fails the SELECT (default error)
@@ -81,6 +85,7 @@ typedef struct SioOption {
 
 static const SioOption aSioOption[] = {
   { "sync",       "full or off",    { "off", "full" },    0, offsetof(SioArgs, bSync) },
+  { "locking",    "normal or exclusive", { "normal", "exclusive" }, 0, offsetof(SioArgs, bExclusive) },
   { "readonly",   "1 or 0",         { 0, 0 },             1, offsetof(SioArgs, bReadonly) },
   { "on_corrupt", "error or skip",  { "error", "skip" },  0, offsetof(SioArgs, bSkip) },
   { "data",       "blob or text",   { "blob", "text" },   0, offsetof(SioArgs, bText) },
@@ -125,8 +130,8 @@ int sioArgsParse(int argc, const char *const *argv, int iFirst,
       if( sqlite3_stricmp(zKey, aSioOption[j].zKey)==0 ){ pOpt = &aSioOption[j]; break; }
     }
     if( pOpt==0 ){
-      sioErrMsg(pzErr, "stateio: unknown option: '%s' (the options are sync, readonly, "
-                "on_corrupt and data)", zKey);
+      sioErrMsg(pzErr, "stateio: unknown option: '%s' (the options are sync, locking, "
+                "readonly, on_corrupt and data)", zKey);
       goto args_error;
     }
     if( aSeen[j] ){
@@ -169,8 +174,9 @@ args_error:
 }
 
 char *sioArgsOptions(const SioArgs *p){
-  return sqlite3_mprintf("%s%s%s%s",
+  return sqlite3_mprintf("%s%s%s%s%s",
       p->bSync ? "" : ", sync=off",
+      p->bExclusive ? ", locking=exclusive" : "",
       p->bReadonly ? ", readonly" : "",
       p->bSkip ? ", on_corrupt=skip" : "",
       p->bText ? ", data=text" : "");

@@ -70,7 +70,7 @@ static SioLog *sio_log_find(SioConn *pConn, dev_t dev, ino_t ino){
   return 0;
 }
 
-int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int bSync,
+int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
                const char *zTable, SioLog **ppLog, char **pzErr){
   SioLog *pLog;
   struct stat st;
@@ -108,9 +108,16 @@ int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int bSync,
   pLog = sio_log_find(pConn, st.st_dev, st.st_ino);
   if( pLog ){
     sqlite3_free(zAbs);
-    if( bWrite && pLog->bSyncSet && pLog->bSync!=bSync ){
-      sioErrMsg(pzErr, "stateio: %s is already open in this connection with sync=%s",
-                zFile, pLog->bSync ? "full" : "off");
+    if( bWrite && pLog->bFlagsSet && pLog->flags!=flags ){
+      /* One writer per log and connection: its options are the first table's. */
+      int bSync = (pLog->flags & STATEIO_SYNC)!=0;
+      if( bSync!=((flags & STATEIO_SYNC)!=0) ){
+        sioErrMsg(pzErr, "stateio: %s is already open in this connection with sync=%s",
+                  zFile, bSync ? "full" : "off");
+      }else{
+        sioErrMsg(pzErr, "stateio: %s is already open in this connection with locking=%s",
+                  zFile, (pLog->flags & STATEIO_EXCLUSIVE) ? "exclusive" : "normal");
+      }
       return SQLITE_ERROR;
     }
     pLog->nRef++;
@@ -130,9 +137,9 @@ int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int bSync,
     pLog->pNext = pConn->pLogs;
     pConn->pLogs = pLog;
   }
-  if( bWrite && !pLog->bSyncSet ){
-    pLog->bSync = bSync;
-    pLog->bSyncSet = 1;
+  if( bWrite && !pLog->bFlagsSet ){
+    pLog->flags = flags;
+    pLog->bFlagsSet = 1;
   }
   *ppLog = pLog;
   return SQLITE_OK;
@@ -260,7 +267,7 @@ int sioLogWriter(SioLog *pLog, const char *zName, stateio_writer **ppW, char **p
     if( stat(pLog->zAbs, &st)!=0 ) return sioOpenStatus(pzErr, STATEIO_IOERR, zName);
     rc = sioRegularFile(pzErr, st.st_mode, zName);
     if( rc!=SQLITE_OK ) return rc;
-    rc = stateio_writer_open(&pLog->pWriter, pLog->zAbs, pLog->bSync ? STATEIO_SYNC : 0);
+    rc = stateio_writer_open(&pLog->pWriter, pLog->zAbs, pLog->flags);
     if( rc!=STATEIO_OK ){
       pLog->pWriter = 0;
       return sioOpenStatus(pzErr, rc, zName);

@@ -65,6 +65,7 @@ typedef struct SioMark SioMark;
 struct SioArgs {
   char *zFile;        /* the log file, dequoted (sqlite3_malloc'd) */
   int bSync;          /* sync=full (1, the default) or sync=off (0) */
+  int bExclusive;     /* locking=exclusive (1) or locking=normal (0, default) */
   int bReadonly;      /* readonly: no INSERT, the file is never created */
   int bSkip;          /* on_corrupt=skip (1) or on_corrupt=error (0, default) */
   int bText;          /* data=text (1) or data=blob (0, default) */
@@ -171,8 +172,8 @@ struct SioLog {
   ino_t ino;
   int nRef;                 /* tables using this log */
   stateio_writer *pWriter;  /* opened by the first write */
-  int bSync;                /* the writer's sync option ... */
-  int bSyncSet;             /* ... once a writable table has said it */
+  int flags;                /* the writer's flags (STATEIO_SYNC, STATEIO_EXCLUSIVE) ... */
+  int bFlagsSet;            /* ... once a writable table has said them */
   int nTxn;                 /* tables in the current transaction (xBegin) */
   int bBatch;               /* stateio_writer_begin() called, not yet ended */
   int bPrepared;            /* xSync wrote and synced the batch (not yet visible) */
@@ -182,11 +183,12 @@ struct SioLog {
 /*
 ** Open (or share) the log of the file zFile (as a table names it; a
 ** relative name is taken from the working directory now) for a table.
-** bWrite: the table may write, with option bSync. A missing file is
+** bWrite: the table may write, with the writer's flags (STATEIO_SYNC,
+** STATEIO_EXCLUSIVE: sync= and locking=). A missing file is
 ** SQLITE_CANTOPEN; zTable, when not NULL, is the main table whose 'create'
 ** command the message suggests.
 */
-int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int bSync,
+int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
                const char *zTable, SioLog **ppLog, char **pzErr);
 void sioLogRelease(SioLog *pLog);
 /*

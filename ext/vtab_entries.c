@@ -307,6 +307,18 @@ static int entriesCompact(SioTab *pTab, int nKeep){
               "compact after COMMIT", pTab->args.zFile);
     return SQLITE_ERROR;
   }
+  if( pLog->pWriter && (pLog->flags & STATEIO_EXCLUSIVE) ){
+    /* locking=exclusive: our own writer keeps the lock; it lets go for the compaction. */
+    if( pLog->bBatch || pLog->bPrepared ){
+      sioErrMsg(&pTab->base.zErrMsg,
+                "stateio: cannot compact %s: this transaction is writing to it; "
+                "compact after COMMIT", pTab->args.zFile);
+      return SQLITE_ERROR;
+    }
+    rc = stateio_writer_close(pLog->pWriter);
+    pLog->pWriter = 0;                 /* the next append opens a new one */
+    if( rc!=STATEIO_OK ) return sioStatus(&pTab->base.zErrMsg, rc, pTab->args.zFile);
+  }
   /* Compaction opens the file for writing: never a FIFO or a device. */
   if( stat(pLog->zAbs, &st)!=0 ) return sioOpenStatus(&pTab->base.zErrMsg, STATEIO_IOERR, pTab->args.zFile);
   rc = sioRegularFile(&pTab->base.zErrMsg, st.st_mode, pTab->args.zFile);
