@@ -648,7 +648,9 @@ static void compute_expect(const oracle *o, const uint64_t *hits, int nh, uint64
     x->ambiguous[i] = 1;
     int later = 0;
     for(int j = i + 1; j <= x->last; j++) if( o->W[j].start / BLK > rec->pos / BLK ) later = 1;
-    if( !later && o->W[i].start < x->torn_floor ) x->torn_floor = o->W[i].start;
+    /* The tail begins where the entry before it ended: block padding between them is the tail's. */
+    uint64_t from = i > 0 ? o->W[i - 1].end : 0;
+    if( !later && from < x->torn_floor ) x->torn_floor = from;
   }
   x->si = -1;
   if( x->last >= 0 ){
