@@ -192,7 +192,7 @@ static int poll_once(mirror *m, int first){
   }else{
     int rc = stateio_open_image(m->src, &img);
     if( rc ) return 1;
-    if( stateio_image_size(&img) > 0 && !logio_starts_with_record(&img) ){
+    if( stateio_image_size(&img) > 0 && !logio_holds_record(&img) ){
       stateio_close_image(&img);
       return 1;
     }

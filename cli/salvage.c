@@ -96,8 +96,8 @@ int cli_salvage(const cli_verb *v, int argc, char **argv){
   }
   stateio_image img;
   if( cli_open_log(in, &img, 0) ) return CLI_ERROR;
-  if( stateio_image_size(&img) > 0 && !logio_starts_with_record(&img) ){
-    cli_error("salvage: '%s' does not begin with a log record: it may not be a stateio log", in);
+  if( stateio_image_size(&img) > 0 && !logio_holds_record(&img) ){
+    cli_error("salvage: no block of '%s' holds a log record: it may not be a stateio log", in);
   }
 
   size_t tlen = strlen(out) + sizeof(".salvage.tmp");

@@ -147,8 +147,8 @@ int cli_open_log(const char *path, stateio_image *img, int must_be_log){
     cli_error("cannot open '%s': %s", path, cli_strstatus(rc));
     return CLI_ERROR;
   }
-  if( must_be_log && stateio_image_size(img) > 0 && !logio_starts_with_record(img) ){
-    cli_error("'%s' is not a stateio log (it does not begin with a log record)", path);
+  if( must_be_log && stateio_image_size(img) > 0 && !logio_holds_record(img) ){
+    cli_error("'%s' is not a stateio log (no block of it holds a log record)", path);
     stateio_close_image(img);
     return CLI_ERROR;
   }

@@ -31,13 +31,9 @@ void sioImageClose(SioImage *p){
 }
 
 int sioImageCheck(const stateio_image *img){
-  uint64_t start, end;
-  int rc;
-  if( stateio_image_size(img)==0 || logio_starts_with_record(img) ) return STATEIO_OK;
-  /* A damaged first record: still a log if a complete entry follows. */
-  rc = logio_rewind(img, stateio_image_size(img), &start, &end);
-  if( rc==STATEIO_DONE ) return STATEIO_NOTLOG;
-  return rc;
+  /* A damaged first record, or a whole first block destroyed: still a log. */
+  if( stateio_image_size(img)==0 || logio_holds_record(img) ) return STATEIO_OK;
+  return STATEIO_NOTLOG;
 }
 
 int sioImageOpen(const char *zPath, const char *zName, SioImage *pImg, char **pzErr){

@@ -301,19 +301,25 @@ static void bad_begin(logio_reader *r, uint64_t off, const char *why){
   r->bad.entry_start = LOGIO_NO_ENTRY;
 }
 
-/* The region's first entry begins at start; head[0..n) its first payload bytes. */
-static void bad_entry(logio_reader *r, uint64_t start, const unsigned char *head, size_t n){
+/*
+** The region's first entry begins at start; head[0..n) its first payload
+** bytes, proven (by a checksum) or as they stand.
+*/
+static void bad_entry(logio_reader *r, uint64_t start, const unsigned char *head, size_t n,
+                      int proven){
   r->bad.entry_start = start;
   if( n > sizeof(r->bad.head) ) n = sizeof(r->bad.head);
   if( head ) memcpy(r->bad.head, head, n);
   r->bad.head_len = head ? n : 0;
+  r->bad.head_proven = head && proven;
 }
 
 /* The entry being assembled is broken: a region begins at its start. */
 static void bad_assembling(logio_reader *r, const char *why){
   int opens = !r->have_bad;
   bad_begin(r, r->ent_start, why);
-  if( opens ) bad_entry(r, r->ent_start, r->verify_only ? NULL : r->ent, r->ent_len);
+  /* What was assembled came from valid records. */
+  if( opens ) bad_entry(r, r->ent_start, r->verify_only ? NULL : r->ent, r->ent_len, 1);
 }
 
 /* A record [pos, end) of type LAST that closes the entry starting at start. */
@@ -338,7 +344,8 @@ static void damaged_record(logio_reader *r, const sio_block *b, const sio_resync
     if( opens && rs->plausible && (h->type == LOGIO_FULL || h->type == LOGIO_FIRST) ){
       size_t avail = (size_t)(b->base + b->n - pos);
       avail = avail > HEADER ? avail - HEADER : 0;
-      bad_entry(r, pos, h->payload, h->len < avail ? h->len : avail);
+      /* Its payload is the one written only if its checksum proves it (rules 1 and 2). */
+      bad_entry(r, pos, h->payload, h->len < avail ? h->len : avail, rs->proven);
       if( h->type == LOGIO_FULL && !rs->truncated ){
         r->bad.complete = 1;
         r->bad.entry_end = pos + HEADER + h->len;
@@ -636,6 +643,22 @@ int logio_starts_with_record(const stateio_image *img){
   }
   logio_reader_close(r);
   return ok;
+}
+
+int logio_holds_record(const stateio_image *img){
+  if( logio_starts_with_record(img) ) return 1;
+  uint64_t total = stateio_image_size(img);
+  if( total <= BLOCK ) return 0;
+  logio_reader *r;
+  if( logio_reader_open(&r, img, 0) ) return 0;
+  int found = 0;
+  for(uint64_t q = BLOCK; !found && q < total; q += BLOCK){
+    sio_block b;
+    if( block_at(r, q, total, &b) != STATEIO_OK ) break;
+    found = sio_block_has_record(&b, q);
+  }
+  logio_reader_close(r);
+  return found;
 }
 
 /* ------------------------------------------------------------ rewind */

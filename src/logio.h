@@ -126,8 +126,10 @@ const char *logio_reader_problem(const logio_reader *r);
 ** What the reader knows of the damaged region it reported last: whether
 ** its first entry is complete (all of its records present to their full
 ** length: a FULL record, or FIRST ... LAST), where that entry starts and
-** ends, and its first payload bytes as they stand (unverified: the kind and
-** epoch a state entry would have).
+** ends, and its first payload bytes (the kind and epoch a state entry would
+** have): proven, when a checksum proves the record that holds them (a
+** valid record, or a damaged one whose checksum proves it, resync.c's rules
+** 1 and 2), else as they stand, which one damaged byte may have changed.
 */
 typedef struct logio_damage {
   int complete;
@@ -135,6 +137,7 @@ typedef struct logio_damage {
   uint64_t entry_end;      /* when complete */
   unsigned char head[9];
   size_t head_len;
+  int head_proven;         /* head[] is as written */
 } logio_damage;
 void logio_reader_damage(const logio_reader *r, logio_damage *d);
 
@@ -180,6 +183,14 @@ int logio_rewind(const stateio_image *img, uint64_t limit,
 ** file that is not a log at all. Images of 1..4 bytes are not logs.
 */
 int logio_starts_with_record(const stateio_image *img);
+
+/*
+** Whether the image holds anything of a log: it begins as one, or a later
+** block holds a record (a log whose first block was destroyed, zeroed say,
+** is a damaged log, not another kind of file). What "not a stateio log"
+** (STATEIO_NOTLOG) means. O(file) for a file that is not a log.
+*/
+int logio_holds_record(const stateio_image *img);
 
 #ifdef __cplusplus
 }

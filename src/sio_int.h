@@ -170,7 +170,7 @@ int sio_writer_open_named(struct stateio_writer **pp, int fd, int file,
 ** whatever lies past *end is a torn tail, to be cut before appending.
 ** *start_at: where the next entry must begin (*end, or the next block
 ** boundary after a damaged last entry: zero padding goes in between).
-** STATEIO_NOTLOG when img holds nothing of a log; SIO_CORRUPT_* when the end of
+** STATEIO_NOTLOG when img holds nothing of a log; STATEIO_CORRUPT_* when the end of
 ** the log cannot say which epoch is current.
 */
 struct stateio_image;

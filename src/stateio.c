@@ -124,7 +124,8 @@ int stateio_read_epoch(const stateio_image *img, uint64_t epoch, stateio_state *
 ** O(that entry), not O(file)), and what lies after it, read forward:
 ** nothing, a torn tail (the end of the log), or damage that is not torn
 ** (logio.c's region_is_torn() decides). A damaged last entry that is a
-** complete update of the current epoch, and the only thing after the last
+** complete update of the current epoch (its kind and epoch proven by a
+** checksum, not read from damaged bytes), and the only thing after the last
 ** good entry, leaves the current epoch as it is: readers report it as a
 ** damaged region at the end of the epoch's updates. Any other damage at
 ** the end might hide a snapshot, so the current epoch is not known:
@@ -174,7 +175,14 @@ static int find_tail(const stateio_image *img, log_tail *t){
   }else if( rc != STATEIO_DONE ){
     return rc;
   }else if( !logio_starts_with_record(img) ){
-    return STATEIO_NOTLOG;       /* nothing of a log: not ours to truncate */
+    if( !logio_holds_record(img) ) return STATEIO_NOTLOG;   /* nothing of a log: not ours to truncate */
+    /*
+    ** Records of a log, but no complete entry, and the file does not begin
+    ** as a log: damage from offset 0, never a torn tail (that would be a
+    ** first append cut short, which begins the file with its record).
+    */
+    t->bad_offset = 0;
+    return STATEIO_CORRUPT_LOG;
   }
   if( t->end == total ) return STATEIO_OK;
 
@@ -204,9 +212,14 @@ static int find_tail(const stateio_image *img, log_tail *t){
       if( at_region ){
         logio_damage d;
         logio_reader_damage(r, &d);
+        /*
+        ** Only a kind and epoch the checksum proves: one damaged byte
+        ** turns a snapshot's kind into an update's, and its prev_epoch
+        ** reads as the current epoch.
+        */
         int last_update = d.complete && d.entry_start == region.offset && d.entry_end == total
-                       && d.head_len == STATEIO_ENTRY_HEADER && d.head[0] == STATEIO_UPDATE
-                       && sio_get64(d.head + 1) == t->epoch;
+                       && d.head_proven && d.head_len == STATEIO_ENTRY_HEADER
+                       && d.head[0] == STATEIO_UPDATE && sio_get64(d.head + 1) == t->epoch;
         if( last_update ){
           t->end = total;
           t->damaged_end = 1;

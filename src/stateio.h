@@ -26,8 +26,10 @@
 **    that finds the lock free: never half a transaction.
 **  - Damage in the middle of the log is never truncated. Readers report it
 **    (offset and length) and can go on past it.
-**  - A non-empty file with no complete entry and no valid record at offset 0
-**    is STATEIO_NOTLOG: never truncated, never written to.
+**  - A non-empty file in which no block holds a log record is
+**    STATEIO_NOTLOG: never truncated, never written to. One that holds
+**    records but no complete entry, and does not begin with a record, is
+**    damaged from offset 0 (STATEIO_CORRUPT_LOG), never a torn tail.
 */
 #ifndef STATEIO_STATEIO_H
 #define STATEIO_STATEIO_H
@@ -46,7 +48,7 @@ enum {
   STATEIO_CORRUPT_LOG,    /* a damaged region of the block log (bad record, broken sequence) */
   STATEIO_CORRUPT_ENTRY,  /* a complete block-log entry that is not a valid state entry */
   STATEIO_TORN,           /* incomplete or invalid bytes after the last complete entry */
-  STATEIO_NOTLOG,         /* the file does not start with a valid record: not a stateio log */
+  STATEIO_NOTLOG,         /* no block of the file holds a log record: not a stateio log */
   STATEIO_IOERR,          /* a system call failed; errno says why */
   STATEIO_NOMEM,          /* out of memory */
   STATEIO_BUSY,           /* another open file description holds the log's write lock */
@@ -285,7 +287,7 @@ int stateio_scan_open(stateio_scan **pp, const stateio_image *img,
 **   STATEIO_DONE          the end of the log; a torn tail, if any, is given by
 **                     stateio_scan_torn()
 **   STATEIO_IOERR / STATEIO_NOMEM / STATEIO_TOOBIG  the scan cannot go on
-** After SIO_CORRUPT_* the next call goes on past the entry or region.
+** After STATEIO_CORRUPT_* the next call goes on past the entry or region.
 ** e->data is valid until the next call.
 */
 int stateio_scan_next(stateio_scan *s, stateio_entry *e);
@@ -336,7 +338,7 @@ typedef struct stateio_writer stateio_writer;
 ** through PATH-commit.tmp and a rename, the directory synced).
 ** STATEIO_IOERR with errno for an unopenable path, or (STATEIO_CREATE with
 ** STATEIO_SYNC) when the new file's directory cannot be synced;
-** STATEIO_NOTLOG / SIO_CORRUPT_* are reported by the first append if the file
+** STATEIO_NOTLOG / STATEIO_CORRUPT_* are reported by the first append if the file
 ** is not a healthy log.
 */
 int stateio_writer_open(stateio_writer **pp, const char *path, int flags);
@@ -533,7 +535,7 @@ typedef struct stateio_compact_info {
 ** write lock is held meanwhile: STATEIO_BUSY if a writer holds it.
 ** Writers and readers that have the old file open notice the new one (its
 ** link count is 0) when they next lock or take an image. Damage in the
-** kept epochs: SIO_CORRUPT_* and nothing changes (info->bad_offset says
+** kept epochs: STATEIO_CORRUPT_* and nothing changes (info->bad_offset says
 ** where). On any error info->errfile names the file (STATEIO_FILE_LOG,
 ** _COMMIT, _COMPACT for PATH.compact, _DIR). The test hooks are also
 ** called with op "compact:written", "compact:synced", "compact:commit"

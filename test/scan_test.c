@@ -25,6 +25,7 @@
 
 #define BLK    ((uint64_t)LOGIO_BLOCK)
 #define HDR    LOGIO_HEADER
+#define SUM    0             /* where a record header's checksum is */
 #define EHDR   STATEIO_ENTRY_HEADER
 
 static char tmpdir[256];
@@ -428,10 +429,13 @@ static void test_end(void){
 
 /*
 ** Restore over a damaged last entry: a complete update of the current
-** epoch is reported at the end of its updates; a snapshot, or an entry the
-** damage hides, fails restore naming it; never an older epoch as current.
-** A writer appends after a damaged last update (never cutting it), in the
-** next block, and refuses to append after what it cannot tell.
+** epoch whose kind and epoch a checksum proves (the damage is in its
+** record's header) is reported at the end of its updates; one whose
+** payload is damaged may be a snapshot with its kind byte changed, so
+** restore fails naming it, as for a snapshot or an entry naming another
+** epoch: never an older epoch as current. A writer appends after the first
+** (never cutting it), in the next block, and refuses to append after what
+** it cannot tell.
 */
 static void test_restore_end(void){
   char want[320];
@@ -441,23 +445,26 @@ static void test_restore_end(void){
   m_update(&m, 30, 3);
   m_update(&m, 40, 4);
   uint64_t E = m.e[1].start, s = m.e[3].start;
-  m.p[s + HDR + EHDR + 10] ^= 0xff;            /* a data byte of the last update */
   stateio_image img = mem(m.p, m.n);
+  m.p[s + SUM] ^= 0xff;                     /* its checksum field: the payload is proven */
   snprintf(want, sizeof(want), "epoch %llu end %llu torn 0\nupdate %llu\ncorrupt %llu %llu\ndone\n",
            (unsigned long long)E, (unsigned long long)m.n, (unsigned long long)m.e[2].start,
            (unsigned long long)s, (unsigned long long)m.n);
-  expect_restore("damaged last update", &img, want);
+  expect_restore("damaged last update (its checksum field)", &img, want);
+  m.p[s + SUM] ^= 0xff;
+  m.p[s + HDR + EHDR + 10] ^= 0xff;            /* a data byte: nothing proves its kind */
+  snprintf(want, sizeof(want), "error corrupt log at %llu\n", (unsigned long long)s);
+  expect_restore("damaged last update (a data byte)", &img, want);
   m.p[s + HDR + EHDR + 10] ^= 0xff;
   m.p[s + HDR + 2] ^= 0xff;                    /* its epoch field: not the current epoch's */
-  snprintf(want, sizeof(want), "error corrupt log at %llu\n", (unsigned long long)s);
   expect_restore("damaged last update naming another epoch", &img, want);
   m.p[s + HDR + 2] ^= 0xff;
 
-  /* The writer: after a damaged last update it appends; after the other, it refuses. */
+  /* The writer: after a proven damaged last update it appends; after the others, it refuses. */
   char path[300];
   snprintf(path, sizeof(path), "%s/end.log", tmpdir);
-  for(int variant = 0; variant < 2; variant++){
-    uint64_t at = variant == 0 ? s + HDR + EHDR + 10 : s + HDR + 2;
+  for(int variant = 0; variant < 3; variant++){
+    uint64_t at = variant == 0 ? s + SUM : variant == 1 ? s + HDR + EHDR + 10 : s + HDR + 2;
     m.p[at] ^= 0xff;
     FILE *f = fopen(path, "wb");
     CHECK(f && fwrite(m.p, 1, m.n, f) == m.n && fclose(f) == 0);
@@ -480,12 +487,29 @@ static void test_restore_end(void){
       stateio_close_image(&fimg);
     }else{
       CHECK_MSG(rc == STATEIO_CORRUPT_LOG && (uint64_t)st.st_size == m.n,
-                "writer refuses a log whose current epoch the damage hides: %s, size %lld",
-                stateio_errstr(rc), (long long)st.st_size);
+                "writer refuses a log whose current epoch the damage hides (variant %d): %s, size %lld",
+                variant, stateio_errstr(rc), (long long)st.st_size);
     }
     m.p[at] ^= 0xff;
   }
   unlink(path);
+
+  /*
+  ** A last snapshot whose kind byte is damaged into an update's: its
+  ** prev_epoch reads as the current epoch, so it looks like an update of
+  ** it (fuzz_stateio found this). An error naming it, not the epoch before.
+  */
+  m_reset(&m);
+  m_update(&m, 20, 1);
+  m_snapshot(&m, 50, 2);
+  m_update(&m, 30, 3);
+  m_snapshot(&m, 40, 4);
+  s = m.e[3].start;
+  CHECK(m.p[s + HDR] == STATEIO_SNAPSHOT);
+  m.p[s + HDR] = STATEIO_UPDATE;
+  img = mem(m.p, m.n);
+  snprintf(want, sizeof(want), "error corrupt log at %llu\n", (unsigned long long)s);
+  expect_restore("last snapshot damaged into an update of the current epoch", &img, want);
 
   /* The damaged current snapshot, last: an error naming it. */
   m_reset(&m);
@@ -495,6 +519,59 @@ static void test_restore_end(void){
   img = mem(m.p, m.n);
   snprintf(want, sizeof(want), "error corrupt log at %llu\n", (unsigned long long)m.e[1].start);
   expect_restore("damaged last snapshot", &img, want);
+  m_reset(&m);
+}
+
+/*
+** What is a log: a file in which no block holds a record is not one
+** (STATEIO_NOTLOG); one whose first block was destroyed is a damaged log,
+** read from its first good block; one with records but no complete entry
+** that does not begin with a record is damaged from 0, never a torn tail
+** (which a writer would cut, to nothing).
+*/
+static void test_what_is_a_log(void){
+  char want[320];
+  mlog m = {0};
+  m_update(&m, 20, 1);
+  m_snapshot(&m, 30000, 2);                    /* ends in block 0 */
+  m_update(&m, 20000, 3);                      /* crosses into block 1 */
+  m_snapshot(&m, 100, 4);                      /* the current epoch, in block 1 */
+  m_update(&m, 30, 5);
+  uint64_t S = m.e[3].start;
+  CHECK(S > BLK && m.e[2].start < BLK);
+  memset(m.p, 0, BLK);                         /* the first block zeroed */
+  stateio_image img = mem(m.p, m.n);
+  CHECK(logio_holds_record(&img) && !logio_starts_with_record(&img));
+  char region[64];
+  snprintf(want, sizeof(want), "epoch %llu end %llu torn 0\nupdate %llu\ndone\n", (unsigned long long)S,
+           (unsigned long long)m.n, (unsigned long long)m.e[4].start);
+  /* One region: block 0 and the rest of the entry that began in it. */
+  snprintf(region, sizeof(region), "0 %llu ", (unsigned long long)m.e[2].end);
+  for(int garbage = 0; garbage < 2; garbage++){
+    /* Zeros, then garbage (no byte of it a record). */
+    if( garbage ) for(uint64_t i = 0; i < BLK; i++) m.p[i] = (unsigned char)(i * 131 + 7);
+    const char *ctx = garbage ? "the first block garbage" : "the first block zeroed";
+    expect_restore(ctx, &img, want);
+    char *got = problems(&img);
+    CHECK_MSG(strncmp(got, region, strlen(region)) == 0, "%s: stateio_check lists\n%s", ctx, got);
+    free(got);
+  }
+
+  /* No complete entry: only the tail of one, in block 1, after a destroyed block 0. */
+  m_reset(&m);
+  m_update(&m, 40000, 1);                      /* FIRST in block 0, LAST in block 1 */
+  memset(m.p, 0xee, BLK);
+  img = mem(m.p, m.n);
+  stateio_state st;
+  int rc = stateio_restore(&img, &st);
+  CHECK_MSG(rc == STATEIO_CORRUPT_LOG && st.bad_offset == 0, "records but no entry: damaged from 0 (%s at %llu)",
+            stateio_errstr(rc), (unsigned long long)st.bad_offset);
+  stateio_state_clear(&st);
+  /* Nothing of a log in any block. */
+  memset(m.p + BLK, 0xee, m.n - BLK);
+  rc = stateio_restore(&img, &st);
+  CHECK_MSG(rc == STATEIO_NOTLOG && !logio_holds_record(&img), "no record anywhere: not a log (%s)", stateio_errstr(rc));
+  stateio_state_clear(&st);
   m_reset(&m);
 }
 
@@ -691,6 +768,7 @@ int main(void){
   test_unprovable();
   test_end();
   test_restore_end();
+  test_what_is_a_log();
   test_chain();
   test_scan();
   test_parallel();
