@@ -257,7 +257,7 @@ valgrind: $(CTESTS)
 BENCH_ARGS ?=
 
 build/bench: bench/bench.c build/libstateio.a $(LIB_HDR) | build $(PKG_STEP)
-	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -o $@ bench/bench.c build/libstateio.a $(LDLIBS) -lsqlite3 -lm
+	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -DBENCH_CFLAGS='"$(CFLAGS)"' -o $@ bench/bench.c build/libstateio.a $(LDLIBS) -lsqlite3 -lm -lpthread
 
 .PHONY: bench
 bench: all build/bench

@@ -28,8 +28,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1011,38 +1013,168 @@ static void figure6(void){
 
 /* ------------------------------------------------------------ machine */
 
-static void print_machine(void){
-  char line[512], model[256] = "?";
+/* The value of the first "key : value" line of /proc/cpuinfo, or "?". */
+static void cpuinfo_value(const char *key, char *out, size_t len){
+  char line[512];
+  snprintf(out, len, "?");
   FILE *f = fopen("/proc/cpuinfo", "r");
+  if( !f ) return;
+  size_t k = strlen(key);
+  while( fgets(line, sizeof line, f) ){
+    if( strncmp(line, key, k) == 0 && (line[k] == ' ' || line[k] == '\t' || line[k] == ':') ){
+      char *p = strchr(line, ':');
+      if( p ){
+        p++;
+        while( *p == ' ' || *p == '\t' ) p++;
+        p[strcspn(p, "\n")] = 0;
+        snprintf(out, len, "%s", p);
+      }
+      break;
+    }
+  }
+  fclose(f);
+}
+
+/* Distinct "physical id" values of /proc/cpuinfo (sockets); 0 when absent. */
+static int cpu_sockets(void){
+  char line[256];
+  int ids[64], n = 0;
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if( !f ) return 0;
+  while( fgets(line, sizeof line, f) ){
+    int id;
+    if( sscanf(line, "physical id : %d", &id) == 1 ){
+      int seen = 0;
+      for(int i = 0; i < n; i++) if( ids[i] == id ) seen = 1;
+      if( !seen && n < 64 ) ids[n++] = id;
+    }
+  }
+  fclose(f);
+  return n;
+}
+
+static const char *fs_type_name(unsigned long t){
+  switch( t ){
+    case 0xEF53: return "ext2/3/4";
+    case 0x58465342: return "xfs";
+    case 0x9123683E: return "btrfs";
+    case 0x01021994: return "tmpfs";
+    case 0x794C7630: return "overlayfs";
+    case 0x6969: return "nfs";
+    case 0x2FC12FC1: return "zfs";
+    case 0xF2F52010: return "f2fs";
+    case 0x65735546: return "fuse";
+    default: return "?";
+  }
+}
+
+/*
+** The filesystem of the bench directory: its mount (the /proc/mounts entry
+** whose mount point is the longest prefix of the directory's real path),
+** that is its device, type and options, and statfs's magic number.
+*/
+static void print_fs(void){
+  char line[4096], dev[1024] = "?", type[64] = "?", opts[1024] = "", best[PATH_MAX] = "";
+  size_t best_len = 0;
+  FILE *f = fopen("/proc/mounts", "r");
   if( f ){
     while( fgets(line, sizeof line, f) ){
-      if( strncmp(line, "model name", 10) == 0 ){
-        char *p = strchr(line, ':');
-        if( p ){ p += 1 + (p[1] == ' '); p[strcspn(p, "\n")] = 0; snprintf(model, sizeof model, "%s", p); }
-        break;
+      char d[1024], m[PATH_MAX], t[64], o[1024];
+      if( sscanf(line, "%1023s %4095s %63s %1023s", d, m, t, o) != 4 ) continue;
+      size_t k = strlen(m);
+      int prefix = strcmp(m, "/") == 0
+                || (strncmp(dir, m, k) == 0 && (dir[k] == '/' || dir[k] == 0));
+      if( prefix && (strcmp(m, "/") == 0 ? 1 : k) >= best_len ){
+        best_len = strcmp(m, "/") == 0 ? 1 : k;
+        snprintf(dev, sizeof dev, "%s", d);
+        snprintf(type, sizeof type, "%s", t);
+        snprintf(opts, sizeof opts, "%s", o);
+        snprintf(best, sizeof best, "%s", m);
       }
     }
     fclose(f);
   }
+  struct statfs sf;
+  unsigned long magic = 0;
+  double size_gib = 0, free_gib = 0;
+  if( statfs(dir, &sf) == 0 ){
+    magic = (unsigned long)sf.f_type;
+    size_gib = (double)sf.f_blocks * sf.f_bsize / (MiB * 1024);
+    free_gib = (double)sf.f_bavail * sf.f_bsize / (MiB * 1024);
+  }
+  printf("filesystem: %s on %s (mounted on %s, %s; statfs type 0x%lx %s), %.0f GiB, %.0f GiB free\n",
+         type, dev, best[0] ? best : "?", opts[0] ? opts : "?", magic, fs_type_name(magic),
+         size_gib, free_gib);
+  /* The block device, when it is one: rotational or not, and its model. */
+  const char *base = strrchr(dev, '/');
+  if( strncmp(dev, "/dev/", 5) == 0 && base ){
+    char p[PATH_MAX], model[256] = "", rot[16] = "";
+    snprintf(p, sizeof p, "/sys/class/block/%s/queue/rotational", base + 1);
+    FILE *g = fopen(p, "r");
+    if( g ){ if( !fgets(rot, sizeof rot, g) ) rot[0] = 0; fclose(g); }
+    snprintf(p, sizeof p, "/sys/class/block/%s/device/model", base + 1);
+    g = fopen(p, "r");
+    if( g ){ if( !fgets(model, sizeof model, g) ) model[0] = 0; fclose(g); }
+    model[strcspn(model, "\n")] = 0;
+    rot[strcspn(rot, "\n")] = 0;
+    if( rot[0] || model[0] ){
+      printf("device: %s%s%s%s\n", base + 1, rot[0] ? (rot[0] == '0' ? ", queue/rotational 0" : ", queue/rotational 1") : "",
+             model[0] ? ", model " : "", model);
+    }
+  }
+}
+
+#ifdef __clang__
+# define BENCH_CC "clang " __clang_version__
+#elif defined(__GNUC__)
+# define BENCH_CC "gcc " __VERSION__
+#else
+# define BENCH_CC "unknown compiler"
+#endif
+#ifndef BENCH_CFLAGS
+# define BENCH_CFLAGS "?"
+#endif
+
+static void load_avg(char *out, size_t len){
+  snprintf(out, len, "?");
+  FILE *f = fopen("/proc/loadavg", "r");
+  if( !f ) return;
+  double a, b, c;
+  if( fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3 ) snprintf(out, len, "%.2f %.2f %.2f", a, b, c);
+  fclose(f);
+}
+
+static void print_machine(void){
+  char model[256], cores[32], siblings[32], mhz[32], line[256];
+  cpuinfo_value("model name", model, sizeof model);
+  cpuinfo_value("cpu cores", cores, sizeof cores);
+  cpuinfo_value("siblings", siblings, sizeof siblings);
+  cpuinfo_value("cpu MHz", mhz, sizeof mhz);
   long mem_kib = 0;
-  f = fopen("/proc/meminfo", "r");
+  FILE *f = fopen("/proc/meminfo", "r");
   if( f ){
     while( fgets(line, sizeof line, f) ){
       if( sscanf(line, "MemTotal: %ld kB", &mem_kib) == 1 ) break;
     }
     fclose(f);
   }
-  printf("machine: %ld cpus (nproc), %s, %.1f GiB memory\n",
-         sysconf(_SC_NPROCESSORS_ONLN), model, mem_kib / MiB);
-  printf("sqlite %s; bench dir %s:\n", sqlite3_libversion(), dir);
-  fflush(stdout);
-  char cmd[PATH_MAX + 32];
-  snprintf(cmd, sizeof cmd, "df -T '%s'", dir);
-  f = popen(cmd, "r");
-  if( f ){
-    while( fgets(line, sizeof line, f) ) printf("  %s", line);
-    pclose(f);
-  }
+  time_t t = time(NULL);
+  char date[64], load[64];
+  strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %Z", localtime(&t));
+  load_avg(load, sizeof load);
+  struct utsname u;
+  if( uname(&u) != 0 ) memset(&u, 0, sizeof u);
+  int sockets = cpu_sockets();
+  printf("date: %s; load average %s\n", date, load);
+  printf("cpu: %s, %ld online cpus (%d socket%s, %s cores and %s threads per socket), %s MHz\n",
+         model, sysconf(_SC_NPROCESSORS_ONLN), sockets, sockets == 1 ? "" : "s",
+         cores, siblings, mhz);
+  printf("memory: %.1f GiB\n", mem_kib / MiB);
+  printf("kernel: %s %s %s\n", u.sysname, u.release, u.machine);
+  printf("bench dir: %s\n", dir);
+  print_fs();
+  printf("sqlite: %s (compiled against %s); stateio %s; compiler: %s, %s\n",
+         sqlite3_libversion(), SQLITE_VERSION, stateio_version(), BENCH_CC, BENCH_CFLAGS);
   printf("reps %d (median), rows %ld x 100 B, %ld x 10 KiB, %ld durable appends, "
          "%ld epochs of ~1 MiB, table %ld MiB%s\n",
          opt.reps, opt.rows, opt.big_rows, opt.durable, opt.epochs, opt.table_mib,
