@@ -48,17 +48,25 @@
 
 static struct {
   int reps;
+  int reps_given;     /* --reps was given */
   int quick;
   long rows;          /* figures 1, 2a: number of 100-byte updates */
   long big_rows;      /* figure 2b: number of 10 KiB updates */
   long durable;       /* figure 3: autocommit appends */
-  long epochs;        /* figure 4/5: epochs of the big log (1 MiB each) */
+  long txns;          /* figure 7: durable transactions */
+  long epochs;        /* figures 4-6, 8-11: epochs of the big log (1 MiB each) */
   long table_mib;     /* figure 5: size of the ordinary SQLite table */
+  long small;         /* figure 12: small entries (100 B updates) */
   const char *dir;
   const char *ext;
+  const char *tool;   /* the command-line tool */
   const char *only;   /* comma-separated figure numbers, NULL for all */
   int keep;
-} opt = { 5, 0, 1000000, 100000, 2000, 1000, 256, NULL, "./stateio.so", NULL, 0 };
+} opt = {
+  .reps = 5, .rows = 1000000, .big_rows = 100000, .durable = 2000, .txns = 1000,
+  .epochs = 1000, .table_mib = 256, .small = 1000000,
+  .ext = "./stateio.so", .tool = "./build/stateio",
+};
 
 static char ext_path[PATH_MAX];
 static int have_ext;                 /* the extension loads */
@@ -128,21 +136,29 @@ static void fill_random(unsigned char *p, size_t n, uint64_t seed){
   }
 }
 
+/* DIR/name, in memory that lives as long as the program (a few dozen calls). */
 static char *path_in(const char *name){
-  static char bufs[8][PATH_MAX + 64];
-  static int k;
-  char *b = bufs[k++ % 8];
-  snprintf(b, sizeof bufs[0], "%.*s/%.48s", PATH_MAX - 1, dir, name);
+  size_t n = strlen(dir) + strlen(name) + 2;
+  char *b = malloc(n);
+  if( !b ) die("out of memory");
+  snprintf(b, n, "%s/%s", dir, name);
   return b;
 }
 
-/* Remove a file and SQLite's companions of it. */
+/*
+** Remove a file and its companions: SQLite's (-wal, -shm, -journal), the
+** log's commit file (-commit, -commit.tmp), compaction's, mirror's and
+** salvage's temporary files (.compact, .tmp, .salvage.tmp).
+*/
 static void rm_file(const char *path){
-  char b[PATH_MAX + 8];
+  static const char *const sfx[] = { "-wal", "-shm", "-journal", "-commit", "-commit.tmp",
+                                     ".compact", ".tmp", ".salvage.tmp" };
+  char b[PATH_MAX + 16];
   unlink(path);
-  snprintf(b, sizeof b, "%s-wal", path); unlink(b);
-  snprintf(b, sizeof b, "%s-shm", path); unlink(b);
-  snprintf(b, sizeof b, "%s-journal", path); unlink(b);
+  for(size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++){
+    snprintf(b, sizeof b, "%s%s", path, sfx[i]);
+    unlink(b);
+  }
 }
 
 static uint64_t file_size(const char *path){
@@ -170,6 +186,78 @@ static uint64_t read_file(const char *path){
   }
   close(fd);
   return total;
+}
+
+/*
+** The `cp` peer: read() [off, off+len) of src in 1 MiB chunks, write() it to
+** a new file dst, fsync. Returns the seconds it took (dst is left in place).
+*/
+static double copy_file(const char *src, uint64_t off, uint64_t len, const char *dst){
+  static unsigned char *buf;
+  if( !buf && !(buf = malloc(1 << 20)) ) die("out of memory");
+  rm_file(dst);
+  double t0 = now();
+  int in = open(src, O_RDONLY | O_CLOEXEC);
+  if( in < 0 ) die("open %s: %s", src, strerror(errno));
+  int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if( out < 0 ) die("create %s: %s", dst, strerror(errno));
+  if( lseek(in, (off_t)off, SEEK_SET) < 0 ) die("lseek %s: %s", src, strerror(errno));
+  uint64_t left = len;
+  while( left > 0 ){
+    size_t want = left < (1 << 20) ? (size_t)left : (1 << 20);
+    ssize_t n = read(in, buf, want);
+    if( n < 0 ){ if( errno == EINTR ) continue; die("read %s: %s", src, strerror(errno)); }
+    if( n == 0 ) die("%s ends before %" PRIu64, src, off + len);
+    for(ssize_t done = 0; done < n; ){
+      ssize_t w = write(out, buf + done, (size_t)(n - done));
+      if( w < 0 ){ if( errno == EINTR ) continue; die("write %s: %s", dst, strerror(errno)); }
+      done += w;
+    }
+    left -= (uint64_t)n;
+  }
+  if( fsync(out) != 0 ) die("fsync %s: %s", dst, strerror(errno));
+  close(in);
+  close(out);
+  return now() - t0;
+}
+
+/* ------------------------------------------------------------ the tool (build/stateio) */
+
+static char tool_path[PATH_MAX];
+static int have_tool;
+
+/*
+** Run the tool as a child process: argv (argv[0] is replaced by the tool's
+** path), stdout to /dev/null, stderr to DIR/tool.err. Returns the seconds
+** from fork to its exit; dies unless it exits with `expect`.
+*/
+static double run_tool(const char **argv, int expect){
+  const char *err = path_in("tool.err");
+  fflush(stdout);
+  fflush(stderr);
+  double t0 = now();
+  pid_t pid = fork();
+  if( pid < 0 ) die("fork: %s", strerror(errno));
+  if( pid == 0 ){
+    int dn = open("/dev/null", O_RDWR);
+    int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if( dn < 0 || fe < 0 || dup2(dn, 0) < 0 || dup2(dn, 1) < 0 || dup2(fe, 2) < 0 ) _exit(127);
+    argv[0] = tool_path;
+    execv(tool_path, (char**)argv);
+    _exit(127);
+  }
+  int status;
+  if( waitpid(pid, &status, 0) < 0 ) die("waitpid: %s", strerror(errno));
+  double t = now() - t0;
+  if( !WIFEXITED(status) || WEXITSTATUS(status) != expect ){
+    char msg[1024] = "";
+    FILE *f = fopen(err, "r");
+    if( f ){ size_t n = fread(msg, 1, sizeof msg - 1, f); msg[n] = 0; fclose(f); }
+    die("%s %s %s: exit status %d (expected %d): %s", tool_path, argv[1], argv[2] ? argv[2] : "",
+        WIFEXITED(status) ? WEXITSTATUS(status) : -1, expect, msg);
+  }
+  unlink(err);
+  return t;
 }
 
 /* ------------------------------------------------------------ SQL helpers */
@@ -288,6 +376,31 @@ static void rate_row(const char *fig, double s, double p, const char *unit,
   }
 }
 
+/*
+** A time row: stateio's time against the peer's, the ratio of the times
+** (lower is better) <= max_ratio (0: informative).
+*/
+static void fmt_time(char *out, size_t len, double t){
+  if( t < 1e-3 ) snprintf(out, len, "%.1f us", t * 1e6);
+  else if( t < 1 ) snprintf(out, len, "%.3f ms", t * 1e3);
+  else snprintf(out, len, "%.2f s", t);
+}
+
+static void time_row(const char *fig, double ts, double tp, double max_ratio){
+  row *r = add_row(fig);
+  fmt_time(r->st, sizeof r->st, ts);
+  fmt_time(r->peer, sizeof r->peer, tp);
+  double q = ts / tp;
+  snprintf(r->ratio, sizeof r->ratio, "%.3fx", q);
+  if( max_ratio > 0 ){
+    snprintf(r->target, sizeof r->target, "<= %.2fx", max_ratio);
+    snprintf(r->met, sizeof r->met, "%s", q <= max_ratio ? "yes" : "NO");
+  }else{
+    snprintf(r->target, sizeof r->target, "(info)");
+    snprintf(r->met, sizeof r->met, "-");
+  }
+}
+
 static void print_table(void){
   int w[6] = { 6, 7, 4, 5, 6, 4 };
   const char *hd[6] = { "figure", "stateio", "peer", "ratio", "target", "met?" };
@@ -322,8 +435,7 @@ static void print_table(void){
 typedef double (*measure_fn)(void *arg);
 typedef struct meas { const char *what; measure_fn fn; void *arg; double med; } meas;
 
-static void measure_all(meas *m, int k, int mult){
-  int n = opt.reps * mult;
+static void measure_n(meas *m, int k, int n){
   double *v = malloc(sizeof(double) * (size_t)(n * k));
   if( !v ) die("out of memory");
   for(int j = 0; j < k; j++) m[j].fn(m[j].arg);          /* warm-up */
@@ -337,9 +449,26 @@ static void measure_all(meas *m, int k, int mult){
     double *w = v + j * n, lo = w[0], hi = w[0];
     for(int i = 1; i < n; i++){ if( w[i] < lo ) lo = w[i]; if( w[i] > hi ) hi = w[i]; }
     m[j].med = median(w, n);
-    note("  %-46s median %9.4f s  (min %.4f, max %.4f, n=%d)\n", m[j].what, m[j].med, lo, hi, n);
+    if( m[j].med < 0.01 ){
+      note("  %-46s median %9.4f ms (min %.4f, max %.4f, n=%d)\n", m[j].what, m[j].med * 1e3,
+           lo * 1e3, hi * 1e3, n);
+    }else{
+      note("  %-46s median %9.4f s  (min %.4f, max %.4f, n=%d)\n", m[j].what, m[j].med, lo, hi, n);
+    }
   }
   free(v);
+}
+
+static void measure_all(meas *m, int k, int mult){
+  measure_n(m, k, opt.reps * mult);
+}
+
+/*
+** The long I/O figures (a 1 GiB copy each run) take at most 3 runs after
+** the warm-up, unless --reps was given.
+*/
+static int heavy_reps(void){
+  return opt.reps_given || opt.reps < 3 ? opt.reps : 3;
 }
 
 /* ------------------------------------------------------------ peers (plain I/O) */
@@ -513,6 +642,7 @@ static void figure2(void){
 typedef struct f3_state {
   const char *path;
   unsigned char data[LOGIO_BLOCK];
+  int per_op;                /* entries per operation: 1 (figure 3) or TXN_ENTRIES (figure 7) */
   int fd;                    /* peer */
   uint64_t off;
   stateio_writer *w;         /* C API */
@@ -528,14 +658,17 @@ typedef struct f3_method {
   f3_state s;
 } f3_method;
 
-/* The peer: pwrite() of each entry's encoded bytes at the end, fdatasync(). */
+/* The peer: one pwrite() of the operation's entries' encoded bytes at the end, fdatasync(). */
 static void f3_peer_open(f3_state *s){
   s->fd = open(s->path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if( s->fd < 0 ) die("open %s: %s", s->path, strerror(errno));
   s->off = 0;
 }
 static void f3_peer_op(f3_state *s){
-  size_t k = (size_t)logio_encoded_size(s->off, STATEIO_ENTRY_HEADER + 100);
+  size_t k = 0;
+  for(int i = 0; i < s->per_op; i++){
+    k += (size_t)logio_encoded_size(s->off + k, STATEIO_ENTRY_HEADER + 100);
+  }
   if( pwrite(s->fd, s->data, k, (off_t)s->off) != (ssize_t)k ) die("pwrite: %s", strerror(errno));
   if( fdatasync(s->fd) != 0 ) die("fdatasync: %s", strerror(errno));
   s->off += k;
@@ -574,30 +707,26 @@ static void f3_sql_close(f3_state *s){
   sqlite3_close(s->db);
 }
 
-static void figure3(void){
-  note("figure 3: durable appends, %ld autocommit appends of 100 B, sync=full "
-       "(methods interleaved in blocks of %d)\n", opt.durable, F3_BLOCK);
-  static f3_method m[4] = {
-    { "pwrite() + fdatasync() loop", f3_peer_open, f3_peer_op, f3_peer_close, {0} },
-    { "C stateio_update, STATEIO_SYNC, no batch", f3_c_open, f3_c_op, f3_c_close, {0} },
-    { "SQLite table autocommit (WAL, sync=FULL)", f3_table_open, f3_sql_op, f3_sql_close, {0} },
-    { "SQL autocommit INSERT (sync=full)", f3_sql_open, f3_sql_op, f3_sql_close, {0} },
-  };
-  const char *names[4] = { "f3.peer", "f3.log", "f3.db", "f3.sql.log" };
-  int k = have_ext ? 4 : 3;
+/*
+** Run k durable methods `ops` operations each, opt.reps times after a
+** warm-up, interleaved in blocks of F3_BLOCK operations (rotating order);
+** med[j] gets method j's median total time.
+*/
+static void durable_run(f3_method *m, const char *const *names, int k, long ops, double *med){
   int n = opt.reps;
   double *v = malloc(sizeof(double) * (size_t)(n * k));
   if( !v ) die("out of memory");
   for(int j = 0; j < k; j++){
     m[j].s.path = path_in(names[j]);
+    if( m[j].s.per_op < 1 ) m[j].s.per_op = 1;
     fill_random(m[j].s.data, sizeof m[j].s.data, 5);
   }
   for(int rep = -1; rep < n; rep++){          /* rep -1: the warm-up */
-    double t[4] = {0};
+    double t[8] = {0};
     for(int j = 0; j < k; j++){ rm_file(m[j].s.path); m[j].open(&m[j].s); }
     long done = 0, blk = 0;
-    while( done < opt.durable ){
-      long todo = opt.durable - done < F3_BLOCK ? opt.durable - done : F3_BLOCK;
+    while( done < ops ){
+      long todo = ops - done < F3_BLOCK ? ops - done : F3_BLOCK;
       for(int jj = 0; jj < k; jj++){
         int j = (int)((blk + jj) % k);
         double t0 = now();
@@ -610,7 +739,6 @@ static void figure3(void){
     for(int j = 0; j < k; j++){ m[j].close(&m[j].s); rm_file(m[j].s.path); }
     if( rep >= 0 ) for(int j = 0; j < k; j++) v[j * n + rep] = t[j];
   }
-  double med[4] = {0};
   for(int j = 0; j < k; j++){
     double *w = v + j * n, lo = w[0], hi = w[0];
     for(int i = 1; i < n; i++){ if( w[i] < lo ) lo = w[i]; if( w[i] > hi ) hi = w[i]; }
@@ -618,6 +746,20 @@ static void figure3(void){
     note("  %-46s median %9.4f s  (min %.4f, max %.4f, n=%d)\n", m[j].what, med[j], lo, hi, n);
   }
   free(v);
+}
+
+static void figure3(void){
+  note("figure 3: durable appends, %ld autocommit appends of 100 B, sync=full "
+       "(methods interleaved in blocks of %d)\n", opt.durable, F3_BLOCK);
+  static f3_method m[4] = {
+    { "pwrite() + fdatasync() loop", f3_peer_open, f3_peer_op, f3_peer_close, {0} },
+    { "C stateio_update, STATEIO_SYNC, no batch", f3_c_open, f3_c_op, f3_c_close, {0} },
+    { "SQLite table autocommit (WAL, sync=FULL)", f3_table_open, f3_sql_op, f3_sql_close, {0} },
+    { "SQL autocommit INSERT (sync=full)", f3_sql_open, f3_sql_op, f3_sql_close, {0} },
+  };
+  static const char *const names[4] = { "f3.peer", "f3.log", "f3.db", "f3.sql.log" };
+  double med[4] = {0};
+  durable_run(m, names, have_ext ? 4 : 3, opt.durable, med);
   double tp = med[0];
   if( have_ext ){
     rate_row("3 SQL durable appends (commits/s)", opt.durable / med[3], opt.durable / tp, "commits/s", 0.90);
@@ -628,9 +770,54 @@ static void figure3(void){
   rate_row("  SQLite table WAL FULL vs peer", opt.durable / med[2], opt.durable / tp, "commits/s", 0);
 }
 
+/* ------------------------------------------------------------ figure 7 */
+
+/*
+** Durable multi-entry transactions: TXN_ENTRIES updates of 100 B per
+** commit, STATEIO_SYNC. A commit of several entries syncs twice (the commit
+** record in flight, then the log: doc/COMMIT.md), so the target against one
+** write + fdatasync per commit is 0.45x.
+*/
+#define TXN_ENTRIES 8
+
+static void f7_c_op(f3_state *s){
+  check(stateio_writer_begin(s->w), "begin");
+  for(int i = 0; i < TXN_ENTRIES; i++) check(stateio_update(s->w, s->data, 100), "update");
+  check(stateio_writer_commit(s->w), "commit");
+}
+static void f7_sql_op(f3_state *s){
+  sql_exec(s->db, "BEGIN");
+  for(int i = 0; i < TXN_ENTRIES; i++) f3_sql_op(s);
+  sql_exec(s->db, "COMMIT");
+}
+
+static void figure7(void){
+  note("figure 7: durable transactions, %ld commits of %d x 100 B, sync=full "
+       "(methods interleaved in blocks of %d)\n", opt.txns, TXN_ENTRIES, F3_BLOCK);
+  static f3_method m[4] = {
+    { "pwrite() of 8 entries + fdatasync() loop", f3_peer_open, f3_peer_op, f3_peer_close, {0} },
+    { "C begin, 8 x stateio_update, commit (SYNC)", f3_c_open, f7_c_op, f3_c_close, {0} },
+    { "SQLite table BEGIN, 8 INSERT, COMMIT (FULL)", f3_table_open, f7_sql_op, f3_sql_close, {0} },
+    { "SQL BEGIN, 8 INSERT, COMMIT (sync=full)", f3_sql_open, f7_sql_op, f3_sql_close, {0} },
+  };
+  static const char *const names[4] = { "f7.peer", "f7.log", "f7.db", "f7.sql.log" };
+  m[0].s.per_op = TXN_ENTRIES;
+  double med[4] = {0};
+  durable_run(m, names, have_ext ? 4 : 3, opt.txns, med);
+  double tp = med[0];
+  rate_row("7 C durable txns, 8 x 100 B (commits/s)", opt.txns / med[1], opt.txns / tp, "commits/s", 0.45);
+  if( have_ext ){
+    rate_row("  same, SQL BEGIN..COMMIT (commits/s)", opt.txns / med[3], opt.txns / tp, "commits/s", 0);
+  }else{
+    na_row("  same, SQL BEGIN..COMMIT (commits/s)", "(info)", "extension not loaded");
+  }
+  rate_row("  SQLite table WAL FULL vs peer", opt.txns / med[2], opt.txns / tp, "commits/s", 0);
+}
+
 /* ------------------------------------------------------------ the logs of figures 4-6 */
 
 static uint64_t big_size, small_size, empty_size;
+static struct stat big_stat;            /* big.log as built (figure 8 checks it stays so) */
 static uint64_t last_epoch_updates;     /* updates in the last epoch */
 static int logs_built;
 
@@ -675,6 +862,7 @@ static void build_logs(void){
   if( fd < 0 ) die("create empty.log: %s", strerror(errno));
   close(fd);
   big_size = file_size(path_in("big.log"));
+  if( stat(path_in("big.log"), &big_stat) != 0 ) die("stat big.log: %s", strerror(errno));
   small_size = file_size(path_in("small.log"));
   empty_size = 0;
   read_file(path_in("big.log"));              /* warm the page cache */
@@ -684,12 +872,33 @@ static void build_logs(void){
 
 /* ------------------------------------------------------------ figure 4 */
 
-typedef struct f4_arg { const char *path; sqlite3 *db; const char *tab; } f4_arg;
+/*
+** An image of the log at path: what readers see through stateio_open_image()
+** (which reads the commit file PATH-commit around an fstat of the log), or,
+** with from_fd, stateio_image_from_fd() on a descriptor of the log (no
+** commit file consulted): the two differ by the cost of the record.
+*/
+static void image_open(const char *path, int from_fd, stateio_image *img){
+  if( !from_fd ){
+    check(stateio_open_image(path, img), "open image");
+    return;
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if( fd < 0 ) die("open %s: %s", path, strerror(errno));
+  check(stateio_image_from_fd(img, fd), "image from fd");
+}
+
+static void image_close(stateio_image *img, int from_fd){
+  if( from_fd ) close(img->fd);
+  else stateio_close_image(img);
+}
+
+typedef struct f4_arg { const char *path; sqlite3 *db; const char *tab; int from_fd; } f4_arg;
 
 /* Restore and read every update of the last epoch; returns bytes via *sum. */
-static uint64_t restore_c(const char *path, uint64_t *count){
+static uint64_t restore_c(const char *path, int from_fd, uint64_t *count){
   stateio_image img;
-  check(stateio_open_image(path, &img), "open image");
+  image_open(path, from_fd, &img);
   stateio_state st;
   check(stateio_restore(&img, &st), "restore");
   uint64_t sum = st.snapshot_len, n = 0;
@@ -701,7 +910,7 @@ static uint64_t restore_c(const char *path, uint64_t *count){
   if( rc != STATEIO_DONE ) check(rc, "updates next");
   stateio_updates_close(u);
   stateio_state_clear(&st);
-  stateio_close_image(&img);
+  image_close(&img, from_fd);
   if( count ) *count = n;
   return sum;
 }
@@ -710,10 +919,22 @@ static double f4_c(void *a){
   f4_arg *p = a;
   uint64_t n;
   double t0 = now();
-  restore_c(p->path, &n);
+  restore_c(p->path, p->from_fd, &n);
   double t = now() - t0;
   if( n != last_epoch_updates ) die("restore: %" PRIu64 " updates, expected %" PRIu64, n, last_epoch_updates);
   return t;
+}
+
+/* The image alone: 100 opens and closes, the time of one. */
+static double f4_image(void *a){
+  f4_arg *p = a;
+  double t0 = now();
+  for(int i = 0; i < 100; i++){
+    stateio_image img;
+    image_open(p->path, p->from_fd, &img);
+    image_close(&img, p->from_fd);
+  }
+  return (now() - t0) / 100;
 }
 
 static void restore_sql(sqlite3 *db, const char *tab, int64_t *snap_len, int64_t *n, int64_t *sum){
@@ -750,10 +971,17 @@ static void restore_row(const char *fig, double tb, double ts){
 static void figure4(void){
   build_logs();
   note("figure 4: restore + read the last epoch's %" PRIu64 " updates\n", last_epoch_updates);
-  f4_arg big = { path_in("big.log"), NULL, "big" }, small = { path_in("small.log"), NULL, "small" };
-  meas m[2] = { { "C restore, big log", f4_c, &big, 0 }, { "C restore, small log", f4_c, &small, 0 } };
-  measure_all(m, 2, 20);
+  f4_arg big = { path_in("big.log"), NULL, "big", 0 }, small = { path_in("small.log"), NULL, "small", 0 };
+  f4_arg bigfd = { big.path, NULL, "big", 1 };
+  meas m[3] = { { "C restore, big log", f4_c, &big, 0 }, { "C restore, small log", f4_c, &small, 0 },
+                { "C restore, big log, image_from_fd", f4_c, &bigfd, 0 } };
+  measure_all(m, 3, 20);
   restore_row("4 C restore (big vs small log)", m[0].med, m[1].med);
+  time_row("  commit record: open_image vs from_fd", m[0].med, m[2].med, 1.05);
+  meas im[2] = { { "stateio_open_image + close (one of 100)", f4_image, &big, 0 },
+                 { "open + stateio_image_from_fd + close", f4_image, &bigfd, 0 } };
+  measure_all(im, 2, 4);
+  time_row("  the image alone: open_image vs from_fd", im[0].med, im[1].med, 0);
   if( !have_ext ){
     na_row("4 SQL restore (big vs small log)", "<= 1.20x, < 5 ms", "extension not loaded");
     return;
@@ -770,11 +998,13 @@ static void figure4(void){
 
 /* ------------------------------------------------------------ figure 5 */
 
-typedef struct f5_arg { const char *path; sqlite3 *db; const char *sql; uint64_t bytes, rows; } f5_arg;
+typedef struct f5_arg {
+  const char *path; sqlite3 *db; const char *sql; uint64_t bytes, rows; int mode;
+} f5_arg;
 
-static uint64_t scan_c(const char *path, uint64_t *count){
+static uint64_t scan_c(const char *path, int from_fd, uint64_t *count){
   stateio_image img;
-  check(stateio_open_image(path, &img), "open image");
+  image_open(path, from_fd, &img);
   logio_reader *r;
   check(logio_reader_open(&r, &img, 0), "reader open");
   logio_entry e;
@@ -783,15 +1013,39 @@ static uint64_t scan_c(const char *path, uint64_t *count){
   while( (rc = logio_reader_next(r, &e)) == STATEIO_OK ){ n++; sum += e.len; }
   if( rc != STATEIO_DONE ) check(rc, "reader next");
   logio_reader_close(r);
-  stateio_close_image(&img);
+  image_close(&img, from_fd);
   if( count ) *count = n;
   return sum;
 }
 
+/*
+** The public scan (stateio_scan_*: state entries, the epoch rules checked),
+** single-threaded or with stateio_scan_parallel() (read ahead and verify
+** on a second thread). Every entry must be good.
+*/
+static uint64_t scan_state(const char *path, int parallel, uint64_t *count){
+  stateio_image img;
+  image_open(path, 0, &img);
+  stateio_scan *s;
+  check(stateio_scan_open(&s, &img, 0, 0), "scan open");
+  if( parallel ) check(stateio_scan_parallel(s), "scan parallel");
+  stateio_entry e;
+  uint64_t n = 0, sum = 0;
+  int rc;
+  while( (rc = stateio_scan_next(s, &e)) == STATEIO_OK ){ n++; sum += e.len; }
+  if( rc != STATEIO_DONE ) check(rc, "scan next");
+  stateio_scan_close(s);
+  image_close(&img, 0);
+  if( count ) *count = n;
+  return sum;
+}
+
+/* mode 0: logio_reader on stateio_open_image, 1: the same on image_from_fd,
+** 2: stateio_scan, 3: stateio_scan with stateio_scan_parallel(). */
 static double f5_c(void *a){
   f5_arg *p = a;
   double t0 = now();
-  p->bytes = scan_c(p->path, &p->rows);
+  p->bytes = p->mode < 2 ? scan_c(p->path, p->mode, &p->rows) : scan_state(p->path, p->mode == 3, &p->rows);
   return now() - t0;
 }
 
@@ -855,12 +1109,23 @@ static void build_table(const char *path){
 static void figure5(void){
   build_logs();
   note("figure 5: full scan of the %.0f MiB log, warm page cache\n", big_size / MiB);
-  f5_arg c = { path_in("big.log"), NULL, NULL, 0, 0 };
-  f5_arg rd = c;
-  meas m[2] = { { "C logio_reader loop", f5_c, &c, 0 }, { "read() 1 MiB chunks", f5_read, &rd, 0 } };
-  measure_all(m, 2, 1);
+  f5_arg c = { path_in("big.log"), NULL, NULL, 0, 0, 0 };
+  f5_arg rd = c, cfd = c, sc = c, sp = c;
+  cfd.mode = 1; sc.mode = 2; sp.mode = 3;
+  meas m[5] = { { "C logio_reader loop", f5_c, &c, 0 }, { "read() 1 MiB chunks", f5_read, &rd, 0 },
+                { "C logio_reader loop, image_from_fd", f5_c, &cfd, 0 },
+                { "C stateio_scan loop", f5_c, &sc, 0 },
+                { "C stateio_scan loop, stateio_scan_parallel", f5_c, &sp, 0 } };
+  measure_all(m, 5, 2);
   double tc = m[0].med, tr = m[1].med;
+  if( sc.rows != c.rows || sp.rows != c.rows || cfd.rows != c.rows ){
+    die("figure 5: the scans read %" PRIu64 ", %" PRIu64 ", %" PRIu64 " and %" PRIu64 " entries",
+        c.rows, cfd.rows, sc.rows, sp.rows);
+  }
   rate_row("5 C reader full scan (MB/s)", big_size / tc / MB, big_size / tr / MB, "MB/s", 0.50);
+  time_row("  commit record: open_image vs from_fd", tc, m[2].med, 1.05);
+  rate_row("  C stateio_scan, one thread (MB/s)", big_size / m[3].med / MB, big_size / tr / MB, "MB/s", 0);
+  rate_row("5 C scan, stateio_scan_parallel (MB/s)", big_size / m[4].med / MB, big_size / tr / MB, "MB/s", 0.60);
   if( !have_ext ){
     na_row("5 SQL full scan (MB/s of data)", ">= 1.00x", "extension not loaded");
     return;
@@ -872,9 +1137,9 @@ static void figure5(void){
   char *att = sqlite3_mprintf("ATTACH %Q AS o", tpath);
   sql_exec(db, att);
   sqlite3_free(att);
-  f5_arg s = { c.path, db, "SELECT count(*), sum(length(data)) FROM statelog", 0, 0 };
-  f5_arg t = { tpath, db, "SELECT count(*), sum(length(data)) FROM o.t", 0, 0 };
-  f5_arg tf = { tpath, db, "SELECT count(*), sum(length(CAST(data AS BLOB))) FROM o.t", 0, 0 };
+  f5_arg s = { c.path, db, "SELECT count(*), sum(length(data)) FROM statelog", 0, 0, 0 };
+  f5_arg t = { tpath, db, "SELECT count(*), sum(length(data)) FROM o.t", 0, 0, 0 };
+  f5_arg tf = { tpath, db, "SELECT count(*), sum(length(CAST(data AS BLOB))) FROM o.t", 0, 0, 0 };
   read_file(tpath);
   meas q[3] = {
     { "SQL stateio vtab scan", f5_sql, &s, 0 },
@@ -923,9 +1188,9 @@ static int child_main(int argc, char **argv){
   const char *mode = argv[2], *path = argv[3];
   if( argc >= 5 ) snprintf(ext_path, sizeof ext_path, "%s", argv[4]);
   if( strcmp(mode, "scan-c") == 0 ){
-    scan_c(path, NULL);
+    scan_c(path, 0, NULL);
   }else if( strcmp(mode, "restore-c") == 0 ){
-    restore_c(path, NULL);
+    restore_c(path, 0, NULL);
   }else if( strcmp(mode, "scan-sql") == 0 || strcmp(mode, "restore-sql") == 0 ){
     sqlite3 *db = ext_db();
     create_vtab(db, "statelog", path, NULL);
@@ -1009,6 +1274,373 @@ static void figure6(void){
   note("  SQL: empty scan %ld KiB, scan %ld KiB, restore %ld KiB\n", base, scan, rest);
   mem_row("6 SQL scan peak RSS", scan, base, 16);
   mem_row("6 SQL restore peak RSS", rest, base, allow_restore);
+}
+
+/* ------------------------------------------------------------ figure 8 */
+
+/*
+** Compaction of the big log keeping its last 100 epochs, in MB/s of the
+** kept bytes (the new file's size), against `cp` of as many bytes: read()
+** of the kept range of the log, write() to a new file, fsync. Each run
+** compacts a fresh hard link of big.log: compaction never writes to the
+** old file (it writes PATH.compact, syncs it and renames it over PATH), so
+** a link gives it the log's bytes without copying 1 GiB each run. big.log
+** is checked to be untouched after every run.
+*/
+typedef struct f8_arg {
+  const char *path; unsigned keep; stateio_compact_info info;
+  uint64_t from, len;         /* the peer's range: the kept bytes */
+} f8_arg;
+
+static void big_untouched(const char *what){
+  struct stat st;
+  if( stat(path_in("big.log"), &st) != 0 ) die("stat big.log: %s", strerror(errno));
+  if( st.st_size != big_stat.st_size || st.st_ino != big_stat.st_ino
+   || st.st_mtim.tv_sec != big_stat.st_mtim.tv_sec || st.st_mtim.tv_nsec != big_stat.st_mtim.tv_nsec ){
+    die("%s changed big.log", what);
+  }
+}
+
+static double f8_compact(void *a){
+  f8_arg *p = a;
+  rm_file(p->path);
+  if( link(path_in("big.log"), p->path) != 0 ) die("link big.log %s: %s", p->path, strerror(errno));
+  double t0 = now();
+  int rc = stateio_compact(p->path, p->keep, &p->info);
+  double t = now() - t0;
+  check(rc, "compact");
+  if( !p->info.compacted || p->info.old_size != big_size ) die("compaction did not compact big.log");
+  rm_file(p->path);
+  big_untouched("compaction");
+  p->from = p->info.dropped_bytes;
+  p->len = big_size - p->info.dropped_bytes;
+  return t;
+}
+
+static double f8_peer(void *a){
+  f8_arg *p = a;
+  double t = copy_file(path_in("big.log"), p->from, p->len, path_in("f8.peer"));
+  rm_file(path_in("f8.peer"));
+  return t;
+}
+
+static void figure8(void){
+  build_logs();
+  unsigned keep = opt.epochs > 200 ? 100 : (unsigned)(opt.epochs / 2 > 0 ? opt.epochs / 2 : 1);
+  note("figure 8: compaction of the %.0f MiB log keeping its last %u epochs\n", big_size / MiB, keep);
+  f8_arg a = { path_in("f8.log"), keep, { 0 }, 0, 0 };
+  meas m[2] = { { "stateio_compact (keep last epochs)", f8_compact, &a, 0 },
+                { "cp of the kept bytes (read+write+fsync)", f8_peer, &a, 0 } };
+  measure_all(m, 2, 1);
+  note("  kept %.1f MiB of %.1f MiB (new file %.1f MiB)\n", a.len / MiB, big_size / MiB,
+       a.info.new_size / MiB);
+  char fig[48];
+  snprintf(fig, sizeof fig, "8 compact, keep %u epochs (MB/s kept)", keep);
+  rate_row(fig, a.info.new_size / m[0].med / MB, a.len / m[1].med / MB, "MB/s", 0.50);
+}
+
+/* ------------------------------------------------------------ figure 9 */
+
+/* `stateio check` and `stateio salvage` of the big log against `cat` of it. */
+typedef struct f9_arg { const char *out; uint64_t problems; } f9_arg;
+
+static double f9_check(void *a){
+  (void)a;
+  const char *argv[] = { "stateio", "check", path_in("big.log"), NULL };
+  return run_tool(argv, 0);
+}
+
+static double f9_salvage(void *a){
+  f9_arg *p = a;
+  rm_file(p->out);
+  const char *argv[] = { "stateio", "salvage", path_in("big.log"), p->out, NULL };
+  double t = run_tool(argv, 0);
+  if( file_size(p->out) != big_size ) die("salvage wrote %" PRIu64 " bytes of %" PRIu64, file_size(p->out), big_size);
+  rm_file(p->out);
+  return t;
+}
+
+static int f9_problem(void *arg, uint64_t offset, uint64_t length, const char *problem){
+  (void)offset; (void)length; (void)problem;
+  ((f9_arg*)arg)->problems++;
+  return 0;
+}
+
+static double f9_libcheck(void *a){
+  f9_arg *p = a;
+  p->problems = 0;
+  double t0 = now();
+  stateio_image img;
+  image_open(path_in("big.log"), 0, &img);
+  check(stateio_check(&img, f9_problem, p), "check");
+  image_close(&img, 0);
+  double t = now() - t0;
+  if( p->problems ) die("stateio_check found %" PRIu64 " problems in big.log", p->problems);
+  return t;
+}
+
+static double f9_cat(void *a){
+  (void)a;
+  double t0 = now();
+  read_file(path_in("big.log"));
+  return now() - t0;
+}
+
+static double f9_cp(void *a){
+  (void)a;
+  double t = copy_file(path_in("big.log"), 0, big_size, path_in("f9.peer"));
+  rm_file(path_in("f9.peer"));
+  return t;
+}
+
+static void figure9(void){
+  build_logs();
+  note("figure 9: stateio check and salvage of the %.0f MiB log\n", big_size / MiB);
+  if( !have_tool ){
+    na_row("9 stateio check (MB/s)", ">= 0.40x", "no build/stateio");
+    na_row("9 stateio salvage (MB/s)", ">= 0.40x", "no build/stateio");
+    return;
+  }
+  f9_arg a = { path_in("f9.out"), 0 };
+  meas m[3] = { { "stateio check (child process)", f9_check, &a, 0 },
+                { "cat: read() 1 MiB chunks", f9_cat, &a, 0 },
+                { "stateio_check() in this process", f9_libcheck, &a, 0 } };
+  measure_all(m, 3, 1);
+  meas q[2] = { { "stateio salvage (child process)", f9_salvage, &a, 0 },
+                { "cp of the log (read+write+fsync)", f9_cp, &a, 0 } };
+  measure_n(q, 2, heavy_reps());
+  double c = big_size / m[1].med / MB;
+  rate_row("9 stateio check (MB/s)", big_size / m[0].med / MB, c, "MB/s", 0.40);
+  rate_row("  stateio_check() (MB/s)", big_size / m[2].med / MB, c, "MB/s", 0);
+  rate_row("9 stateio salvage (MB/s)", big_size / q[0].med / MB, c, "MB/s", 0.40);
+  rate_row("  salvage vs cp of the log (MB/s)", big_size / q[0].med / MB, big_size / q[1].med / MB, "MB/s", 0);
+}
+
+/* ------------------------------------------------------------ figure 10 */
+
+/* `stateio mirror --once SRC DST` catching up the whole big log, against `cp`. */
+static double f10_mirror(void *a){
+  const char *dst = a;
+  rm_file(dst);
+  const char *argv[] = { "stateio", "mirror", "--once", path_in("big.log"), dst, NULL };
+  double t = run_tool(argv, 0);
+  if( file_size(dst) != big_size ) die("mirror copied %" PRIu64 " bytes of %" PRIu64, file_size(dst), big_size);
+  rm_file(dst);
+  return t;
+}
+
+static void figure10(void){
+  build_logs();
+  note("figure 10: stateio mirror --once of the %.0f MiB log into a new file\n", big_size / MiB);
+  if( !have_tool ){
+    na_row("10 stateio mirror --once (MB/s)", "(info)", "no build/stateio");
+    return;
+  }
+  meas m[2] = { { "stateio mirror --once (child process)", f10_mirror, path_in("f10.dst"), 0 },
+                { "cp of the log (read+write+fsync)", f9_cp, NULL, 0 } };
+  measure_n(m, 2, heavy_reps());
+  rate_row("10 stateio mirror --once (MB/s)", big_size / m[0].med / MB, big_size / m[1].med / MB, "MB/s", 0);
+}
+
+/* ------------------------------------------------------------ figure 11 */
+
+/*
+** The epochs table of the big log: without its updates column it needs
+** the chain of previous epochs only (O(epochs)); with it, every entry.
+** Against a restore through SQL (the snapshot, then every update of the
+** current epoch), by the same table-valued functions.
+*/
+typedef struct f11_arg { sqlite3 *db; const char *const *sql; int nsql; int64_t rows; } f11_arg;
+
+/* Step every row of every statement; p->rows counts the rows of the first. */
+static double f11_run(void *a){
+  f11_arg *p = a;
+  double t0 = now();
+  for(int i = 0; i < p->nsql; i++){
+    sqlite3_stmt *st;
+    if( sqlite3_prepare_v2(p->db, p->sql[i], -1, &st, NULL) != SQLITE_OK ){
+      die("SQL error: %s\n  in: %s", sqlite3_errmsg(p->db), p->sql[i]);
+    }
+    int64_t n = 0;
+    int rc;
+    while( (rc = sqlite3_step(st)) == SQLITE_ROW ) n++;
+    if( rc != SQLITE_DONE ) die("SQL error: %s\n  in: %s", sqlite3_errmsg(p->db), p->sql[i]);
+    sqlite3_finalize(st);
+    if( i == 0 ) p->rows = n;
+  }
+  return now() - t0;
+}
+
+static void figure11(void){
+  build_logs();
+  note("figure 11: stateio_epochs of the %ld-epoch log\n", opt.epochs);
+  if( !have_ext ){
+    na_row("11 SQL epochs, no updates column", "<= 5.00x", "extension not loaded");
+    return;
+  }
+  sqlite3 *db = ext_db();
+  char *e1 = sqlite3_mprintf("SELECT epoch, prev_epoch, snapshot_size, bytes FROM stateio_epochs(%Q)",
+                             path_in("big.log"));
+  char *e2 = sqlite3_mprintf("SELECT epoch, prev_epoch, snapshot_size, updates, bytes FROM stateio_epochs(%Q)",
+                             path_in("big.log"));
+  char *r1 = sqlite3_mprintf("SELECT length(data) FROM stateio_snapshot(%Q)", path_in("big.log"));
+  char *r2 = sqlite3_mprintf("SELECT count(*), sum(length(data)) FROM stateio_updates(%Q)", path_in("big.log"));
+  const char *se1[] = { e1 }, *se2[] = { e2 }, *sr[] = { r1, r2 };
+  f11_arg a = { db, se1, 1, 0 }, b = { db, se2, 1, 0 }, r = { db, sr, 2, 0 };
+  meas m[2] = { { "SQL stateio_epochs, no updates column", f11_run, &a, 0 },
+                { "SQL restore (stateio_snapshot + _updates)", f11_run, &r, 0 } };
+  measure_all(m, 2, 20);
+  meas q[1] = { { "SQL stateio_epochs, with updates column", f11_run, &b, 0 } };
+  measure_all(q, 1, 1);
+  if( a.rows != opt.epochs || b.rows != opt.epochs ){
+    die("stateio_epochs: %lld and %lld rows for %ld epochs", (long long)a.rows, (long long)b.rows, opt.epochs);
+  }
+  sqlite3_free(e1); sqlite3_free(e2); sqlite3_free(r1); sqlite3_free(r2);
+  sqlite3_close(db);
+  time_row("11 SQL epochs, no updates col vs restore", m[0].med, m[1].med, 5.0);
+  time_row("  same, with the updates column", q[0].med, m[1].med, 0);
+}
+
+/* ------------------------------------------------------------ figure 12 */
+
+/*
+** Small entries: opt.small updates of 100 B, no STATEIO_SYNC. Appends
+** autocommit (each its own commit), with STATEIO_EXCLUSIVE when the
+** library has it (the lock kept from the first append to close), and in
+** one batch; against write() of each entry's encoded bytes (one system
+** call per append, what the Go reference's writer makes). Then the log of
+** opt.small updates (one epoch) restored and read, in C and SQL, and
+** scanned. The Go reference's own figures are measured by hand (README).
+*/
+typedef struct f12_arg { const char *path; int flags; int batch; } f12_arg;
+
+static unsigned char small_data[100];
+
+static double f12_write(void *a){
+  f12_arg *p = a;
+  rm_file(p->path);
+  stateio_writer *w;
+  double t0 = now();
+  check(stateio_writer_open(&w, p->path, STATEIO_CREATE | p->flags), "writer open");
+  if( p->batch ) check(stateio_writer_begin(w), "begin");
+  for(long i = 0; i < opt.small; i++) check(stateio_update(w, small_data, sizeof small_data), "update");
+  if( p->batch ) check(stateio_writer_commit(w), "commit");
+  check(stateio_writer_close(w), "writer close");
+  double t = now() - t0;
+  rm_file(p->path);
+  return t;
+}
+
+static double f12_peer(void *a){
+  f12_arg *p = a;
+  static unsigned char buf[2 * LOGIO_BLOCK];
+  rm_file(p->path);
+  double t0 = now();
+  int fd = open(p->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if( fd < 0 ) die("open %s: %s", p->path, strerror(errno));
+  uint64_t off = 0;
+  for(long i = 0; i < opt.small; i++){
+    size_t k = (size_t)logio_encoded_size(off, STATEIO_ENTRY_HEADER + sizeof small_data);
+    if( write(fd, buf, k) != (ssize_t)k ) die("write: %s", strerror(errno));
+    off += k;
+  }
+  close(fd);
+  double t = now() - t0;
+  rm_file(p->path);
+  return t;
+}
+
+typedef struct f12r_arg { const char *path; sqlite3 *db; const char *sql; int mode; uint64_t n; } f12r_arg;
+
+/* mode 0: C restore + every update; 1: SQL; 2: C stateio_scan; 3: the same, parallel; 4: read(). */
+static double f12_read(void *a){
+  f12r_arg *p = a;
+  double t0 = now();
+  int64_t n = 0, sum = 0;
+  switch( p->mode ){
+    case 0: restore_c(p->path, 0, &p->n); break;
+    case 1: sql_ints(p->db, p->sql, &n, &sum); p->n = (uint64_t)n; break;
+    case 2: case 3: scan_state(p->path, p->mode == 3, &p->n); break;
+    default: read_file(p->path); p->n = (uint64_t)opt.small; break;
+  }
+  double t = now() - t0;
+  if( p->n != (uint64_t)opt.small ) die("figure 12: read %" PRIu64 " updates of %ld", p->n, opt.small);
+  return t;
+}
+
+/* A row with stateio's figure and no peer measured here. */
+static void solo_row(const char *fig, const char *value, const char *peer){
+  row *r = add_row(fig);
+  snprintf(r->st, sizeof r->st, "%s", value);
+  snprintf(r->peer, sizeof r->peer, "%s", peer);
+  snprintf(r->ratio, sizeof r->ratio, "-");
+  snprintf(r->target, sizeof r->target, "(info)");
+  snprintf(r->met, sizeof r->met, "-");
+}
+
+static void figure12(void){
+  note("figure 12: small entries, %ld updates of 100 B, no STATEIO_SYNC\n", opt.small);
+  fill_random(small_data, sizeof small_data, 11);
+  f12_arg ac = { path_in("f12.log"), 0, 0 }, bt = { path_in("f12.log"), 0, 1 }, pw = { path_in("f12.peer"), 0, 0 };
+#ifdef STATEIO_EXCLUSIVE
+  f12_arg ex = { path_in("f12.log"), STATEIO_EXCLUSIVE, 0 };
+  meas m[4] = { { "C autocommit stateio_update", f12_write, &ac, 0 },
+                { "write() of each entry (one call per append)", f12_peer, &pw, 0 },
+                { "C one batch (begin .. commit)", f12_write, &bt, 0 },
+                { "C autocommit, STATEIO_EXCLUSIVE", f12_write, &ex, 0 } };
+  measure_n(m, 4, heavy_reps());
+#else
+  meas m[3] = { { "C autocommit stateio_update", f12_write, &ac, 0 },
+                { "write() of each entry (one call per append)", f12_peer, &pw, 0 },
+                { "C one batch (begin .. commit)", f12_write, &bt, 0 } };
+  measure_n(m, 3, heavy_reps());
+#endif
+  double tp = m[1].med;
+  rate_row("12 small: autocommit appends (/s)", opt.small / m[0].med, opt.small / tp, "appends/s", 0);
+#ifdef STATEIO_EXCLUSIVE
+  rate_row("  same, STATEIO_EXCLUSIVE (/s)", opt.small / m[3].med, opt.small / tp, "appends/s", 0);
+#else
+  na_row("  same, STATEIO_EXCLUSIVE (/s)", "(info)", "no STATEIO_EXCLUSIVE in stateio.h");
+#endif
+  rate_row("  same, one batch (/s)", opt.small / m[2].med, opt.small / tp, "appends/s", 0);
+
+  /* The log of opt.small updates, for the readers. */
+  const char *log = path_in("f12r.log");
+  rm_file(log);
+  {
+    stateio_writer *w;
+    check(stateio_writer_open(&w, log, STATEIO_CREATE | STATEIO_SYNC), "writer open");
+    check(stateio_writer_begin_bulk(w), "begin bulk");
+    for(long i = 0; i < opt.small; i++) check(stateio_update(w, small_data, sizeof small_data), "update");
+    check(stateio_writer_commit(w), "commit");
+    check(stateio_writer_close(w), "writer close");
+  }
+  uint64_t size = file_size(log);
+  read_file(log);
+  sqlite3 *db = have_ext ? ext_db() : NULL;
+  char *sql = sqlite3_mprintf("SELECT count(*), sum(length(data)) FROM stateio_updates(%Q)", log);
+  f12r_arg rc = { log, db, sql, 0, 0 }, rs = rc, sc = rc, sp = rc, rd = rc;
+  rs.mode = 1; sc.mode = 2; sp.mode = 3; rd.mode = 4;
+  meas q[5] = { { "C restore + read every update", f12_read, &rc, 0 },
+                { "C stateio_scan of the log", f12_read, &sc, 0 },
+                { "C stateio_scan, stateio_scan_parallel", f12_read, &sp, 0 },
+                { "read() 1 MiB chunks", f12_read, &rd, 0 },
+                { "SQL restore: stateio_updates('FILE')", f12_read, &rs, 0 } };
+  measure_all(q, have_ext ? 5 : 4, 1);
+  sqlite3_free(sql);
+  if( db ) sqlite3_close(db);
+  char v[40];
+  snprintf(v, sizeof v, "%.3f s", q[0].med);
+  solo_row("  small: C restore + read all (s)", v, "Go: see README");
+  if( have_ext ){
+    snprintf(v, sizeof v, "%.3f s", q[4].med);
+    solo_row("  small: SQL restore + read all (s)", v, "Go: see README");
+  }else{
+    na_row("  small: SQL restore + read all (s)", "(info)", "extension not loaded");
+  }
+  rate_row("  small: C full scan (MB/s)", size / q[1].med / MB, size / q[3].med / MB, "MB/s", 0);
+  rate_row("  same, stateio_scan_parallel (MB/s)", size / q[2].med / MB, size / q[3].med / MB, "MB/s", 0);
+  solo_row("  small: Go reference (same file)", "-", "see README");
 }
 
 /* ------------------------------------------------------------ machine */
@@ -1175,11 +1807,13 @@ static void print_machine(void){
   print_fs();
   printf("sqlite: %s (compiled against %s); stateio %s; compiler: %s, %s\n",
          sqlite3_libversion(), SQLITE_VERSION, stateio_version(), BENCH_CC, BENCH_CFLAGS);
-  printf("reps %d (median), rows %ld x 100 B, %ld x 10 KiB, %ld durable appends, "
-         "%ld epochs of ~1 MiB, table %ld MiB%s\n",
-         opt.reps, opt.rows, opt.big_rows, opt.durable, opt.epochs, opt.table_mib,
-         opt.quick ? " (--quick)" : "");
+  printf("reps %d (median; %d for figures 9, 10 and 12's writes), rows %ld x 100 B, "
+         "%ld x 10 KiB, %ld durable appends, %ld durable txns, %ld epochs of ~1 MiB, "
+         "table %ld MiB, %ld small entries%s\n",
+         opt.reps, heavy_reps(), opt.rows, opt.big_rows, opt.durable, opt.txns, opt.epochs,
+         opt.table_mib, opt.small, opt.quick ? " (--quick)" : "");
   printf("extension: %s\n", have_ext ? ext_path : ext_error);
+  printf("tool: %s%s\n", tool_path, have_tool ? "" : " (not found: figures 9 and 10 are n/a)");
   fflush(stdout);
 }
 
@@ -1188,30 +1822,40 @@ static void print_machine(void){
 static void usage(void){
   printf(
     "usage: bench [flags]\n"
-    "  --quick          a short smoke run (~15 s: smaller sizes, 3 reps)\n"
-    "  --reps N         repetitions after the warm-up; the median is reported (5)\n"
+    "  --quick          a short smoke run (~20 s: smaller sizes, 3 reps)\n"
+    "  --reps N         repetitions after the warm-up; the median is reported (5;\n"
+    "                   figures 9, 10, 12's writes: 3 unless --reps is given)\n"
     "  --rows N         figures 1, 2a: 100-byte updates (1000000)\n"
     "  --big-rows N     figure 2b: 10 KiB updates (100000)\n"
-    "  --durable N      figure 3: autocommit appends (2000)\n"
-    "  --epochs N       figures 4-6: epochs of ~1 MiB in the big log (1000)\n"
+    "  --durable N      figure 3: autocommit durable appends (2000)\n"
+    "  --txns N         figure 7: durable transactions of 8 entries (1000)\n"
+    "  --epochs N       figures 4-6, 8-11: epochs of ~1 MiB in the big log (1000)\n"
     "  --table-mib N    figure 5: ordinary SQLite table size (256)\n"
+    "  --small N        figure 12: small entries, 100-byte updates (1000000)\n"
     "  --only LIST      only these figures, e.g. --only 2,5\n"
     "  --dir DIR        work here (default: a new directory under /tmp, removed after)\n"
     "  --keep           keep the work directory\n"
-    "  --ext PATH       the SQLite extension (./stateio.so)\n");
+    "  --ext PATH       the SQLite extension (./stateio.so)\n"
+    "  --tool PATH      the command-line tool (./build/stateio), for figures 9, 10\n"
+    "figures: 1 SQL bulk append, 2 C bulk append, 3 durable appends, 4 restore,\n"
+    "  5 full scan, 6 peak RSS, 7 durable transactions, 8 compaction,\n"
+    "  9 check and salvage, 10 mirror, 11 the epochs table, 12 small entries\n");
 }
 
 static void cleanup(void){
   if( !dir[0] || opt.keep ) return;
-  const char *names[] = { "big.log", "small.log", "empty.log", "table.db", "f1.log", "f1.db",
-                          "f2.log", "f2.peer", "f3.log", "f3.peer", "f3.db", "f3.sql.log" };
+  static const char *const names[] = {
+    "big.log", "small.log", "empty.log", "table.db", "f1.log", "f1.db", "f1full.log",
+    "f2.log", "f2.peer", "f3.log", "f3.peer", "f3.db", "f3.sql.log",
+    "f7.log", "f7.peer", "f7.db", "f7.sql.log", "f8.log", "f8.peer", "f9.out", "f9.peer",
+    "f10.dst", "f12.log", "f12.peer", "f12r.log", "tool.err" };
   for(size_t i = 0; i < sizeof names / sizeof names[0]; i++) rm_file(path_in(names[i]));
   if( made_dir ) rmdir(dir);
 }
 
 int main(int argc, char **argv){
   if( argc >= 2 && strcmp(argv[1], "--child") == 0 ) return child_main(argc, argv);
-  int explicit[8] = {0};
+  int explicit[10] = {0};
   for(int i = 1; i < argc; i++){
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1219,14 +1863,17 @@ int main(int argc, char **argv){
     if( strcmp(a, "--quick") == 0 ) opt.quick = 1;
     else if( strcmp(a, "--keep") == 0 ) opt.keep = 1;
     else if( strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 ){ usage(); return 0; }
-    else if( strcmp(a, "--reps") == 0 && v ){ opt.reps = atoi(v); i++; explicit[0] = 1; }
+    else if( strcmp(a, "--reps") == 0 && v ){ opt.reps = atoi(v); i++; explicit[0] = 1; opt.reps_given = 1; }
     NUM("--rows", opt.rows, 1)
     NUM("--big-rows", opt.big_rows, 2)
     NUM("--durable", opt.durable, 3)
     NUM("--epochs", opt.epochs, 4)
     NUM("--table-mib", opt.table_mib, 5)
+    NUM("--txns", opt.txns, 6)
+    NUM("--small", opt.small, 7)
     else if( strcmp(a, "--dir") == 0 && v ){ opt.dir = v; i++; }
     else if( strcmp(a, "--ext") == 0 && v ){ opt.ext = v; i++; }
+    else if( strcmp(a, "--tool") == 0 && v ){ opt.tool = v; i++; }
     else if( strcmp(a, "--only") == 0 && v ){ opt.only = v; i++; }
     else{ usage(); die("unknown or incomplete flag: %s", a); }
 #undef NUM
@@ -1238,8 +1885,11 @@ int main(int argc, char **argv){
     if( !explicit[3] ) opt.durable = 500;
     if( !explicit[4] ) opt.epochs = 256;
     if( !explicit[5] ) opt.table_mib = 64;
+    if( !explicit[6] ) opt.txns = 250;
+    if( !explicit[7] ) opt.small = 200000;
   }
-  if( opt.reps < 1 || opt.rows < 1 || opt.big_rows < 1 || opt.durable < 1 || opt.epochs < 1 || opt.table_mib < 1 ){
+  if( opt.reps < 1 || opt.rows < 1 || opt.big_rows < 1 || opt.durable < 1 || opt.epochs < 1
+   || opt.table_mib < 1 || opt.txns < 1 || opt.small < 1 ){
     die("sizes and --reps must be >= 1");
   }
 
@@ -1256,8 +1906,9 @@ int main(int argc, char **argv){
   struct statvfs vfs;
   if( statvfs(dir, &vfs) != 0 ) die("statvfs %s: %s", dir, strerror(errno));
   double free_mib = (double)vfs.f_bavail * vfs.f_frsize / MiB;
-  double need_mib = opt.epochs * 1.01 + 1.1 + opt.table_mib * 1.1
-                  + opt.big_rows * 10.3 / 1024 + opt.rows * 0.3 / 1024 + 256;
+  /* The big log, its salvage or mirror copy and the cp peer's, the table, figure 2's logs. */
+  double need_mib = opt.epochs * 1.01 * 3 + 1.1 + opt.table_mib * 1.1
+                  + opt.big_rows * 10.3 / 1024 + opt.rows * 0.3 / 1024 + opt.small * 0.25 / 1024 + 256;
   if( free_mib < need_mib ) die("%s has %.0f MiB free; this run needs about %.0f MiB", dir, free_mib, need_mib);
 
   /* The extension. */
@@ -1272,6 +1923,10 @@ int main(int argc, char **argv){
     snprintf(ext_error, sizeof ext_error, "not loaded (%.400s): SQL figures are n/a", tmp);
   }
 
+  /* The tool. */
+  if( !realpath(opt.tool, tool_path) ) snprintf(tool_path, sizeof tool_path, "%s", opt.tool);
+  have_tool = access(tool_path, X_OK) == 0;
+
   print_machine();
   double t0 = now();
   if( want(1) ) figure1();
@@ -1280,9 +1935,19 @@ int main(int argc, char **argv){
   if( want(4) ) figure4();
   if( want(5) ) figure5();
   if( want(6) ) figure6();
+  if( want(7) ) figure7();
+  if( want(8) ) figure8();
+  if( want(9) ) figure9();
+  if( want(10) ) figure10();
+  if( want(11) ) figure11();
+  if( want(12) ) figure12();
   print_table();
-  printf("\nrates are medians of %d runs after a warm-up; ratio = stateio / peer "
-         "(figure 4: big / small; figure 6: stateio - empty). total %.0f s\n",
-         opt.reps, now() - t0);
+  char load[64];
+  load_avg(load, sizeof load);
+  printf("\nrates are medians of %d runs after a warm-up (%d for figures 9, 10 and 12's "
+         "writes); ratio = stateio / peer (rates), stateio's time / the peer's (times: "
+         "lower is better; figure 4: big / small; figure 6: stateio - empty). "
+         "total %.0f s; load average at the end %s\n",
+         opt.reps, heavy_reps(), now() - t0, load);
   return 0;
 }
