@@ -1630,13 +1630,13 @@ static void figure12(void){
   sqlite3_free(sql);
   if( db ) sqlite3_close(db);
   char v[40];
-  snprintf(v, sizeof v, "%.3f s", q[0].med);
-  solo_row("  small: C restore + read all (s)", v, "Go: see README");
+  fmt_time(v, sizeof v, q[0].med);
+  solo_row("  small: C restore + read all", v, "Go: see README");
   if( have_ext ){
-    snprintf(v, sizeof v, "%.3f s", q[4].med);
-    solo_row("  small: SQL restore + read all (s)", v, "Go: see README");
+    fmt_time(v, sizeof v, q[4].med);
+    solo_row("  small: SQL restore + read all", v, "Go: see README");
   }else{
-    na_row("  small: SQL restore + read all (s)", "(info)", "extension not loaded");
+    na_row("  small: SQL restore + read all", "(info)", "extension not loaded");
   }
   rate_row("  small: C full scan (MB/s)", size / q[1].med / MB, size / q[3].med / MB, "MB/s", 0);
   rate_row("  same, stateio_scan_parallel (MB/s)", size / q[2].med / MB, size / q[3].med / MB, "MB/s", 0);
