@@ -252,8 +252,9 @@ valgrind: $(CTESTS)
 
 # ---------------------------------------------------------------- bench
 # bench/bench.c measures every figure next to its peer and prints a table
-# (never part of make test). BENCH_ARGS go to it: --quick for a ~15 s
-# smoke run, --reps N, --dir DIR, --only 1,5, ... (build/bench --help).
+# (never part of make test), below the machine it ran on. BENCH_ARGS go to
+# it: --quick for a ~25 s smoke run, --reps N, --dir DIR, --only 1,5, ...
+# (build/bench --help). The default run takes 2-3 minutes.
 BENCH_ARGS ?=
 
 build/bench: bench/bench.c build/libstateio.a $(LIB_HDR) | build $(PKG_STEP)
