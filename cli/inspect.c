@@ -17,6 +17,12 @@ int cli_walk(const char *what, const stateio_image *img, cli_walk_fn fn, void *a
   *torn_off = *torn_len = 0;
   int rc = stateio_scan_open(&s, img, 0, 0);
   if( rc ) return rc;
+  /* The whole file in order: read ahead and verify on a second thread (large files only). */
+  rc = stateio_scan_parallel(s);
+  if( rc ){
+    stateio_scan_close(s);
+    return rc;
+  }
   cli_progress pr;
   cli_progress_start(&pr, what, stateio_image_size(img));
   for(;;){

@@ -86,6 +86,11 @@ static int copy_entries(const stateio_image *img, uint64_t from, uint64_t end,
   stateio_scan *s;
   int rc = stateio_scan_open(&s, img, from, STATEIO_EPOCH_UNKNOWN);
   if( rc ) return rc;
+  rc = stateio_scan_parallel(s);     /* the kept epochs, in order */
+  if( rc ){
+    stateio_scan_close(s);
+    return rc;
+  }
   uint64_t batched = 0;
   rc = stateio_writer_begin(w);
   while( rc == STATEIO_OK ){
