@@ -70,9 +70,7 @@ int stateio_image_from_fd(stateio_image *img, int fd){
 
 static uint64_t block_end(uint64_t pos){ return pos - pos % BLOCK + BLOCK; }
 
-/* Copy bytes [off, off+n) of the image to dst: file first, then the tail. */
-static int image_read(const stateio_image *img, uint64_t off, size_t n,
-                      unsigned char *dst){
+int sio_image_read(const stateio_image *img, uint64_t off, size_t n, unsigned char *dst){
   if( off < img->file_size ){
     uint64_t avail = img->file_size - off;
     size_t k = n < avail ? n : (size_t)avail;
@@ -212,7 +210,7 @@ static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p
     uint64_t want = blocks * BLOCK;
     if( want > r->total - from ) want = r->total - from;
     r->buf_len = 0;
-    int rc = image_read(&r->img, from, (size_t)want, r->buf);
+    int rc = sio_image_read(&r->img, from, (size_t)want, r->buf);
     if( rc ) return rc;
     r->buf_off = from;
     r->buf_len = (size_t)want;

@@ -48,24 +48,11 @@ struct sio_prefetch {
   pthread_cond_t cv;
 };
 
-/* Copy image bytes [off, off+n): the file, then the tail (as logio.c's image_read). */
-static int read_bytes(const stateio_image *img, uint64_t off, size_t n, unsigned char *dst){
-  if( off < img->file_size ){
-    uint64_t avail = img->file_size - off;
-    size_t k = n < avail ? n : (size_t)avail;
-    int rc = sio_pread_full(img->fd, dst, k, off);
-    if( rc ) return rc;
-    dst += k; off += k; n -= k;
-  }
-  if( n > 0 ) memcpy(dst, img->tail + (off - img->file_size), n);
-  return STATEIO_OK;
-}
-
 /* Read chunk k into s and verify the record chain of each of its blocks. */
 static void fill(sio_prefetch *pf, slot *s, uint64_t k){
   uint64_t base = k * CHUNK;
   uint64_t end = base + CHUNK < pf->total ? base + CHUNK : pf->total;
-  s->rc = read_bytes(&pf->img, base, (size_t)(end - base), s->buf);
+  s->rc = sio_image_read(&pf->img, base, (size_t)(end - base), s->buf);
   for(uint64_t b = 0; b < CHUNK_BLOCKS; b++){
     uint64_t bbase = base + b * REC_BLOCK;
     s->chain[b] = 0;

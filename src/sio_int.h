@@ -16,10 +16,13 @@
 void *sio_malloc(size_t n);
 void *sio_realloc(void *p, size_t n);
 char *sio_strdup(const char *s);
-void sio_free(void *p);   /* stateio_free() is the public name (logio.h) */
+void sio_free(void *p);   /* stateio_free() is the public name (stateio.h) */
 
 /* Read exactly n bytes at off (loops over short reads); STATEIO_OK or STATEIO_IOERR. */
 int sio_pread_full(int fd, void *buf, size_t n, uint64_t off);
+struct stateio_image;
+/* Copy bytes [off, off+n) of an image to dst: the file first, then the tail. */
+int sio_image_read(const struct stateio_image *img, uint64_t off, size_t n, unsigned char *dst);
 
 /*
 ** The calls that change files (os.c). Each passes through the test hooks
