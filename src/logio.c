@@ -498,7 +498,9 @@ int logio_reader_next(logio_reader *r, logio_entry *e){
     if( !on_verified_chain(r, &b, &rec) && !sio_record_parse(&b, r->pos, &rec, &why, &truncated) ){
       r->walk = UINT64_MAX;
       sio_resync rs;
-      sio_resync_after(&b, r->pos, r->assembling ? r->ent_start : REC_NONE, &rs);
+      /* Not assembling, nothing damaged, not skipping an earlier entry's tail: an entry opens here. */
+      int opens = !r->assembling && !r->have_bad && !r->skip_continuations;
+      sio_resync_after(&b, r->pos, r->assembling ? r->ent_start : REC_NONE, opens, &rs);
       damaged_record(r, &b, &rs);
       r->assembling = 0;
       r->skip_continuations = 0;
@@ -627,7 +629,7 @@ int logio_starts_with_record(const stateio_image *img){
         type = rec.type;
       }else{
         sio_resync rs;
-        sio_resync_after(&b, 0, REC_NONE, &rs);
+        sio_resync_after(&b, 0, REC_NONE, 1, &rs);   /* a log opens with an entry */
         if( rs.plausible ) type = rs.rec.type;
       }
       ok = type == LOGIO_FULL || type == LOGIO_FIRST;
@@ -694,7 +696,7 @@ static int entry_open_at(logio_reader *r, const stateio_image *img, uint64_t bst
     int truncated;
     if( !sio_record_parse(&blk, q, &rec, &why, &truncated) ){
       sio_resync rs;
-      sio_resync_after(&blk, q, REC_NONE, &rs);
+      sio_resync_after(&blk, q, REC_NONE, 0, &rs);
       if( !rs.proven ) return STATEIO_OK;
       rec = rs.rec;
     }
@@ -747,7 +749,7 @@ int logio_rewind(const stateio_image *img, uint64_t limit,
           rc2 = block_at(r, q, limit, &blk);
           if( rc2 ){ rc = rc2; goto done; }
         }
-        sio_resync_after(&blk, q, ent, &rs);
+        sio_resync_after(&blk, q, ent, 0, &rs);
         if( !rs.proven ) break;
         if( rs.rec.type == LOGIO_LAST && ent != REC_NONE ){
           /* Its entry ends here (it is checked whole below, like any LAST). */

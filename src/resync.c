@@ -82,10 +82,13 @@ static int valid_record_at(const sio_block *b, uint64_t c, sio_record *rec){
 /*
 ** Whether h would be plausible with its type replaced, or with the one
 ** damaged byte of a FULL or FIRST's zero offset cleared (*near: that header).
+** With opens set the record before h ended an entry, so h opens one: only
+** FULL and FIRST are candidates (a FULL whose offset is damaged is not a
+** LAST of an entry that never began).
 */
-static int one_field_off(const sio_record *h, sio_record *near){
+static int one_field_off(const sio_record *h, int opens, sio_record *near){
   sio_record t = *h;
-  for(int type = LOGIO_FULL; type <= LOGIO_LAST; type++){
+  for(int type = LOGIO_FULL; type <= (opens ? LOGIO_FIRST : LOGIO_LAST); type++){
     t.type = type;
     if( sio_record_plausible(&t) ){ *near = t; return 1; }
   }
@@ -127,7 +130,7 @@ static int boundary_at(const sio_block *b, uint64_t c, int links){
   const char *why;
   sio_record_decode(b->p + (c - b->base), c, &h);
   /* Cheap first: a header with at most its type or offset off. */
-  if( !sio_record_plausible(&h) && !one_field_off(&h, &fixed) ) return 0;
+  if( !sio_record_plausible(&h) && !one_field_off(&h, 0, &fixed) ) return 0;
   return proven_by_checksum(b, &h, REC_NONE, 0, &fixed, &why);
 }
 
@@ -140,7 +143,7 @@ static int header_like(const sio_block *b, uint64_t c){
   if( c > b->base + b->n || b->base + b->n - c < REC_HEADER + 1 ) return 0;
   sio_record h, near;
   sio_record_decode(b->p + (c - b->base), c, &h);
-  return sio_record_plausible(&h) || one_field_off(&h, &near);
+  return sio_record_plausible(&h) || one_field_off(&h, 0, &near);
 }
 
 /*
@@ -221,7 +224,7 @@ static int proven_by_checksum(const sio_block *b, const sio_record *h, uint64_t 
   return extent_by_checksum(b, h, why);
 }
 
-void sio_resync_after(const sio_block *b, uint64_t pos, uint64_t ent_start,
+void sio_resync_after(const sio_block *b, uint64_t pos, uint64_t ent_start, int opens,
                       sio_resync *out){
   uint64_t end = b->base + b->n;
   memset(out, 0, sizeof(*out));
@@ -239,7 +242,7 @@ void sio_resync_after(const sio_block *b, uint64_t pos, uint64_t ent_start,
   int plausible = sio_record_plausible(&h);
   int fits = pos + REC_HEADER + h.len <= end;
   sio_record near;
-  if( !fits && b->image_end && (plausible || one_field_off(&h, &near)) ){
+  if( !fits && b->image_end && (plausible || one_field_off(&h, opens, &near)) ){
     /*
     ** A header (with at most one field damaged) whose record runs past
     ** the end of the image: an append cut short, whatever its payload

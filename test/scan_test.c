@@ -26,6 +26,7 @@
 #define BLK    ((uint64_t)LOGIO_BLOCK)
 #define HDR    LOGIO_HEADER
 #define SUM    0             /* where a record header's checksum is */
+#define OFF    7             /* ... and its offset field */
 #define EHDR   STATEIO_ENTRY_HEADER
 
 static char tmpdir[256];
@@ -424,6 +425,32 @@ static void test_end(void){
   snprintf(want, sizeof(want), "entry 0 %llu\ntorn %llu %llu\ndone\n",
            (unsigned long long)m.e[0].end, (unsigned long long)s, (unsigned long long)(BLK + 10));
   expect_events("multi-block last entry cut before its LAST", &img, want);
+  m_reset(&m);
+
+  /*
+  ** An entry opening a block after one that ended at the boundary, whose
+  ** data is a log, with its offset field damaged and the log cut inside
+  ** it (fuzz_stateio found this). Read as a LAST (type damaged, offset
+  ** right) it would continue an entry that never began, and the records
+  ** in its data would make it damage; it opens an entry, so it is a FULL
+  ** with a damaged offset, cut short: a torn tail.
+  */
+  m_update(&m, BLK - HDR - EHDR, 1);
+  CHECK(m.n == BLK);
+  mlog inner = {0};
+  for(int i = 0; i < 6; i++) m_update(&inner, 20 + 5 * i, 10 + i);
+  m_add(&m, STATEIO_UPDATE, inner.p, inner.n);
+  s = m.e[1].start;
+  m.p[s + OFF] = 0x37;
+  n = m.n - 3;                                 /* every inner record lies before the cut */
+  img = mem(m.p, n);
+  snprintf(want, sizeof(want), "entry 0 %llu\ntorn %llu %llu\ndone\n", (unsigned long long)BLK,
+           (unsigned long long)s, (unsigned long long)n);
+  expect_events("entry at a block start, offset damaged, cut short over a log in its data", &img, want);
+  snprintf(want, sizeof(want), "epoch 0 end %llu torn %llu\nupdate 0\ndone\n", (unsigned long long)s,
+           (unsigned long long)(n - s));
+  expect_restore("... restores the entry before it", &img, want);
+  m_reset(&inner);
   m_reset(&m);
 }
 
