@@ -900,7 +900,7 @@ static void image_close(stateio_image *img, int from_fd){
 typedef struct f4_arg { const char *path; sqlite3 *db; const char *tab; int from_fd; } f4_arg;
 
 /* Restore and read every update of the last epoch; returns bytes via *sum. */
-static uint64_t restore_c(const char *path, int from_fd, uint64_t *count){
+static uint64_t restore_c_as(const char *path, int from_fd, int parallel, uint64_t *count){
   stateio_image img;
   image_open(path, from_fd, &img);
   stateio_state st;
@@ -908,6 +908,7 @@ static uint64_t restore_c(const char *path, int from_fd, uint64_t *count){
   uint64_t sum = st.snapshot_len, n = 0;
   stateio_updates *u;
   check(stateio_updates_open(&u, &img, &st), "updates open");
+  if( parallel ) check(stateio_updates_parallel(u), "updates parallel");
   stateio_entry e;
   int rc;
   while( (rc = stateio_updates_next(u, &e)) == STATEIO_OK ){ sum += e.len; n++; }
@@ -917,6 +918,10 @@ static uint64_t restore_c(const char *path, int from_fd, uint64_t *count){
   image_close(&img, from_fd);
   if( count ) *count = n;
   return sum;
+}
+
+static uint64_t restore_c(const char *path, int from_fd, uint64_t *count){
+  return restore_c_as(path, from_fd, 0, count);
 }
 
 static double f4_c(void *a){
@@ -1571,7 +1576,7 @@ static double f12_read(void *a){
   double t0 = now();
   int64_t n = 0, sum = 0;
   switch( p->mode ){
-    case 0: restore_c(p->path, 0, &p->n); break;
+    case 0: case 5: restore_c_as(p->path, 0, p->mode == 5, &p->n); break;
     case 1: sql_ints(p->db, p->sql, &n, &sum); p->n = (uint64_t)n; break;
     case 2: case 3: scan_state(p->path, p->mode == 3, &p->n); break;
     default: read_file(p->path); p->n = (uint64_t)opt.small; break;
@@ -1632,21 +1637,24 @@ static void figure12(void){
   read_file(log);
   sqlite3 *db = have_ext ? ext_db() : NULL;
   char *sql = sqlite3_mprintf("SELECT count(*), sum(length(data)) FROM stateio_updates(%Q)", log);
-  f12r_arg rc = { log, db, sql, 0, 0 }, rs = rc, sc = rc, sp = rc, rd = rc;
-  rs.mode = 1; sc.mode = 2; sp.mode = 3; rd.mode = 4;
-  meas q[5] = { { "C restore + read every update", f12_read, &rc, 0 },
+  f12r_arg rc = { log, db, sql, 0, 0 }, rs = rc, sc = rc, sp = rc, rd = rc, rp = rc;
+  rs.mode = 1; sc.mode = 2; sp.mode = 3; rd.mode = 4; rp.mode = 5;
+  meas q[6] = { { "C restore + read every update", f12_read, &rc, 0 },
                 { "C stateio_scan of the log", f12_read, &sc, 0 },
                 { "C stateio_scan, stateio_scan_parallel", f12_read, &sp, 0 },
                 { "read() 1 MiB chunks", f12_read, &rd, 0 },
+                { "C restore + read, stateio_updates_parallel", f12_read, &rp, 0 },
                 { "SQL restore: stateio_updates('FILE')", f12_read, &rs, 0 } };
-  measure_all(q, have_ext ? 5 : 4, 1);
+  measure_all(q, have_ext ? 6 : 5, 1);
   sqlite3_free(sql);
   if( db ) sqlite3_close(db);
   char v[40];
   fmt_time(v, sizeof v, q[0].med);
   solo_row("  small: C restore + read all", v, "Go: see README");
+  fmt_time(v, sizeof v, q[4].med);
+  solo_row("  same, stateio_updates_parallel", v, "Go: see README");
   if( have_ext ){
-    fmt_time(v, sizeof v, q[4].med);
+    fmt_time(v, sizeof v, q[5].med);
     solo_row("  small: SQL restore + read all", v, "Go: see README");
   }else{
     na_row("  small: SQL restore + read all", "(info)", "extension not loaded");

@@ -173,6 +173,10 @@ struct logio_reader {
   logio_entry stash;
   int done;
   sio_prefetch *pf;        /* a large sequential scan: verifying on a second thread */
+  const unsigned char *pf_p;  /* the chunk pf gave last: its bytes, where and how many */
+  uint64_t pf_base;
+  size_t pf_n;
+  const uint32_t *pf_chain;
   uint32_t blk_chain;      /* bytes of the block last loaded that pf verified */
   uint64_t walk;           /* the reader follows the block's chain of records to here */
 };
@@ -181,17 +185,24 @@ struct logio_reader {
 static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p){
   r->blk_chain = 0;
   if( r->pf ){
-    const unsigned char *cp;
-    const uint32_t *chain;
-    uint64_t base;
-    size_t cn;
-    int rc = sio_prefetch_get(r->pf, off, &cp, &base, &cn, &chain);
-    if( rc == STATEIO_OK && off + n <= base + cn ){
-      *p = cp + (off - base);
-      r->blk_chain = chain[(off - base) / BLOCK];
+    /* Every record asks for its block: the chunk in hand serves most without a call. */
+    if( !(r->pf_p && off >= r->pf_base && off + n <= r->pf_base + r->pf_n) ){
+      const unsigned char *cp;
+      const uint32_t *chain;
+      uint64_t base;
+      size_t cn;
+      int rc = sio_prefetch_get(r->pf, off, &cp, &base, &cn, &chain);
+      if( rc != STATEIO_OK && rc != STATEIO_NOTFOUND ) return rc;
+      r->pf_p = rc == STATEIO_OK ? cp : NULL;
+      r->pf_base = base;
+      r->pf_n = cn;
+      r->pf_chain = chain;
+    }
+    if( r->pf_p && off >= r->pf_base && off + n <= r->pf_base + r->pf_n ){
+      *p = r->pf_p + (off - r->pf_base);
+      r->blk_chain = r->pf_chain[(off - r->pf_base) / BLOCK];
       return STATEIO_OK;
     }
-    if( rc != STATEIO_OK && rc != STATEIO_NOTFOUND ) return rc;
   }
   if( off < r->buf_off || off + n > r->buf_off + r->buf_len ){
     uint64_t from = off - off % BLOCK;

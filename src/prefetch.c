@@ -8,10 +8,14 @@
 ** the bandwidth of a plain read(). Records never cross a block and every
 ** block's first record starts at the block's start, so each block can be
 ** verified on its own: the scan is cut into chunks of whole blocks, and
-** the chunks are shared between the reader's thread (even chunks) and one
-** helper thread (odd chunks), each reading its chunk and walking the
-** records of each block from the block's start, checking headers and
-** checksums. For each block the reader is told how many bytes from its
+** the chunks are shared between the reader's thread and one helper
+** thread, each reading a chunk and walking the records of each block from
+** the block's start, checking headers and checksums. Chunks are claimed
+** in order by whichever thread is free: the helper works ahead (up to the
+** ring's size), and the reader fills a chunk itself only when it gets
+** there first. So the work divides by itself: with small entries, where
+** the reader's own work per entry is large, the helper verifies nearly
+** every chunk; with large ones the reader catches up and takes its share. For each block the reader is told how many bytes from its
 ** start form an unbroken chain of valid records; it takes a record on
 ** that chain as valid without hashing it again, and parses everything
 ** else itself, as always. The helper stops at the first record of a block
@@ -23,9 +27,9 @@
 #include "record.h"
 #include "sio_int.h"
 
-#define CHUNK_BLOCKS 32
+#define CHUNK_BLOCKS 16
 #define CHUNK        (CHUNK_BLOCKS * REC_BLOCK)
-#define RING         4
+#define RING         8
 
 typedef struct slot {
   uint64_t k;              /* the chunk it holds (UINT64_MAX: none) */
@@ -38,9 +42,10 @@ typedef struct slot {
 struct sio_prefetch {
   stateio_image img;
   uint64_t total;          /* read no further */
-  uint64_t k0;             /* the first chunk (the helper fills k0+1, k0+3 ...) */
   uint64_t nchunks;        /* chunks up to total */
   uint64_t cur;            /* the chunk the reader is in */
+  uint64_t next_claim;     /* the first chunk no thread has claimed */
+  uint64_t have;           /* the chunk the reader last got, ready (UINT64_MAX: none) */
   slot ring[RING];
   pthread_t helper;
   int started, quit;
@@ -66,21 +71,32 @@ static void fill(sio_prefetch *pf, slot *s, uint64_t k){
   }
 }
 
+/*
+** Claim the next chunk nobody has claimed and fill it, called and
+** returning with the mutex held (released while the chunk is read).
+*/
+static void claim_and_fill(sio_prefetch *pf){
+  uint64_t j = pf->next_claim++;
+  slot *s = &pf->ring[j % RING];
+  s->k = j;
+  s->ready = 0;
+  pthread_mutex_unlock(&pf->mu);
+  fill(pf, s, j);
+  pthread_mutex_lock(&pf->mu);
+  s->ready = 1;
+  pthread_cond_broadcast(&pf->cv);
+}
+
 static void *helper_main(void *arg){
   sio_prefetch *pf = arg;
   pthread_mutex_lock(&pf->mu);
-  for(uint64_t j = pf->k0 + 1; j < pf->nchunks && !pf->quit; j += 2){
-    slot *s = &pf->ring[j % RING];
-    /* Its slot is free once the reader has moved past the chunk RING before. */
-    while( !pf->quit && j >= pf->cur + RING ) pthread_cond_wait(&pf->cv, &pf->mu);
-    if( pf->quit ) break;
-    s->ready = 0;
-    s->k = j;
-    pthread_mutex_unlock(&pf->mu);
-    fill(pf, s, j);
-    pthread_mutex_lock(&pf->mu);
-    s->ready = 1;
-    pthread_cond_broadcast(&pf->cv);
+  for(;;){
+    /* A slot is free once the reader has moved past the chunk RING before. */
+    while( !pf->quit && pf->next_claim < pf->nchunks && pf->next_claim >= pf->cur + RING ){
+      pthread_cond_wait(&pf->cv, &pf->mu);
+    }
+    if( pf->quit || pf->next_claim >= pf->nchunks ) break;
+    claim_and_fill(pf);
   }
   pthread_mutex_unlock(&pf->mu);
   return NULL;
@@ -93,8 +109,9 @@ int sio_prefetch_start(sio_prefetch **pp, const stateio_image *img, uint64_t fro
   memset(pf, 0, sizeof(*pf));
   pf->img = *img;
   pf->total = total;
-  pf->k0 = from / CHUNK;
-  pf->cur = pf->k0;
+  pf->cur = from / CHUNK;
+  pf->next_claim = pf->cur;
+  pf->have = UINT64_MAX;
   pf->nchunks = (total + CHUNK - 1) / CHUNK;
   for(int i = 0; i < RING; i++){
     pf->ring[i].k = UINT64_MAX;
@@ -128,21 +145,24 @@ int sio_prefetch_get(sio_prefetch *pf, uint64_t off, const unsigned char **p,
   uint64_t k = off / CHUNK;
   if( pf->started < 0 || k < pf->cur || k > pf->cur + 1 || k >= pf->nchunks ) return STATEIO_NOTFOUND;
   slot *s = &pf->ring[k % RING];
-  if( (k - pf->k0) % 2 == 0 ){
-    if( s->k != k ){
-      /* Ours to fill: its slot held chunk k - RING, long passed. */
-      pthread_mutex_lock(&pf->mu);
-      if( k > pf->cur ){ pf->cur = k; pthread_cond_broadcast(&pf->cv); }
-      pthread_mutex_unlock(&pf->mu);
-      s->k = k;
-      fill(pf, s, k);
-      s->ready = 1;
-    }
-  }else{
+  if( k != pf->have ){
+    /* Every record of a chunk asks for it: only the first ask takes the mutex. */
     pthread_mutex_lock(&pf->mu);
     if( k > pf->cur ){ pf->cur = k; pthread_cond_broadcast(&pf->cv); }
-    while( !(s->k == k && s->ready) ) pthread_cond_wait(&pf->cv, &pf->mu);
+    while( !(s->k == k && s->ready) ){
+      /*
+      ** Not ready: rather than wait, fill the next chunk nobody has
+      ** claimed (k itself when the helper is behind, else one ahead of
+      ** the chunk the helper is filling).
+      */
+      if( pf->next_claim < pf->nchunks && pf->next_claim < pf->cur + RING ){
+        claim_and_fill(pf);
+      }else{
+        pthread_cond_wait(&pf->cv, &pf->mu);
+      }
+    }
     pthread_mutex_unlock(&pf->mu);
+    pf->have = k;
   }
   if( s->rc ) return s->rc;
   *base = k * CHUNK;

@@ -338,6 +338,8 @@ int stateio_updates_open(stateio_updates **pp, const stateio_image *img,
   return STATEIO_OK;
 }
 
+int stateio_updates_parallel(stateio_updates *u){ return stateio_scan_parallel(u->s); }
+
 int stateio_updates_next(stateio_updates *u, stateio_entry *e){
   if( u->done ){
     memset(e, 0, sizeof(*e));

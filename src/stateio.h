@@ -212,6 +212,14 @@ int stateio_updates_open(stateio_updates **pp, const stateio_image *img,
 */
 int stateio_updates_next(stateio_updates *u, stateio_entry *e);
 
+/*
+** An epoch whose updates will be read to the end and are many (a restore
+** of a long epoch): read ahead and verify checksums on a second thread, as
+** stateio_scan_parallel() does. Call it before the first
+** stateio_updates_next(); below 8 MiB of updates it does nothing.
+*/
+int stateio_updates_parallel(stateio_updates *u);
+
 /* 0 for the epoch's first update, 1 for the next ... (-1 before the first). */
 int64_t stateio_updates_seq(const stateio_updates *u);
 
