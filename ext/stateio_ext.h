@@ -404,6 +404,14 @@ int64_t sioValueInt(sqlite3_value *v);
 int sioIntRange(sqlite3_value *v, int op, uint64_t *pLo, uint64_t *pHi);
 /* Hand data to SQLite: a BLOB (an empty one when n is 0), or TEXT. */
 void sioResultData(sqlite3_context *ctx, const void *p, size_t n, int bText);
+/*
+** A cursor that has read this many bytes of entries in order is a long
+** scan: from there on the library verifies on a second thread
+** (stateio_scan_parallel, stateio_updates_parallel; nothing when less than
+** 8 MiB is left). Not from the first row: a LIMIT 1 over a long epoch
+** starts no thread.
+*/
+#define SIO_PARALLEL_AFTER ((uint64_t)1 << 20)
 
 /*
 ** vtab_table.c: an INSERT that gives data only (apCol: every column of the

@@ -81,6 +81,7 @@ typedef struct EntriesCursor {
   stateio_entry e;         /* the current entry (points into the scan) */
   int bLogId;              /* iLogId is known */
   sqlite3_int64 iLogId;    /* the log_id of the file read */
+  uint64_t nRead;          /* bytes of entries read (SIO_PARALLEL_AFTER) */
 } EntriesCursor;
 
 /*
@@ -163,6 +164,14 @@ static int entriesNext(SioCursor *pBase){
       if( e->offset>=pCur->iHi ) break;
       if( e->offset<pCur->iLo ) continue;
       pBase->iRowid = (sqlite3_int64)e->offset;
+      /* A scan with no end short of the log's: a long one, once it has read enough. */
+      if( pCur->nRead<SIO_PARALLEL_AFTER && pCur->iHi==UINT64_MAX ){
+        pCur->nRead += e->end - e->offset;
+        if( pCur->nRead>=SIO_PARALLEL_AFTER ){
+          rc = stateio_scan_parallel(pCur->pScan);
+          if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
+        }
+      }
       return SQLITE_OK;
     }
     if( rc==STATEIO_CORRUPT_LOG || rc==STATEIO_CORRUPT_ENTRY ){
@@ -236,6 +245,7 @@ static int entriesFilter(SioCursor *pBase, int idxNum, sqlite3_value **aArg){
   rc = stateio_scan_open(&pCur->pScan, &pBase->img.img, iStart,
                          iStart==0 ? 0 : STATEIO_EPOCH_UNKNOWN);
   if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
+  pCur->nRead = 0;
   return entriesNext(pBase);
 }
 

@@ -47,6 +47,7 @@ typedef struct UpdatesCursor {
   stateio_updates *pUpd;     /* reader of its updates */
   stateio_entry e;             /* the current update */
   int64_t iSeq;
+  uint64_t nRead;            /* bytes of the updates read (SIO_PARALLEL_AFTER) */
 } UpdatesCursor;
 
 static int updatesBestIndex(sqlite3_index_info *pInfo, const SioCols *pCols,
@@ -74,6 +75,13 @@ static int updatesNext(SioCursor *pBase){
     if( rc==STATEIO_OK ){
       pCur->iSeq = stateio_updates_seq(pCur->pUpd);
       pBase->iRowid = (sqlite3_int64)e->offset;
+      if( pCur->nRead<SIO_PARALLEL_AFTER ){
+        pCur->nRead += e->end - e->offset;
+        if( pCur->nRead>=SIO_PARALLEL_AFTER ){
+          rc = stateio_updates_parallel(pCur->pUpd);
+          if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
+        }
+      }
       return SQLITE_OK;
     }
     if( rc==STATEIO_DONE ) break;
@@ -96,6 +104,7 @@ static int updatesFilter(SioCursor *pBase, int idxNum, sqlite3_value **aArg){
   if( rc!=SQLITE_OK || pBase->bEof ) return rc;
   rc = stateio_updates_open(&pCur->pUpd, &pBase->img.img, &pCur->st);
   if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
+  pCur->nRead = 0;
   return updatesNext(pBase);
 }
 

@@ -215,8 +215,9 @@ int stateio_updates_next(stateio_updates *u, stateio_entry *e);
 /*
 ** An epoch whose updates will be read to the end and are many (a restore
 ** of a long epoch): read ahead and verify checksums on a second thread, as
-** stateio_scan_parallel() does. Call it before the first
-** stateio_updates_next(); below 8 MiB of updates it does nothing.
+** stateio_scan_parallel() does, from the next update on (before the first
+** stateio_updates_next(), or later); when less than 8 MiB is left it does
+** nothing.
 */
 int stateio_updates_parallel(stateio_updates *u);
 
@@ -310,7 +311,8 @@ uint64_t stateio_scan_torn(const stateio_scan *s, uint64_t *torn_len);
 /*
 ** A scan that will go through much of the log in order (a check, a copy, a
 ** full read): read ahead and verify checksums on a second thread. Call it
-** before the first stateio_scan_next(); below 8 MiB to read it does nothing.
+** before the first stateio_scan_next(), or later: it applies to the rest
+** of the scan; when less than 8 MiB is left to read it does nothing.
 */
 int stateio_scan_parallel(stateio_scan *s);
 

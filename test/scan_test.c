@@ -708,9 +708,10 @@ static char *scan_text(const stateio_image *img, int par){
   sbuf b = {0};
   stateio_scan *s;
   if( stateio_scan_open(&s, img, 0, 0) ){ sb_printf(&b, "open failed\n"); return b.s; }
-  if( par ) CHECK(stateio_scan_parallel(s) == STATEIO_OK);
-  for(;;){
+  if( par == 1 ) CHECK(stateio_scan_parallel(s) == STATEIO_OK);
+  for(long k = 0; ; k++){
     stateio_entry e;
+    if( par == 2 && k == 777 ) CHECK(stateio_scan_parallel(s) == STATEIO_OK);   /* mid-scan */
     int rc = stateio_scan_next(s, &e);
     if( rc == STATEIO_DONE ) break;
     sb_printf(&b, "%d %llu %llu %d %llu %zu %u\n", rc, (unsigned long long)e.offset, (unsigned long long)e.end,
@@ -775,10 +776,12 @@ static void test_parallel(void){
     }
     if( round == 2 ) n -= 12345;                 /* and cut short */
     stateio_image img = mem(p, n);
-    char *a = scan_text(&img, 0), *b = scan_text(&img, 1);
+    char *a = scan_text(&img, 0), *b = scan_text(&img, 1), *c = scan_text(&img, 2);
     CHECK_MSG(strcmp(a, b) == 0, "round %d: the parallel scan reads what the plain one does", round);
+    CHECK_MSG(strcmp(a, c) == 0, "round %d: ... also when it goes parallel in the middle", round);
     free(a);
     free(b);
+    free(c);
   }
   printf("scan: parallel scan of a %zu-byte log: the same reads as one thread, damaged or not\n", n);
   free(p);
@@ -787,15 +790,17 @@ static void test_parallel(void){
 
 /* The current epoch's updates as text lines, read with or without the second thread. */
 static char *updates_text(const stateio_image *img, int par){
+  /* par: 1 from the start, 2 from the 1000th update on */
   sbuf b = {0};
   stateio_state st;
   int rc = stateio_restore(img, &st);
   if( rc ){ sb_printf(&b, "restore %s at %llu\n", stateio_errstr(rc), (unsigned long long)st.bad_offset); return b.s; }
   stateio_updates *u;
   if( stateio_updates_open(&u, img, &st) ){ stateio_state_clear(&st); sb_printf(&b, "open failed\n"); return b.s; }
-  if( par ) CHECK(stateio_updates_parallel(u) == STATEIO_OK);
-  for(;;){
+  if( par == 1 ) CHECK(stateio_updates_parallel(u) == STATEIO_OK);
+  for(long k = 0; ; k++){
     stateio_entry e;
+    if( par == 2 && k == 1000 ) CHECK(stateio_updates_parallel(u) == STATEIO_OK);
     rc = stateio_updates_next(u, &e);
     if( rc == STATEIO_DONE ) break;
     sb_printf(&b, "%d %llu %llu %zu %u\n", rc, (unsigned long long)e.offset, (unsigned long long)e.end,
@@ -833,8 +838,10 @@ static void test_updates_parallel(void){
     }
     if( round == 2 ) n -= 777;
     stateio_image img = mem(m.p, n);
-    char *a = updates_text(&img, 0), *b = updates_text(&img, 1);
+    char *a = updates_text(&img, 0), *b = updates_text(&img, 1), *c = updates_text(&img, 2);
     if( !CHECK_MSG(strcmp(a, b) == 0, "round %d: the parallel update reader reads what the plain one does", round) ) bad++;
+    if( !CHECK_MSG(strcmp(a, c) == 0, "round %d: ... also when it goes parallel in the middle", round) ) bad++;
+    free(c);
     if( round == 0 ){
       size_t lines = 0;
       for(const char *q = a; *q; q++) lines += *q == '\n';
