@@ -262,9 +262,12 @@ static int reader_new(logio_reader **pp, const stateio_image *img, uint64_t star
 
 /* Scans shorter than this read and verify on one thread. */
 #define PARALLEL_MIN ((uint64_t)8 << 20)
+static uint64_t parallel_min = PARALLEL_MIN;
+
+void logio_parallel_always(int on){ parallel_min = on ? 0 : PARALLEL_MIN; }
 
 int logio_reader_parallel(logio_reader *r){
-  if( r->pf || r->total - r->pos < PARALLEL_MIN ) return STATEIO_OK;
+  if( r->pf || r->pos >= r->total || r->total - r->pos < parallel_min ) return STATEIO_OK;
   return sio_prefetch_start(&r->pf, &r->img, r->pos, r->total);
 }
 

@@ -86,10 +86,17 @@ int logio_reader_open_after(logio_reader **pp, const stateio_image *img, uint64_
 /*
 ** Ask a reader that will go through a large part of the image in order
 ** (a check, a compaction, a full scan) to read ahead and verify checksums
-** on a second thread (prefetch.c). Below 8 MiB to read, nothing changes.
-** Call it before the first logio_reader_next().
+** on a second thread (prefetch.c), from the next entry on. When less than
+** 8 MiB is left to read, nothing changes.
 */
 int logio_reader_parallel(logio_reader *r);
+
+/*
+** Tests only: go parallel however little is left to read (on: 1), so that
+** small damaged logs exercise the second thread's verification; 0 restores
+** the 8 MiB threshold. Not thread-safe: set it before any reader opens.
+*/
+void logio_parallel_always(int on);
 
 /*
 ** Read the next entry.

@@ -48,7 +48,9 @@ struct sio_prefetch {
   uint64_t have;           /* the chunk the reader last got, ready (UINT64_MAX: none) */
   slot ring[RING];
   pthread_t helper;
-  int started, quit;
+  int inited;              /* mu and cv are initialised */
+  int started;             /* the helper thread runs */
+  int quit;
   pthread_mutex_t mu;
   pthread_cond_t cv;
 };
@@ -130,11 +132,18 @@ int sio_prefetch_start(sio_prefetch **pp, const stateio_image *img, uint64_t fro
     sio_prefetch_stop(pf);
     return STATEIO_NOMEM;
   }
-  pf->started = pthread_create(&pf->helper, NULL, helper_main, pf) == 0;
-  if( !pf->started ){
-    pthread_cond_destroy(&pf->cv);
-    pthread_mutex_destroy(&pf->mu);
-    pf->started = -1;        /* no helper: the reader goes on alone */
+  pf->inited = 1;
+  /*
+  ** The first chunk is the reader's, filled here: it never waits for a
+  ** thread to be scheduled before its first entry, and a scan of one
+  ** chunk starts no thread at all.
+  */
+  pthread_mutex_lock(&pf->mu);
+  claim_and_fill(pf);
+  pthread_mutex_unlock(&pf->mu);
+  /* Without a helper (none needed, or none could start) the reader fills every chunk. */
+  if( pf->next_claim < pf->nchunks ){
+    pf->started = pthread_create(&pf->helper, NULL, helper_main, pf) == 0;
   }
   *pp = pf;
   return STATEIO_OK;
@@ -143,7 +152,7 @@ int sio_prefetch_start(sio_prefetch **pp, const stateio_image *img, uint64_t fro
 int sio_prefetch_get(sio_prefetch *pf, uint64_t off, const unsigned char **p,
                      uint64_t *base, size_t *n, const uint32_t **chain){
   uint64_t k = off / CHUNK;
-  if( pf->started < 0 || k < pf->cur || k > pf->cur + 1 || k >= pf->nchunks ) return STATEIO_NOTFOUND;
+  if( k < pf->cur || k > pf->cur + 1 || k >= pf->nchunks ) return STATEIO_NOTFOUND;
   slot *s = &pf->ring[k % RING];
   if( k != pf->have ){
     /* Every record of a chunk asks for it: only the first ask takes the mutex. */
@@ -174,12 +183,14 @@ int sio_prefetch_get(sio_prefetch *pf, uint64_t off, const unsigned char **p,
 
 void sio_prefetch_stop(sio_prefetch *pf){
   if( !pf ) return;
-  if( pf->started > 0 ){
+  if( pf->started ){
     pthread_mutex_lock(&pf->mu);
     pf->quit = 1;
     pthread_cond_broadcast(&pf->cv);
     pthread_mutex_unlock(&pf->mu);
     pthread_join(pf->helper, NULL);
+  }
+  if( pf->inited ){
     pthread_cond_destroy(&pf->cv);
     pthread_mutex_destroy(&pf->mu);
   }

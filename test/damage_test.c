@@ -35,7 +35,10 @@
 ** For each mutated file: restore and the update reader, the scan (in skip
 ** mode; strict mode is its prefix up to the first error), stateio_check,
 ** the rewind walk from the end, logio_read_entry_at at every written
-** offset. What must hold (each a violation class, counted; one CHECK each):
+** offset, and the scan once more through prefetch.c's verified record
+** chains (stateio_scan_parallel, made to act on these small logs by
+** logio_parallel_always: the reader then takes records on a chain as
+** valid without hashing them again). What must hold (each a violation class, counted; one CHECK each):
 **
 **   invented     no reader returns an entry that was never written, at
 **                another offset, or with other data (records inside an
@@ -516,9 +519,9 @@ typedef struct mcase {
   uint64_t L;              /* the file's size after the mutation */
 } mcase;
 
-enum { R_SCAN, R_CHECK, R_RESTORE, R_UPDATES, R_REWIND, R_READAT, NREADER };
+enum { R_SCAN, R_CHECK, R_RESTORE, R_UPDATES, R_REWIND, R_READAT, R_PSCAN, NREADER };
 static const char *const reader_name[NREADER] = {
-  "scan", "check", "restore", "updates", "rewind", "read_at"
+  "scan", "check", "restore", "updates", "rewind", "read_at", "parallel scan"
 };
 
 enum {
@@ -732,19 +735,30 @@ static void compute_expect(const mcase *c, expect *x){
 
 /* ------------------------------------------------------------ the readers */
 
-static void check_scan(const mcase *c, const stateio_image *img, const expect *x, unsigned char *got){
+/*
+** The scan (rd rd), or the same with the second thread verifying
+** (R_PSCAN: stateio_scan_parallel, with logio_parallel_always on, so that
+** these small logs go through prefetch.c's chain of verified records).
+*/
+static void check_scan(const mcase *c, const stateio_image *img, const expect *x, unsigned char *got,
+                       int rd){
   const shape *s = c->s;
   int flip = flip_case(c);
   memset(got, 0, (size_t)s->n);
   stateio_scan *sc;
   if( stateio_scan_open(&sc, img, 0, 0) != STATEIO_OK ){
-    viol(V_API, R_SCAN, "stateio_scan_open failed");
+    viol(V_API, rd, "stateio_scan_open failed");
+    return;
+  }
+  if( rd == R_PSCAN && stateio_scan_parallel(sc) != STATEIO_OK ){
+    viol(V_API, rd, "stateio_scan_parallel failed");
+    stateio_scan_close(sc);
     return;
   }
   uint64_t prev = 0;
   int reported = 0, strict_done = 0, strict_next = 0, strict_bad = 0;
   for(long steps = 0; ; steps++){
-    if( steps > (long)c->L + 10 ){ viol(V_API, R_SCAN, "the scan does not end"); break; }
+    if( steps > (long)c->L + 10 ){ viol(V_API, rd, "the scan does not end"); break; }
     stateio_entry e;
     int rc = stateio_scan_next(sc, &e);
     if( tracing ){
@@ -757,20 +771,20 @@ static void check_scan(const mcase *c, const stateio_image *img, const expect *x
     if( rc == STATEIO_DONE ){
       uint64_t tl, to = stateio_scan_torn(sc, &tl);
       if( tl > 0 && flip ){
-        viol(V_TAKEN_TORN, R_SCAN, "torn tail %llu..%llu: the damage is dropped as a torn append",
+        viol(V_TAKEN_TORN, rd, "torn tail %llu..%llu: the damage is dropped as a torn append",
              (unsigned long long)to, (unsigned long long)(to + tl));
       }else if( tl > 0 && (to < x->log_end || to + tl != c->L) ){
-        viol(V_TORN_ERROR, R_SCAN, "torn tail %llu..%llu; the last complete entry ends at %llu",
+        viol(V_TORN_ERROR, rd, "torn tail %llu..%llu; the last complete entry ends at %llu",
              (unsigned long long)to, (unsigned long long)(to + tl), (unsigned long long)x->log_end);
       }
       break;
     }
     if( rc != STATEIO_OK && rc != STATEIO_CORRUPT_LOG && rc != STATEIO_CORRUPT_ENTRY ){
-      viol(V_API, R_SCAN, "status %s", stateio_errstr(rc));
+      viol(V_API, rd, "status %s", stateio_errstr(rc));
       break;
     }
     if( e.offset < prev || e.end <= e.offset || e.end > c->L ){
-      viol(V_API, R_SCAN, "%s at %llu..%llu after %llu", stateio_errstr(rc),
+      viol(V_API, rd, "%s at %llu..%llu after %llu", stateio_errstr(rc),
            (unsigned long long)e.offset, (unsigned long long)e.end, (unsigned long long)prev);
     }
     if( e.end > prev ) prev = e.end;
@@ -779,12 +793,12 @@ static void check_scan(const mcase *c, const stateio_image *img, const expect *x
       entries_checked++;
       int i = find_start(s, e.offset);
       if( i < 0 || !state_is(&s->W[i], &e) ){
-        viol(V_INVENTED, R_SCAN, "%s entry of epoch %llu, %zu bytes at %llu..%llu, never written",
+        viol(V_INVENTED, rd, "%s entry of epoch %llu, %zu bytes at %llu..%llu, never written",
              kind_name(e.kind), (unsigned long long)e.epoch, e.len,
              (unsigned long long)e.offset, (unsigned long long)e.end);
         strict_bad = 1;
       }else if( flip && i == c->d ){
-        viol(V_REPAIRED, R_SCAN, "the damaged entry at %llu..%llu returned as intact",
+        viol(V_REPAIRED, rd, "the damaged entry at %llu..%llu returned as intact",
              (unsigned long long)e.offset, (unsigned long long)e.end);
         strict_bad = 1;
       }else{
@@ -794,39 +808,39 @@ static void check_scan(const mcase *c, const stateio_image *img, const expect *x
     }else if( rc == STATEIO_CORRUPT_ENTRY ){
       int i = find_start(s, e.offset);
       if( i < 0 || s->W[i].end != e.end ){
-        viol(V_INVENTED, R_SCAN, "a bad entry (%s) at %llu..%llu, never written",
+        viol(V_INVENTED, rd, "a bad entry (%s) at %llu..%llu, never written",
              e.problem ? e.problem : "?", (unsigned long long)e.offset, (unsigned long long)e.end);
       }
     }else{
       if( cov ) reported = 1;
       if( !flip ){
-        viol(V_TORN_ERROR, R_SCAN, "damaged region %llu..%llu (%s)", (unsigned long long)e.offset,
+        viol(V_TORN_ERROR, rd, "damaged region %llu..%llu (%s)", (unsigned long long)e.offset,
              (unsigned long long)e.end, e.problem ? e.problem : "?");
       }
     }
     if( rc != STATEIO_OK && !strict_done && flip ){
       strict_done = 1;
       if( strict_bad || strict_next != c->d ){
-        viol(V_STRICT, R_SCAN, "%d written entries before the first error (%s at %llu..%llu), want the %d before the damage",
+        viol(V_STRICT, rd, "%d written entries before the first error (%s at %llu..%llu), want the %d before the damage",
              strict_next, stateio_errstr(rc), (unsigned long long)e.offset, (unsigned long long)e.end, c->d);
       }else if( rc != STATEIO_CORRUPT_LOG || !cov ){
-        viol(V_STRICT, R_SCAN, "the first error, %s at %llu..%llu, does not cover the damage",
+        viol(V_STRICT, rd, "the first error, %s at %llu..%llu, does not cover the damage",
              stateio_errstr(rc), (unsigned long long)e.offset, (unsigned long long)e.end);
       }
     }
   }
   stateio_scan_close(sc);
-  if( flip && !strict_done ) viol(V_STRICT, R_SCAN, "no error at all");
+  if( flip && !strict_done ) viol(V_STRICT, rd, "no error at all");
   for(int i = 0; i < s->n; i++){
     if( !x->must[i] && !x->same[i] ) continue;
     entries_checked++;
     if( got[i] ) continue;
-    viol(x->must[i] ? V_LOST : V_SAME_BLOCK, R_SCAN, "entry %d (%s of %zu bytes at %llu..%llu) not read",
+    viol(x->must[i] ? V_LOST : V_SAME_BLOCK, rd, "entry %d (%s of %zu bytes at %llu..%llu) not read",
          i, kind_name(s->W[i].kind), s->W[i].len,
          (unsigned long long)s->W[i].start, (unsigned long long)s->W[i].end);
   }
   if( flip && !reported ){
-    viol(V_UNREPORTED, R_SCAN, "no damaged region covers %llu", (unsigned long long)c->pos);
+    viol(V_UNREPORTED, rd, "no damaged region covers %llu", (unsigned long long)c->pos);
   }
 }
 
@@ -1077,6 +1091,9 @@ static void check_read_at(const mcase *c, const stateio_image *img, const expect
   }
 }
 
+/* The parallel scan reads every pscan_every-th case (fewer under ASan). */
+static long pscan_every = 1, pscan_n, pscan_cases;
+
 static void run_case(const mcase *c, const unsigned char *buf, expect *x, unsigned char *got){
   cur = c;
   case_flags = 0;
@@ -1100,7 +1117,7 @@ static void run_case(const mcase *c, const unsigned char *buf, expect *x, unsign
     }
   }
   double t0 = now_sec(), t1;
-  check_scan(c, &img, x, got);
+  check_scan(c, &img, x, got, R_SCAN);
   t1 = now_sec(); reader_secs[R_SCAN] += t1 - t0; t0 = t1;
   check_check(c, &img, x);
   t1 = now_sec(); reader_secs[R_CHECK] += t1 - t0; t0 = t1;
@@ -1109,7 +1126,14 @@ static void run_case(const mcase *c, const unsigned char *buf, expect *x, unsign
   check_rewind(c, &img, x, got);
   t1 = now_sec(); reader_secs[R_REWIND] += t1 - t0; t0 = t1;
   check_read_at(c, &img, x);
-  t1 = now_sec(); reader_secs[R_READAT] += t1 - t0;
+  t1 = now_sec(); reader_secs[R_READAT] += t1 - t0; t0 = t1;
+  if( pscan_every && ++pscan_n % pscan_every == 0 ){
+    logio_parallel_always(1);
+    check_scan(c, &img, x, got, R_PSCAN);
+    logio_parallel_always(0);
+    t1 = now_sec(); reader_secs[R_PSCAN] += t1 - t0;
+    pscan_cases++;
+  }
   if( case_flags ) bad_cases[cur_shape][c->kind]++;
 }
 
@@ -1244,6 +1268,7 @@ int main(void){
   if( !mkdtemp(tmpdir) ){ perror("mkdtemp"); return 2; }
   printf("damage: sizes %s\n", full ? "full (STATEIO_DAMAGE=full)"
          : quick ? "quick (ASan, STATEIO_SMALL or STATEIO_DAMAGE=quick)" : "default");
+  pscan_every = UNDER_ASAN ? 4 : 1;
 
   shape S[NSHAPE];
   memset(S, 0, sizeof(S));
@@ -1304,6 +1329,7 @@ int main(void){
   printf("damage: seconds in each reader:");
   for(int r = 0; r < NREADER; r++) if( r != R_UPDATES ) printf(" %s %.2f", reader_name[r], reader_secs[r]);
   printf(" (restore includes the update reader)\n");
+  printf("damage: the parallel scan read %ld of the mutated files (one in %ld)\n", pscan_cases, pscan_every);
 
   for(int v = 0; v < NVIOL; v++){
     char by[600];
