@@ -57,6 +57,10 @@
 **    entry's data is its records' payloads, every reader ends (and stays
 **    ended), restore's fields agree, a log with no problem restores with
 **    no error.
+**  In both modes the scan is read once more through prefetch.c's verified
+**  record chains (stateio_scan_parallel, made to act on small images by
+**  logio_parallel_always) and must return exactly what the plain scan
+**  returns: statuses, offsets, data and torn tail.
 **
 ** STATEIO_FUZZ_WRITE_LOG=PATH (with one input): write the log the input
 ** builds, mutated, to PATH (for seeds of the raw mode). STATEIO_FUZZ_TRACE:
@@ -74,6 +78,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include <xxhash.h>
 
 #include "stateio.h"
 #include "logio.h"
@@ -139,6 +145,49 @@ static int check_cb(void *arg, uint64_t offset, uint64_t length, const char *pro
   c->prev = offset;
   c->n++;
   return 0;
+}
+
+/*
+** What the one forward scan returns, as one hash: every status, offset,
+** end, kind, epoch, length and data byte, and the torn tail at the end.
+*/
+static uint64_t scan_digest(const stateio_image *img, int parallel){
+  XXH64_state_t *h = XXH64_createState();
+  ASSERT(h != NULL);
+  XXH64_reset(h, 0);
+  stateio_scan *sc;
+  ASSERT(stateio_scan_open(&sc, img, 0, 0) == STATEIO_OK);
+  if( parallel ){
+    logio_parallel_always(1);
+    ASSERT(stateio_scan_parallel(sc) == STATEIO_OK);
+    logio_parallel_always(0);
+  }
+  for(uint64_t steps = 0; steps <= stateio_image_size(img) + 2; steps++){
+    stateio_entry e;
+    int rc = stateio_scan_next(sc, &e);
+    uint64_t f[6] = { (uint64_t)rc, e.offset, e.end, (uint64_t)e.kind, e.epoch, e.len };
+    XXH64_update(h, f, sizeof(f));
+    if( e.data && e.len ) XXH64_update(h, e.data, e.len);
+    if( rc == STATEIO_DONE ){
+      uint64_t tl, to = stateio_scan_torn(sc, &tl);
+      uint64_t t[2] = { to, tl };
+      XXH64_update(h, t, sizeof(t));
+      break;
+    }
+  }
+  stateio_scan_close(sc);
+  uint64_t d = XXH64_digest(h);
+  XXH64_freeState(h);
+  return d;
+}
+
+/*
+** The scan through prefetch.c (a reader that takes the records of a
+** verified chain as valid without hashing them again) returns exactly
+** what the plain scan returns, whatever the bytes.
+*/
+static void same_in_parallel(const stateio_image *img){
+  ASSERT(scan_digest(img, 1) == scan_digest(img, 0));
 }
 
 static void raw_mode(const unsigned char *data, size_t size){
@@ -212,6 +261,7 @@ static void raw_mode(const unsigned char *data, size_t size){
     prev = se.end;
   }
   stateio_scan_close(sc);
+  same_in_parallel(&img);
 
   /* Restore and the update reader. */
   stateio_state st;
@@ -1125,7 +1175,7 @@ static void structured_mode(const unsigned char *data, size_t size){
   structured_restore(o, &img, x, hit_blocks, nhb);
   structured_rewind(o, &img, x);
   structured_read_at(o, &img, x);
-
+  same_in_parallel(&img);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size){
