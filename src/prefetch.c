@@ -12,13 +12,14 @@
 ** thread, each reading a chunk and walking the records of each block from
 ** the block's start, checking headers and checksums. Chunks are claimed
 ** in order by whichever thread is free: the helper works ahead (up to the
-** ring's size), and the reader fills a chunk itself only when it gets
-** there first. So the work divides by itself: with small entries, where
-** the reader's own work per entry is large, the helper verifies nearly
-** every chunk; with large ones the reader catches up and takes its share. For each block the reader is told how many bytes from its
-** start form an unbroken chain of valid records; it takes a record on
-** that chain as valid without hashing it again, and parses everything
-** else itself, as always. The helper stops at the first record of a block
+** ring's size), and the reader fills a chunk itself (the first one, and
+** any it would otherwise wait for). So the work divides by itself: with
+** small entries, where the reader's own work per entry is large, the
+** helper verifies nearly every chunk; with large ones the reader catches
+** up and takes its share. For each block the reader is told how many
+** bytes from its start form an unbroken chain of valid records; it takes
+** a record on that chain as valid without hashing it again, and parses
+** everything else itself, as always. The helper stops at the first record of a block
 ** that is not valid: what comes after damage is the reader's to judge.
 */
 #include <pthread.h>

@@ -130,9 +130,10 @@ typedef struct sio_resync {
 ** The record at pos in block b did not parse. Decide where reading may go
 ** on (resync.c explains the policy). ent_start: where the entry being
 ** assembled began (a damaged MIDDLE/LAST may have its offset repaired from
-** it), or REC_NONE. opens: the record before pos was a valid FULL or
-** LAST, so the record at pos opens an entry (a damaged header is read as
-** a FULL or FIRST, never as a continuation of nothing).
+** it), or REC_NONE. opens: an entry must open at pos (the record before
+** it was a valid FULL or LAST, or reading began at pos, an entry's start),
+** so a damaged header there is read as a FULL or FIRST, never as the
+** continuation of an entry that never began.
 */
 void sio_resync_after(const sio_block *b, uint64_t pos, uint64_t ent_start, int opens,
                       sio_resync *out);
