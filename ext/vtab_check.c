@@ -93,6 +93,8 @@ static int checkFilter(SioCursor *pBase, int idxNum, sqlite3_value **aArg){
   }
   if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
   rc = stateio_scan_open(&pCur->pScan, img, 0, 0);
+  /* A check reads the whole log, as stateio_check() does: on two threads when it is large. */
+  if( rc==STATEIO_OK ) rc = stateio_scan_parallel(pCur->pScan);
   if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
   return checkNext(pBase);
 }

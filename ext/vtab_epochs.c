@@ -302,7 +302,9 @@ static int epochsFilter(SioCursor *pBase, int idxNum, sqlite3_value **aArg){
   if( rc==SQLITE_NOMEM ) sioErrMsg(SIO_CUR_ERR(pBase), "stateio: out of memory");
   if( rc!=SQLITE_OK ) return rc;
   if( pCur->aChain==0 ){
+    /* The scan reads every entry of the log: on two threads when it is large. */
     rc = stateio_scan_open(&pCur->pScan, &pBase->img.img, 0, 0);
+    if( rc==STATEIO_OK ) rc = stateio_scan_parallel(pCur->pScan);
     if( rc!=STATEIO_OK ) return sioStatus(SIO_CUR_ERR(pBase), rc, pBase->zPath);
   }
   return epochsNext(pBase);
