@@ -887,6 +887,10 @@ static void structured_restore(const oracle *o, const stateio_image *img, const 
       for(int h = 0; h < nhb && intact; h++){
         if( touches(&o->W[x->last], hit_blocks[h]) || touches(&o->W[ee], hit_blocks[h]) ) intact = 0;
       }
+      /* As without other damage: the entry the cut cut short, damaged, may look complete. */
+      for(int i = 0; i < o->n && intact; i++){
+        if( x->damaged[i] && !x->complete[i] && covers(o->W[i].start, o->W[i].end, st.bad_offset) ) intact = 0;
+      }
       if( intact ){
         viol(V_RESTORE, "restore: %s (bad_offset %llu) although the last entry and the current snapshot are intact",
              stateio_errstr(rc), (unsigned long long)st.bad_offset);
