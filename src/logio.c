@@ -347,8 +347,11 @@ static void damaged_record(logio_reader *r, const sio_block *b, const sio_resync
   uint64_t pos = r->pos;
   const sio_record *h = &rs->rec;
   int opens = !r->have_bad;
-  /* Damage where the region's first entry goes on (not that entry's first record). */
-  if( (r->assembling || !opens) && !rs->truncated ) r->bad_broken = 1;
+  /*
+  ** Damage where the region's first entry goes on (not that entry's first
+  ** record): set below, once the region is open (opening it clears it).
+  */
+  int broken = (r->assembling || !opens) && !rs->truncated;
   if( r->assembling ){
     bad_assembling(r, rs->why);
   }else{
@@ -364,6 +367,7 @@ static void damaged_record(logio_reader *r, const sio_block *b, const sio_resync
       }
     }
   }
+  if( broken ) r->bad_broken = 1;
   if( rs->plausible && !rs->truncated && h->type == LOGIO_LAST && h->off <= pos ){
     bad_last_record(r, pos - h->off, pos + HEADER + h->len);
   }

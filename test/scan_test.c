@@ -425,6 +425,19 @@ static void test_end(void){
   snprintf(want, sizeof(want), "entry 0 %llu\ntorn %llu %llu\ndone\n",
            (unsigned long long)m.e[0].end, (unsigned long long)s, (unsigned long long)(BLK + 10));
   expect_events("multi-block last entry cut before its LAST", &img, want);
+  /*
+  ** Its LAST's header destroyed (8 bytes zeroed: nothing proves where the
+  ** record ends), the file not cut: the entry goes on into damage, so it
+  ** is corruption, never a torn tail (fuzz_stateio found this).
+  */
+  m.p[s + HDR + 50] ^= 0xff;                   /* its FIRST intact again */
+  memset(m.p + BLK, 0, 8);
+  img = mem(m.p, n);
+  snprintf(want, sizeof(want), "entry 0 %llu\ncorrupt %llu %llu\ndone\n",
+           (unsigned long long)m.e[0].end, (unsigned long long)s, (unsigned long long)n);
+  expect_events("multi-block last entry, its LAST's header destroyed", &img, want);
+  snprintf(want, sizeof(want), "error corrupt log at %llu\n", (unsigned long long)s);
+  expect_restore("... and restore names it, never the epoch before", &img, want);
   m_reset(&m);
 
   /*
