@@ -439,6 +439,23 @@ static void test_end(void){
   snprintf(want, sizeof(want), "error corrupt log at %llu\n", (unsigned long long)s);
   expect_restore("... and restore names it, never the epoch before", &img, want);
   m_reset(&m);
+  /* The same for each continuation of a three-block entry (MIDDLE, then LAST). */
+  m_update(&m, 100, 1);
+  m_snapshot(&m, 70000, 2);
+  s = m.e[1].start;
+  n = m.n;
+  for(uint64_t at = BLK; at < n; at += BLK){
+    unsigned char save[8];
+    memcpy(save, m.p + at, 8);
+    memset(m.p + at, 0, 8);
+    img = mem(m.p, n);
+    snprintf(want, sizeof(want), "entry 0 %llu\ncorrupt %llu %llu\ndone\n",
+             (unsigned long long)m.e[0].end, (unsigned long long)s, (unsigned long long)n);
+    snprintf(ctx, sizeof(ctx), "three-block last entry, the header at %llu destroyed", (unsigned long long)at);
+    expect_events(ctx, &img, want);
+    memcpy(m.p + at, save, 8);
+  }
+  m_reset(&m);
 
   /*
   ** An entry opening a block after one that ended at the boundary, whose
