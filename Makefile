@@ -185,10 +185,10 @@ build/san/stateio: $(CLI_OBJ_SAN) build/san/libstateio.a
 	$(CC) -O1 -g $(SANFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ_SAN) build/san/libstateio.a $(LDLIBS) -lpthread
 
 # ---------------------------------------------------------------- tests
-build/%_test: test/%_test.c test/testhelp.h build/libstateio.a | build $(PKG_STEP)
+build/%_test: test/%_test.c test/testhelp.h test/layout.h build/libstateio.a | build $(PKG_STEP)
 	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -Itest -o $@ $< build/libstateio.a $(LDLIBS) -lcrypto
 
-build/san/%_test: test/%_test.c test/testhelp.h build/san/libstateio.a | build/san $(PKG_STEP)
+build/san/%_test: test/%_test.c test/testhelp.h test/layout.h build/san/libstateio.a | build/san $(PKG_STEP)
 	$(CC) -O1 -g $(SANFLAGS) $(WARN) $(CPPFLAGS) -Itest -o $@ $< build/san/libstateio.a $(LDLIBS) -lcrypto
 
 .PHONY: test
@@ -245,7 +245,7 @@ FUZZ_CC ?= clang
 FUZZFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
             -fno-sanitize-coverage=trace-cmp
 
-build/fuzz_stateio: fuzz/fuzz_stateio.c $(LIB_SRC) $(LIB_HDR) | build $(PKG_STEP)
+build/fuzz_stateio: fuzz/fuzz_stateio.c test/layout.h $(LIB_SRC) $(LIB_HDR) | build $(PKG_STEP)
 	$(FUZZ_CC) $(FUZZFLAGS) $(WARN) $(CPPFLAGS) -o $@ fuzz/fuzz_stateio.c $(LIB_SRC) $(LDLIBS)
 
 .PHONY: fuzz valgrind

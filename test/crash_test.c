@@ -44,6 +44,7 @@
 #include "stateio.h"
 #include "logio.h"
 #include "testhelp.h"
+#include "layout.h"
 
 #define BLK ((uint64_t)LOGIO_BLOCK)
 #define HDR ((uint64_t)LOGIO_HEADER)
@@ -76,31 +77,13 @@ typedef struct went {
   uint64_t start, end;
 } went;
 
-/* The golden vectors' data generator (../shared/golden/README.md). */
-static void gen(unsigned char *p, size_t len, unsigned seed){
-  for(size_t j = 0; j < len; j++) p[j] = (unsigned char)(seed * 131 + j * 7 + (j >> 8));
-}
 
-static uint64_t my_aligned(uint64_t off){
-  uint64_t room = BLK - off % BLK;
-  return room <= HDR ? off + room : off;
-}
 
-/* End of an entry of plen payload bytes whose first record is at start. */
-static uint64_t my_entry_end(uint64_t start, uint64_t plen){
-  uint64_t pos = start;
-  for(;;){
-    uint64_t room = BLK - pos % BLK - HDR;
-    if( plen <= room ) return pos + HDR + plen;
-    plen -= room;
-    pos += HDR + room;
-  }
-}
 
 /* Place e after a log of `off` bytes whose current epoch is *epoch. */
 static void place(went *e, uint64_t off, uint64_t *epoch){
-  e->start = my_aligned(off);
-  e->end = my_entry_end(e->start, STATEIO_ENTRY_HEADER + e->len);
+  e->start = layout_aligned(off);
+  e->end = layout_entry_end(e->start, STATEIO_ENTRY_HEADER + e->len);
   e->efield = *epoch;
   if( e->kind == STATEIO_SNAPSHOT ) *epoch = e->start;
 }
@@ -110,7 +93,7 @@ static went *went_new(int kind, size_t len, unsigned seed){
   e->kind = kind;
   e->len = len;
   e->data = malloc(len ? len : 1);
-  gen(e->data, len, seed);
+  layout_gen(e->data, len, seed);
   return e;
 }
 
@@ -277,7 +260,7 @@ static uint64_t orig_size;
 
 /* Data length that makes an entry at off end `leave` bytes before its block's end. */
 static size_t fill_len(uint64_t off, uint64_t leave){
-  uint64_t s = my_aligned(off);
+  uint64_t s = layout_aligned(off);
   return (size_t)(BLK - s % BLK - HDR - STATEIO_ENTRY_HEADER - leave);
 }
 
@@ -1226,7 +1209,7 @@ static void test_faults(void){
     unsigned char head[9] = { 1 };
     for(int i = 0; i < 8; i++) head[1 + i] = (unsigned char)(epoch >> (8 * i));
     unsigned char data[500];
-    gen(data, sizeof(data), 77);
+    layout_gen(data, sizeof(data), 77);
     uint64_t st;
     logio_encode(FX.clean_size, head, 9, data, sizeof(data), FX.torn + FX.clean_size, &st);
   }

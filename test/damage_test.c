@@ -97,6 +97,7 @@
 #include "stateio.h"
 #include "logio.h"
 #include "testhelp.h"
+#include "layout.h"
 
 #define BLK ((uint64_t)LOGIO_BLOCK)
 #define HDR ((uint64_t)LOGIO_HEADER)
@@ -132,10 +133,6 @@ static uint32_t rnd(uint32_t *s){
   return *s >> 8;
 }
 
-/* The golden vectors' data generator (../shared/golden/README.md). */
-static void gen(unsigned char *p, size_t len, unsigned seed){
-  for(size_t j = 0; j < len; j++) p[j] = (unsigned char)(seed * 131 + j * 7 + (j >> 8));
-}
 
 /* ------------------------------------------------------------ the oracle */
 
@@ -168,33 +165,8 @@ typedef struct shape {
   size_t inner_dmax;       /* inner entries hold up to this many bytes of data */
 } shape;
 
-static uint64_t my_aligned(uint64_t off){
-  uint64_t room = BLK - off % BLK;
-  return room <= HDR ? off + room : off;
-}
 
-/* End of an entry of plen payload bytes whose first record is at start. */
-static uint64_t my_entry_end(uint64_t start, uint64_t plen){
-  uint64_t pos = start;
-  for(;;){
-    uint64_t room = BLK - pos % BLK - HDR;
-    if( plen <= room ) return pos + HDR + plen;
-    plen -= room;
-    pos += HDR + room;
-  }
-}
 
-/*
-** File position of byte x of e's data (payload byte SHDR + x): the payload
-** fills each block after its record header.
-*/
-static uint64_t landing(const went *e, size_t x){
-  uint64_t y = SHDR + x;
-  uint64_t room0 = BLK - e->start % BLK - HDR;
-  if( y < room0 ) return e->start + HDR + y;
-  y -= room0;
-  return (e->start / BLK + 1 + y / (BLK - HDR)) * BLK + HDR + y % (BLK - HDR);
-}
 
 /* Begin an entry of shape s: placed after the entries so far; data not yet set. */
 static went *sh_begin(shape *s, int kind, size_t cap){
@@ -206,7 +178,7 @@ static went *sh_begin(shape *s, int kind, size_t cap){
   went *e = &s->W[s->n++];
   memset(e, 0, sizeof(*e));
   e->kind = kind;
-  e->start = my_aligned(s->off);
+  e->start = layout_aligned(s->off);
   e->efield = s->epoch;
   e->cap = cap;
   e->data = xmalloc(cap);
@@ -219,20 +191,20 @@ static void sh_end(shape *s, size_t len){
   went *e = &s->W[s->n - 1];
   if( len > e->cap ){ fprintf(stderr, "sh_end: %zu > %zu\n", len, e->cap); exit(2); }
   e->len = len;
-  e->end = my_entry_end(e->start, SHDR + len);
+  e->end = layout_entry_end(e->start, SHDR + len);
   s->off = e->end;
   if( e->kind == STATEIO_SNAPSHOT ) s->epoch = e->start;
 }
 
 static void add_gen(shape *s, int kind, size_t len, unsigned seed){
   went *e = sh_begin(s, kind, len);
-  gen(e->data, len, seed);
+  layout_gen(e->data, len, seed);
   sh_end(s, len);
 }
 
 /* Data length that makes an entry begun now end `leave` bytes before its block's end. */
 static size_t fill_len(const shape *s, uint64_t leave){
-  uint64_t st = my_aligned(s->off);
+  uint64_t st = layout_aligned(s->off);
   return (size_t)(BLK - st % BLK - HDR - SHDR - leave);
 }
 
@@ -268,17 +240,17 @@ static size_t put_logs(shape *s, size_t x, size_t limit, int nlogs, int forge, u
     for(int k = 0; k < m; k++){
       size_t dl = rnd(seed) % (s->inner_dmax ? s->inner_dmax : 48);
       int kind = k == m / 2 ? STATEIO_SNAPSHOT : STATEIO_UPDATE;
-      uint64_t q = forge ? landing(e, x) : io;
+      uint64_t q = forge ? layout_landing(e->start, x) : io;
       uint64_t sz = logio_encoded_size(q, SHDR + dl);
       if( x + sz > limit ) return x;
       unsigned char head[SHDR], d[1024];
       head[0] = (unsigned char)kind;
       put64(head + 1, iE);
-      gen(d, dl, rnd(seed));
+      layout_gen(d, dl, rnd(seed));
       uint64_t st;
       logio_encode(q, head, SHDR, d, dl, e->data + x, &st);
       if( kind == STATEIO_SNAPSHOT ) iE = st;
-      add_inner(s, landing(e, x + (size_t)(st - q)));
+      add_inner(s, layout_landing(e->start, x + (size_t)(st - q)));
       x += (size_t)sz;
       io += sz;
     }
