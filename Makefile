@@ -185,11 +185,15 @@ build/san/stateio: $(CLI_OBJ_SAN) build/san/libstateio.a
 	$(CC) -O1 -g $(SANFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ_SAN) build/san/libstateio.a $(LDLIBS) -lpthread
 
 # ---------------------------------------------------------------- tests
+# commit_test runs code inside the library's open() of the commit file (--wrap).
+TEST_LDFLAGS =
+build/commit_test build/san/commit_test: TEST_LDFLAGS = -Wl,--wrap=open
+
 build/%_test: test/%_test.c test/testhelp.h test/layout.h build/libstateio.a | build $(PKG_STEP)
-	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -Itest -o $@ $< build/libstateio.a $(LDLIBS) -lcrypto
+	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -Itest -o $@ $< build/libstateio.a $(LDLIBS) -lcrypto $(TEST_LDFLAGS)
 
 build/san/%_test: test/%_test.c test/testhelp.h test/layout.h build/san/libstateio.a | build/san $(PKG_STEP)
-	$(CC) -O1 -g $(SANFLAGS) $(WARN) $(CPPFLAGS) -Itest -o $@ $< build/san/libstateio.a $(LDLIBS) -lcrypto
+	$(CC) -O1 -g $(SANFLAGS) $(WARN) $(CPPFLAGS) -Itest -o $@ $< build/san/libstateio.a $(LDLIBS) -lcrypto $(TEST_LDFLAGS)
 
 .PHONY: test
 test: deps all $(CTESTS) $(CTESTS_SAN) build/san/stateio.so build/san/stateio

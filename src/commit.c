@@ -440,15 +440,25 @@ int sio_commit_view(int fd, const char *path, int lock_fd, int cfd_in,
   if( !cpath ) return STATEIO_NOMEM;
   int cfd = cfd_in;
   if( cfd < 0 ){
+    /*
+    ** The size first, then the look: a writer creates the commit file
+    ** before it writes a byte of a commit that needs one, so when the
+    ** file is not there after the size was read, no such commit had
+    ** begun when it was.
+    */
+    rc = file_size(fd, &size);
+    if( rc ){
+      sio_free(cpath);
+      return rc;
+    }
     while( (cfd = open(cpath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0 && errno == EINTR ){}
     if( cfd < 0 ){
       int e = errno;
       sio_free(cpath);
       if( e != ENOENT ){ errno = e; return STATEIO_IOERR; }
-      /* No commit file: a log written by another program, taken as it is. */
-      rc = file_size(fd, &size);
+      /* No commit file: a log written by another program (or by single unsynced entries), taken as it is. */
       img->file_size = size;
-      return rc;
+      return STATEIO_OK;
     }
     struct stat st;
     if( fstat(cfd, &st) != 0 ){ rc = STATEIO_IOERR; goto done; }
@@ -547,46 +557,68 @@ static int read_waiter(int cfd, sio_waiter *wt){
 /* How long a waiter's mark lasts unless renewed (it is renewed at every poll). */
 #define WAIT_MARK_MS 1000
 
-int sio_lock_wait(int fd, const char *path, int cfd, int timeout_ms,
-                  uint64_t token, sio_rec *r){
+int sio_commit_open(const char *cpath, int *pcfd){
+  if( *pcfd >= 0 ) return STATEIO_OK;
+  /* Most logs written with single unsynced entries have none: a stat() says so at half an open()'s cost. */
+  struct stat st;
+  if( stat(cpath, &st) != 0 && errno == ENOENT ) return STATEIO_OK;
+  int cfd;
+  int rc = sio_open_regular(cpath, STATEIO_FILE_COMMIT, O_RDWR, 0, &cfd);
+  if( rc == STATEIO_IOERR && errno == ENOENT ) return STATEIO_OK;
+  if( rc == STATEIO_NOTLOG ) return STATEIO_CORRUPT_COMMIT;
+  if( rc ) return rc;
+  if( fstat(cfd, &st) != 0 ) rc = STATEIO_IOERR;
+  else if( st.st_size != SIO_COMMIT_FILE_SIZE ) rc = STATEIO_CORRUPT_COMMIT;
+  if( rc ){
+    int e = errno;
+    close(cfd);
+    errno = e;
+    return rc;
+  }
+  *pcfd = cfd;
+  return STATEIO_OK;
+}
+
+int sio_lock_wait(int fd, const char *path, const char *cpath, int *pcfd,
+                  int timeout_ms, uint64_t token, sio_rec *r, const char **bad){
   /* SQLite's default busy handler's delays (ms). */
   static const int delays[] = { 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 };
   const int ndelays = (int)(sizeof(delays) / sizeof(delays[0]));
-  uint64_t t0 = now_ms();
+  uint64_t t0 = 0;                 /* when we first found the lock held */
   int waited = 0, marked = 0, i = 0, spins = 0;
-  char *cpath = NULL;
   memset(r, 0, sizeof(*r));
+  *bad = path;
   for(;;){
     int rc = sio_flock(fd, STATEIO_FILE_LOG, path, LOCK_EX | LOCK_NB);
-    if( rc == STATEIO_OK && cfd >= 0 ){
+    if( rc == STATEIO_OK && cpath ){
+      /*
+      ** Look for the commit file under the lock: one created by another
+      ** writer between an earlier look and this lock may hold a commit
+      ** in flight that must be settled before anything is built on it.
+      */
+      rc = sio_commit_open(cpath, pcfd);
       sio_waiter wt;
-      rc = sio_commit_read(cfd, r, &wt);
+      if( rc == STATEIO_OK && *pcfd >= 0 ) rc = sio_commit_read(*pcfd, r, &wt);
       if( rc ){
         int e = errno;
         (void)sio_flock(fd, STATEIO_FILE_LOG, path, LOCK_UN);
-        sio_free(cpath);
         errno = e;
+        *bad = cpath;
         return rc;
       }
-      uint64_t now = now_ms();
-      if( wt.token && wt.token != token && wt.until > now && (!waited || wt.since < t0) ){
+      if( *pcfd < 0 ) return STATEIO_OK;
+      if( wt.token && wt.token != token && wt.until > now_ms() && (!waited || wt.since < t0) ){
         /* Someone waits, and longer than we do: let it in. */
         (void)sio_flock(fd, STATEIO_FILE_LOG, path, LOCK_UN);
         rc = STATEIO_BUSY;
       }else{
-        if( wt.token == token ) (void)write_waiter(cfd, cpath, 0, 0, 0);
-        sio_free(cpath);
+        if( wt.token == token ) (void)write_waiter(*pcfd, cpath, 0, 0, 0);
         return STATEIO_OK;
       }
-    }else if( rc == STATEIO_OK ){
-      sio_free(cpath);
-      return STATEIO_OK;
     }
-    if( rc != STATEIO_BUSY ){
-      sio_free(cpath);
-      return rc;
-    }
+    if( rc != STATEIO_BUSY ) return rc;
     uint64_t now = now_ms();
+    if( !t0 ) t0 = now;
     if( timeout_ms <= 0 && spins < 20 ){
       /*
       ** No timeout: still try again a few times over about a millisecond,
@@ -600,20 +632,18 @@ int sio_lock_wait(int fd, const char *path, int cfd, int timeout_ms,
     if( timeout_ms <= 0 || now - t0 >= (uint64_t)timeout_ms ){
       if( marked ){
         sio_waiter wt;
-        if( read_waiter(cfd, &wt) == STATEIO_OK && wt.token == token ) (void)write_waiter(cfd, cpath, 0, 0, 0);
+        if( read_waiter(*pcfd, &wt) == STATEIO_OK && wt.token == token ) (void)write_waiter(*pcfd, cpath, 0, 0, 0);
       }
-      sio_free(cpath);
       errno = EWOULDBLOCK;
       return STATEIO_BUSY;
     }
     waited = 1;
-    if( cfd >= 0 ){
-      /* Announce ourselves, unless an earlier waiter has. */
+    /* Announce ourselves, unless an earlier waiter has (its failures are the look under the lock's). */
+    if( cpath && sio_commit_open(cpath, pcfd) == STATEIO_OK && *pcfd >= 0 ){
       sio_waiter wt;
-      if( !cpath ) cpath = path ? sio_commit_path(path) : NULL;
-      if( read_waiter(cfd, &wt) == STATEIO_OK
+      if( read_waiter(*pcfd, &wt) == STATEIO_OK
        && (wt.token == 0 || wt.token == token || wt.until <= now || wt.since > t0) ){
-        if( write_waiter(cfd, cpath, token, t0, now + WAIT_MARK_MS) == STATEIO_OK ) marked = 1;
+        if( write_waiter(*pcfd, cpath, token, t0, now + WAIT_MARK_MS) == STATEIO_OK ) marked = 1;
       }
     }
     uint64_t left = (uint64_t)timeout_ms - (now - t0);

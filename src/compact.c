@@ -44,21 +44,9 @@ static int open_locked(const char *path, const char *cpath, int timeout_ms,
     int fd, cfd = -1;
     int rc = sio_open_regular(path, STATEIO_FILE_LOG, O_RDWR, 0, &fd);
     if( rc ){ info->errfile = STATEIO_FILE_LOG; return rc; }
-    rc = sio_open_regular(cpath, STATEIO_FILE_COMMIT, O_RDWR, 0, &cfd);
-    if( rc == STATEIO_IOERR && errno == ENOENT ){
-      rc = STATEIO_OK;
-    }else if( rc == STATEIO_OK ){
-      struct stat cst;
-      if( fstat(cfd, &cst) != 0 ) rc = STATEIO_IOERR;
-      else if( cst.st_size != SIO_COMMIT_FILE_SIZE ) rc = STATEIO_CORRUPT_COMMIT;
-    }else if( rc == STATEIO_NOTLOG ){
-      rc = STATEIO_CORRUPT_COMMIT;
-    }
-    if( rc == STATEIO_OK ){
-      rc = sio_lock_wait(fd, path, cfd, timeout_ms, token, r);
-      if( rc && rc != STATEIO_CORRUPT_COMMIT ) info->errfile = STATEIO_FILE_LOG;
-    }
-    if( rc == STATEIO_CORRUPT_COMMIT || (rc && !info->errfile) ) info->errfile = STATEIO_FILE_COMMIT;
+    const char *bad;
+    rc = sio_lock_wait(fd, path, cpath, &cfd, timeout_ms, token, r, &bad);
+    if( rc ) info->errfile = bad == cpath ? STATEIO_FILE_COMMIT : STATEIO_FILE_LOG;
     if( rc == STATEIO_OK && fstat(fd, st) != 0 ){
       rc = STATEIO_IOERR;
       info->errfile = STATEIO_FILE_LOG;

@@ -149,16 +149,27 @@ int sio_commit_view(int fd, const char *path, int lock_fd, int cfd,
                     stateio_image *img);
 
 /*
-** Take the write lock of the log open on fd, waiting up to timeout_ms
-** (0: try once) with SQLite's backoff. cfd (or -1) is the commit file:
-** the lock reads its record into *r (r->state 0 when there is no record)
-** and honours a waiter's mark there: a locker that has not waited itself
-** lets an earlier waiter in (STATEIO_BUSY / waits on), and one that waits
-** marks the file so that lockers that keep coming let it in. token names
-** this locker. STATEIO_OK, STATEIO_BUSY, STATEIO_IOERR, STATEIO_CORRUPT_COMMIT.
+** Open the commit file cpath for writing into *pcfd, if it exists and is
+** not open yet (*pcfd stays -1 when there is none). A file of another
+** size, or not a regular file: STATEIO_CORRUPT_COMMIT.
 */
-int sio_lock_wait(int fd, const char *path, int cfd, int timeout_ms,
-                  uint64_t token, sio_rec *r);
+int sio_commit_open(const char *cpath, int *pcfd);
+
+/*
+** Take the write lock of the log open on fd (named path), waiting up to
+** timeout_ms (0: try once) with SQLite's backoff. *pcfd is its commit file
+** cpath, or -1: once the lock is held, the file is looked for again (only
+** a locker creates one, so the look under the lock is the one that counts)
+** and opened into *pcfd. The lock reads its record into *r (r->state 0
+** when there is no record) and honours a waiter's mark there: a locker
+** that has not waited itself lets an earlier waiter in (STATEIO_BUSY /
+** waits on), and one that waits marks the file so that lockers that keep
+** coming let it in. token names this locker. STATEIO_OK, STATEIO_BUSY,
+** STATEIO_IOERR, STATEIO_CORRUPT_COMMIT; *bad is cpath when the commit
+** file failed, else path.
+*/
+int sio_lock_wait(int fd, const char *path, const char *cpath, int *pcfd,
+                  int timeout_ms, uint64_t token, sio_rec *r, const char **bad);
 /* A token for sio_lock_wait() unique to the caller (its address, pid, time). */
 uint64_t sio_lock_token(const void *owner);
 

@@ -119,26 +119,6 @@ static int open_path(stateio_writer *w){
   return STATEIO_OK;
 }
 
-/* Open the commit file if there is one and we have not yet (ENOENT: none yet). */
-static int open_commit(stateio_writer *w){
-  if( !w->cpath || w->cfd >= 0 ) return STATEIO_OK;
-  int rc = sio_open_regular(w->cpath, STATEIO_FILE_COMMIT, O_RDWR, 0, &w->cfd);
-  if( rc == STATEIO_IOERR && errno == ENOENT ) return STATEIO_OK;
-  if( rc == STATEIO_NOTLOG ) rc = STATEIO_CORRUPT_COMMIT;
-  if( rc == STATEIO_OK ){
-    struct stat st;
-    if( fstat(w->cfd, &st) != 0 ) rc = STATEIO_IOERR;
-    else if( st.st_size != SIO_COMMIT_FILE_SIZE ) rc = STATEIO_CORRUPT_COMMIT;
-    if( rc ){
-      int e = errno;
-      close(w->cfd);
-      w->cfd = -1;
-      errno = e;
-    }
-  }
-  return fail(w, rc, w->cpath);
-}
-
 static int find_end(stateio_writer *w);
 
 static stateio_writer *writer_new(int flags){
@@ -392,10 +372,9 @@ static int lock_and_refresh(stateio_writer *w){
       int rc = open_path(w);
       if( rc ) return rc;
     }
-    int rc = open_commit(w);
-    if( rc ) return rc;
-    rc = sio_lock_wait(w->fd, w->name, w->cfd, w->timeout_ms, w->token, &r);
-    if( rc ) return fail(w, rc, rc == STATEIO_CORRUPT_COMMIT ? w->cpath : w->name);
+    const char *bad;
+    int rc = sio_lock_wait(w->fd, w->name, w->cpath, &w->cfd, w->timeout_ms, w->token, &r, &bad);
+    if( rc ) return fail(w, rc, bad);
     w->locked = 1;
     if( fstat(w->fd, &st) != 0 ) return fail(w, STATEIO_IOERR, w->name);
     if( !w->path || st.st_nlink > 0 ) break;

@@ -16,13 +16,18 @@
 **     writer processes committing in a loop, compaction gets in;
 **  6. the commit file's own life: missing, damaged, stale, read-only;
 **     compaction gives the new log its record before the rename;
-**  7. two-phase: prepare, then commit or rollback.
+**  7. two-phase: prepare, then commit or rollback;
+**  8. a commit file that another writer creates while a writer, a
+**     compaction or a reader looks: its commit in flight is settled
+**     first, never built on (the child writer dies with its batch torn
+**     between the look for the file and the lock, or the size).
 **
 ** Environment: STATEIO_ISOLATION_READS=N reads for 1 (default 12000).
 */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -967,6 +972,122 @@ static void test_two_phase(void){
   rm_log(path);
 }
 
+/* ------------------------------------------------------------ 8. a commit file appears */
+
+/*
+** In the child: write all but the last byte of the log write, then die,
+** as a writer killed in the middle of its batch's pwrite.
+*/
+static int die_mid_write(void *arg, stateio_os_op *o){
+  (void)arg;
+  if( !o->after && o->file == STATEIO_FILE_LOG && strcmp(o->op, "write") == 0 && o->len > 1 ){
+    int fd = open(o->path, O_WRONLY);
+    if( fd >= 0 && pwrite(fd, o->data, o->len - 1, (off_t)o->offset) > 0 ) kill(getpid(), SIGKILL);
+    _exit(4);
+  }
+  return 0;
+}
+
+/*
+** A writer process that creates the log's commit file for transaction 2
+** (3 entries), records it in flight and dies with its batch torn: two
+** complete entries of it are in the log. Returns 1 if it died that way.
+*/
+static int torn_batch_elsewhere(const char *path){
+  pid_t pid = fork();
+  if( pid == 0 ){
+    stateio_set_os_hook(die_mid_write, NULL);
+    stateio_writer *w;
+    if( stateio_writer_open(&w, path, 0) != STATEIO_OK ) _exit(2);
+    put_txn(w, 2, 3, 40, 0);
+    _exit(3);
+  }
+  int st;
+  return pid > 0 && waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+}
+
+/* Run torn_batch_elsewhere() at the first flock of the log (before it is taken). */
+static const char *appear_path;
+static int appear_done, appear_ok, appear_in_open;
+static int appear_at_flock(void *arg, stateio_os_op *o){
+  (void)arg;
+  if( !o->after && !appear_done && o->file == STATEIO_FILE_LOG && strcmp(o->op, "flock") == 0
+   && (o->offset & LOCK_EX) ){
+    appear_done = 1;
+    appear_ok = torn_batch_elsewhere(appear_path);
+  }
+  return 0;
+}
+
+/* The reader's look for the commit file: commit_test is linked with --wrap=open. */
+int __real_open(const char *path, int flags, ...);
+int __wrap_open(const char *path, int flags, ...){
+  int mode = 0;
+  if( flags & O_CREAT ){
+    va_list ap;
+    va_start(ap, flags);
+    mode = va_arg(ap, int);
+    va_end(ap);
+  }
+  int fd = __real_open(path, flags, mode);
+  size_t n = strlen(path);
+  if( fd < 0 && errno == ENOENT && appear_in_open && !appear_done && n > 7 && strcmp(path + n - 7, "-commit") == 0 ){
+    int e = errno;
+    appear_done = 1;
+    appear_ok = torn_batch_elsewhere(appear_path);
+    errno = e;
+  }
+  return fd;
+}
+
+static void test_commit_file_appears(void){
+  const char *path = tpath("appear.log");
+  char cpath[450];
+  snprintf(cpath, sizeof(cpath), "%s-commit", path);
+  uint64_t txns[16];
+  for(int who = 0; who < 3; who++){
+    static const char *const what[] = { "writer", "compaction", "reader" };
+    rm_log(path);
+    stateio_writer *w;
+    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+    CHECK(put_txn(w, 1, 1, 40, 1) == STATEIO_OK);
+    CHECK(access(cpath, F_OK) != 0);
+    uint64_t size1 = fsize(path);
+    appear_path = path;
+    appear_done = appear_ok = 0;
+    appear_in_open = who == 2;
+    if( who == 0 ){
+      /* The writer has looked (no commit file) and waits for the lock meanwhile. */
+      stateio_set_os_hook(appear_at_flock, NULL);
+      CHECK(put_txn(w, 3, 1, 40, 0) == STATEIO_OK);
+      stateio_set_os_hook(NULL, NULL);
+    }else if( who == 1 ){
+      stateio_compact_info info;
+      stateio_set_os_hook(appear_at_flock, NULL);
+      CHECK(stateio_compact(path, 1, &info) == STATEIO_OK);
+      stateio_set_os_hook(NULL, NULL);
+      CHECK(put_txn(w, 3, 1, 40, 0) == STATEIO_OK);
+    }else{
+      /* The reader has found no commit file; the torn batch is in the file before its size is read. */
+      stateio_image img;
+      CHECK(stateio_open_image(path, &img) == STATEIO_OK);
+      CHECK_MSG(img.file_size == size1, "reader: sees %llu bytes, committed %llu",
+                (unsigned long long)img.file_size, (unsigned long long)size1);
+      stateio_close_image(&img);
+      CHECK(put_txn(w, 3, 1, 40, 0) == STATEIO_OK);
+    }
+    appear_path = NULL;
+    appear_in_open = 0;
+    CHECK_MSG(appear_done && appear_ok, "%s: the other writer died in its batch", what[who]);
+    stateio_writer_close(w);
+    int n = read_txns(path, txns, 16, NULL);
+    CHECK_MSG(n == 2 && txns[0] == 1 && txns[1] == 3,
+              "%s: transactions 1 and 3, none of the torn 2 (%d: %llu %llu)", what[who], n,
+              (unsigned long long)(n > 0 ? txns[0] : 0), (unsigned long long)(n > 1 ? txns[1] : 0));
+  }
+  rm_log(path);
+}
+
 int main(void){
   setvbuf(stdout, NULL, _IOLBF, 0);
   const char *t = getenv("TMPDIR");
@@ -981,6 +1102,7 @@ int main(void){
     { test_exclusive, "exclusive" },
     { test_failing_sync_follower, "failing sync, follower" },
     { test_isolation, "isolation" },
+    { test_commit_file_appears, "a commit file appears" },
   };
   for(size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++){
     int before = test_failures();
