@@ -386,8 +386,9 @@ const char *stateio_writer_errfile(const stateio_writer *w);
 
 /*
 ** Start a batch: the entries appended until stateio_writer_commit() are
-** kept in memory and written with one write() and one fdatasync(). Outside
-** a batch every append is its own commit.
+** kept in memory and written with one write() and one fdatasync() (up to
+** stateio_writer_set_spill()'s size; past it the batch goes on as a bulk
+** batch). Outside a batch every append is its own commit.
 */
 int stateio_writer_begin(stateio_writer *w);
 
@@ -401,6 +402,18 @@ int stateio_writer_begin(stateio_writer *w);
 ** stateio_writer_rollback() truncates what it wrote.
 */
 int stateio_writer_begin_bulk(stateio_writer *w);
+
+/*
+** How many bytes of pending entries a batch keeps in memory before it goes
+** on as a bulk batch (stateio_writer_begin_bulk()): its bytes then go out
+** in chunks behind its record in flight, as SQLite's pager spills its cache
+** to the journal. The batch stays as atomic and as invisible to readers
+** until its commit, and can still be rolled back, to a mark too; its
+** commit takes the bulk batch's syncs. Only a writer on a path spills (it
+** needs the commit file). 0: never (the batch is written at its commit).
+** The default is 4 MiB.
+*/
+void stateio_writer_set_spill(stateio_writer *w, size_t bytes);
 
 /*
 ** Append an update / a snapshot to the current epoch. The first append of
@@ -464,7 +477,9 @@ int stateio_writer_prepare(stateio_writer *w);
 ** record says nothing is in flight) and are pending in memory, as before
 ** the prepare, so that the batch can grow, be rolled back to a mark, be
 ** prepared again or rolled back. The lock is kept. STATEIO_OK when nothing was
-** prepared.
+** prepared. A bulk (or spilled) batch whose chunks were out stays in the
+** file instead, its record back to "in flight, end unknown"; if that record
+** cannot be written, the batch is failed (cut away: only rollback goes on).
 */
 int stateio_writer_reopen(stateio_writer *w);
 

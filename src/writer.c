@@ -30,6 +30,8 @@
 
 /* A bulk batch writes its pending entries out whenever this many are pending. */
 #define SIO_BULK_CHUNK ((size_t)4 << 20)
+/* A batch goes on as a bulk batch once this many bytes are pending (stateio_writer_set_spill). */
+#define SIO_SPILL_DEFAULT SIO_BULK_CHUNK
 
 struct stateio_writer {
   int fd;
@@ -60,6 +62,8 @@ struct stateio_writer {
   uint64_t epoch;          /* committed current epoch */
   int in_batch;
   int bulk;                /* in a bulk batch: pending bytes go out in chunks */
+  int streamed;            /* this bulk batch's first chunk is out (its record: L1 unknown) */
+  size_t spill;            /* a batch with this many pending bytes goes bulk (0: never) */
   uint64_t batch_start;    /* end of the log when the batch began */
   uint64_t batch_epoch;    /* epoch when the batch began */
   int locked;              /* a batch holds the lock */
@@ -131,6 +135,7 @@ static stateio_writer *writer_new(int flags){
     w->flags = flags;
     w->file = STATEIO_FILE_LOG;
     w->token = sio_lock_token(w);
+    w->spill = SIO_SPILL_DEFAULT;
   }
   return w;
 }
@@ -204,6 +209,10 @@ int sio_writer_open_named(stateio_writer **pp, int fd, int file, const char *nam
     (*pp)->name = name;
   }
   return rc;
+}
+
+void stateio_writer_set_spill(stateio_writer *w, size_t bytes){
+  w->spill = bytes;
 }
 
 void stateio_writer_set_timeout(stateio_writer *w, int ms){
@@ -436,6 +445,7 @@ int stateio_writer_begin(stateio_writer *w){
   if( w->in_batch || w->prepared ) return STATEIO_MISUSE;
   w->in_batch = 1;
   w->bulk = 0;
+  w->streamed = 0;
   return STATEIO_OK;
 }
 
@@ -498,6 +508,7 @@ static int bulk_start(stateio_writer *w){
     rc = put_record(w, r, (w->flags & STATEIO_SYNC) != 0);
     if( rc == STATEIO_OK ) w->inflight = 1;
   }
+  if( rc == STATEIO_OK ) w->streamed = 1;
   if( rc == STATEIO_OK ){
     if( !w->hs ) w->hs = XXH64_createState();
     if( !w->hs ) return STATEIO_NOMEM;
@@ -545,6 +556,7 @@ static void undo_batch(stateio_writer *w){
   }
   w->inflight = 0;
   w->wrote = 0;
+  w->streamed = 0;
   w->end = l0 < w->end ? l0 : w->end;
   w->errfile = ef;
   errno = e;
@@ -562,6 +574,11 @@ static int rehash(stateio_writer *w, uint64_t upto){
     off += k;
   }
   return STATEIO_OK;
+}
+
+/* How many pending bytes a bulk batch writes out at a time. */
+static size_t chunk_size(const stateio_writer *w){
+  return w->spill && w->spill < SIO_BULK_CHUNK ? w->spill : SIO_BULK_CHUNK;
 }
 
 static int append(stateio_writer *w, int kind, const void *data, size_t len){
@@ -626,7 +643,16 @@ static int append(stateio_writer *w, int kind, const void *data, size_t len){
   w->pend_count++;
   if( kind == STATEIO_SNAPSHOT ) w->pend_epoch = start;
   if( !w->in_batch ) return stateio_writer_commit(w);
-  if( w->bulk && w->pend_len >= SIO_BULK_CHUNK ){
+  if( !w->bulk && w->spill && w->cpath && w->pend_len >= w->spill ){
+    /*
+    ** Spill, as SQLite's pager does when its cache fills: a batch this big
+    ** goes on as a bulk batch, its bytes out in chunks behind its record in
+    ** flight (as atomic, and as invisible until the commit), so that memory
+    ** does not grow with the batch.
+    */
+    w->bulk = 1;
+  }
+  if( w->bulk && w->pend_len >= chunk_size(w) ){
     int rc = w->wrote ? STATEIO_OK : bulk_start(w);
     if( rc == STATEIO_OK ) rc = flush_pending(w);
     if( rc ){
@@ -709,6 +735,7 @@ static int finish_batch(stateio_writer *w){
   w->prepared = 0;
   w->in_batch = 0;
   w->bulk = 0;
+  w->streamed = 0;
   w->pend_len = 0;
   w->pend_count = 0;
   w->pend_epoch = w->epoch;
@@ -721,6 +748,7 @@ static int drop_batch(stateio_writer *w){
   w->batch_rc = 0;
   w->in_batch = 0;
   w->bulk = 0;
+  w->streamed = 0;
   w->prepared = 0;
   w->inflight = 0;
   w->wrote = 0;
@@ -763,7 +791,27 @@ int stateio_writer_reopen(stateio_writer *w){
     w->prepared = 0;       /* nothing was written: the batch is as it was */
     return STATEIO_OK;
   }
-  if( w->bulk ) return STATEIO_MISUSE;
+  if( w->streamed ){
+    /*
+    ** A bulk (or spilled) batch stays in the file, and its record goes back
+    ** to "in flight, end unknown", which no recovery takes for a commit.
+    ** If that cannot be written, the batch is failed as a chunk that
+    ** cannot be written is: cut away, and only rollback goes on.
+    */
+    sio_rec r = w->rec;
+    r.state = SIO_REC_INFLIGHT;
+    r.l1 = SIO_L1_UNKNOWN;
+    r.hash = 0;
+    int rc = put_record(w, r, (w->flags & STATEIO_SYNC) != 0);
+    w->prepared = 0;
+    if( rc ){
+      undo_batch(w);
+      w->pend_len = 0;
+      w->pend_count = 0;
+      w->batch_rc = rc;
+    }
+    return rc;
+  }
   /* Bring the batch's bytes back from the file, then cut them away as a rollback does. */
   size_t n = (size_t)(w->end - w->batch_start);
   if( n > w->pend_cap ){
@@ -803,6 +851,7 @@ int stateio_writer_commit(stateio_writer *w){
   if( !w->locked ){
     w->in_batch = 0;
     w->bulk = 0;
+    w->streamed = 0;
     return STATEIO_OK;
   }
   if( w->pend_len > 0 || w->wrote ){

@@ -20,7 +20,10 @@
 **  8. a commit file that another writer creates while a writer, a
 **     compaction or a reader looks: its commit in flight is settled
 **     first, never built on (the child writer dies with its batch torn
-**     between the look for the file and the lock, or the size).
+**     between the look for the file and the lock, or the size);
+**  9. a batch that spills (stateio_writer_set_spill): out in chunks before
+**     its commit, invisible until then, rolled back whole or to marks,
+**     prepared and taken back, killed at each stage.
 **
 ** Environment: STATEIO_ISOLATION_READS=N reads for 1 (default 12000).
 */
@@ -1088,6 +1091,157 @@ static void test_commit_file_appears(void){
   rm_log(path);
 }
 
+/* ------------------------------------------------------------ 9. a batch that spills */
+
+/* Entries from..to-1 of transaction t (of n) of len bytes, into the open batch. */
+static int add_entries(stateio_writer *w, uint64_t t, uint32_t from, uint32_t to, uint32_t n, size_t len){
+  unsigned char buf[256];
+  int rc = STATEIO_OK;
+  for(uint32_t k = from; rc == STATEIO_OK && k < to; k++){
+    fill(buf, len, t, k, n);
+    rc = stateio_update(w, buf, len);
+  }
+  return rc;
+}
+
+/* Entries in the writer's own view (its pending ones too), or -1. */
+static long writer_view_count(stateio_writer *w){
+  stateio_image img;
+  stateio_scan *sc;
+  long n = 0;
+  if( stateio_writer_image(w, &img) != STATEIO_OK ) return -1;
+  if( stateio_scan_open(&sc, &img, 0, 0) != STATEIO_OK ) return -1;
+  stateio_entry e;
+  int rc;
+  while( (rc = stateio_scan_next(sc, &e)) == STATEIO_OK ) n++;
+  stateio_scan_close(sc);
+  return rc == STATEIO_DONE ? n : -1;
+}
+
+/* What other readers see: the visible size. */
+static uint64_t visible_size(const char *path){
+  stateio_image img;
+  if( stateio_open_image(path, &img) != STATEIO_OK ) return UINT64_MAX;
+  uint64_t n = img.file_size;
+  stateio_close_image(&img);
+  return n;
+}
+
+/* A child that spills transaction t and dies: at its second chunk (stage 0), after prepare (1), after reopen (2). */
+static int spill_and_die(const char *path, int flags, uint64_t t, int stage){
+  pid_t pid = fork();
+  if( pid == 0 ){
+    stateio_writer *w;
+    if( stateio_writer_open(&w, path, flags) != STATEIO_OK ) _exit(2);
+    stateio_writer_set_spill(w, 64 << 10);
+    if( stage == 0 ) plan_set("write", STATEIO_FILE_LOG, 2, 0);
+    if( stateio_writer_begin(w) != STATEIO_OK ) _exit(3);
+    if( stage == 0 ){
+      /* Die at the second chunk's write (the first is out). */
+      for(uint32_t k = 0; k < 3000; k++){
+        if( plan.seen >= 2 ) kill(getpid(), SIGKILL);
+        if( add_entries(w, t, k, k + 1, 3000, 100) != STATEIO_OK ) _exit(4);
+      }
+      _exit(5);
+    }
+    if( add_entries(w, t, 0, 3000, 3000, 100) != STATEIO_OK ) _exit(4);
+    if( stateio_writer_prepare(w) != STATEIO_OK ) _exit(6);
+    if( stage == 2 && stateio_writer_reopen(w) != STATEIO_OK ) _exit(7);
+    kill(getpid(), SIGKILL);
+    _exit(8);
+  }
+  int st;
+  return pid > 0 && waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+}
+
+static void test_spill(void){
+  const char *path = tpath("spill.log");
+  uint64_t txns[16];
+  for(int pass = 0; pass < 2; pass++){
+    int flags = pass ? STATEIO_SYNC : 0;
+    const char *how = pass ? "sync" : "no sync";
+    rm_log(path);
+    stateio_writer *w;
+    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | flags) == STATEIO_OK);
+    stateio_writer_set_spill(w, 64 << 10);
+    CHECK(put_txn(w, 1, 1, 40, 1) == STATEIO_OK);
+    uint64_t size1 = fsize(path);
+
+    /* Spilled, then committed: out before the commit, seen by nobody else until it. */
+    CHECK(stateio_writer_begin(w) == STATEIO_OK);
+    CHECK(add_entries(w, 2, 0, 3000, 3000, 100) == STATEIO_OK);
+    CHECK_MSG(fsize(path) > size1 + (200 << 10), "spill (%s): the batch's chunks are out (%llu bytes)", how,
+              (unsigned long long)(fsize(path) - size1));
+    CHECK_MSG(visible_size(path) == size1, "spill (%s): readers do not see the batch", how);
+    long seen = writer_view_count(w);
+    CHECK_MSG(seen == 3001, "spill (%s): the writer sees its 3000 pending entries (%ld)", how, seen);
+    CHECK(stateio_writer_commit(w) == STATEIO_OK);
+    int n = read_txns(path, txns, 16, NULL);
+    CHECK_MSG(n == 2 && txns[1] == 2, "spill (%s): committed whole (%d)", how, n);
+    uint64_t size2 = fsize(path);
+    CHECK(visible_size(path) == size2);
+
+    /* Spilled, then rolled back: nothing left. */
+    CHECK(stateio_writer_begin(w) == STATEIO_OK);
+    CHECK(add_entries(w, 90, 0, 3000, 3000, 100) == STATEIO_OK);
+    CHECK(fsize(path) > size2);
+    stateio_writer_rollback(w);
+    CHECK_MSG(fsize(path) == size2 && read_txns(path, txns, 16, NULL) == 2, "spill (%s): a rollback cuts it away", how);
+
+    /* Marks: before the spill, and inside what is already out. */
+    CHECK(stateio_writer_begin(w) == STATEIO_OK);
+    CHECK(add_entries(w, 3, 0, 10, 1010, 100) == STATEIO_OK);
+    stateio_mark m0 = stateio_writer_mark(w);
+    CHECK(add_entries(w, 91, 0, 2000, 2000, 100) == STATEIO_OK);
+    CHECK(fsize(path) > size2 + (100 << 10));
+    stateio_writer_rollback_to(w, m0);
+    CHECK(add_entries(w, 3, 10, 1000, 1010, 100) == STATEIO_OK);
+    stateio_mark m1 = stateio_writer_mark(w);
+    CHECK(add_entries(w, 92, 0, 500, 500, 100) == STATEIO_OK);
+    stateio_writer_rollback_to(w, m1);
+    CHECK(add_entries(w, 3, 1000, 1010, 1010, 100) == STATEIO_OK);
+    CHECK(stateio_writer_commit(w) == STATEIO_OK);
+    n = read_txns(path, txns, 16, NULL);
+    CHECK_MSG(n == 3 && txns[2] == 3, "spill (%s): rolled back to marks before and after the spill (%d)", how, n);
+
+    /* Prepared, taken back, grown, committed; prepared, taken back, rolled back. */
+    uint64_t size3 = fsize(path);
+    CHECK(stateio_writer_begin(w) == STATEIO_OK);
+    CHECK(add_entries(w, 4, 0, 2000, 3000, 100) == STATEIO_OK);
+    CHECK(stateio_writer_prepare(w) == STATEIO_OK);
+    CHECK(stateio_writer_reopen(w) == STATEIO_OK);
+    CHECK_MSG(fsize(path) > size3 && visible_size(path) == size3, "spill (%s): taken back, still out, not visible", how);
+    CHECK(add_entries(w, 4, 2000, 3000, 3000, 100) == STATEIO_OK);
+    CHECK(stateio_writer_commit(w) == STATEIO_OK);
+    n = read_txns(path, txns, 16, NULL);
+    CHECK_MSG(n == 4 && txns[3] == 4, "spill (%s): prepared, taken back, grown, committed (%d)", how, n);
+    uint64_t size4 = fsize(path);
+    CHECK(stateio_writer_begin(w) == STATEIO_OK);
+    CHECK(add_entries(w, 93, 0, 2000, 2000, 100) == STATEIO_OK);
+    CHECK(stateio_writer_prepare(w) == STATEIO_OK);
+    CHECK(stateio_writer_reopen(w) == STATEIO_OK);
+    stateio_writer_rollback(w);
+    CHECK_MSG(fsize(path) == size4 && read_txns(path, txns, 16, NULL) == 4, "spill (%s): taken back, rolled back", how);
+    CHECK(stateio_writer_close(w) == STATEIO_OK);
+
+    /* Killed with a chunk out, or after being taken back: none of it. Killed after prepare: all of it. */
+    CHECK_MSG(spill_and_die(path, flags, 94, 0), "spill (%s): the child died at its second chunk", how);
+    CHECK_MSG(read_txns(path, txns, 16, NULL) == 4 && fsize(path) == size4, "spill (%s): killed with a chunk out: none of it", how);
+    CHECK_MSG(spill_and_die(path, flags, 95, 2), "spill (%s): the child died after reopen", how);
+    CHECK_MSG(read_txns(path, txns, 16, NULL) == 4 && fsize(path) == size4, "spill (%s): killed after reopen: none of it", how);
+    CHECK_MSG(spill_and_die(path, flags, 5, 1), "spill (%s): the child died after prepare", how);
+    n = read_txns(path, txns, 16, NULL);
+    CHECK_MSG(n == 5 && txns[4] == 5, "spill (%s): killed after prepare: all of it (%d)", how, n);
+    /* And the log goes on. */
+    CHECK(stateio_writer_open(&w, path, flags) == STATEIO_OK);
+    CHECK(put_txn(w, 6, 3, 40, 0) == STATEIO_OK);
+    CHECK(stateio_writer_close(w) == STATEIO_OK);
+    n = read_txns(path, txns, 16, NULL);
+    CHECK_MSG(n == 6 && txns[5] == 6, "spill (%s): appended after the kills (%d)", how, n);
+  }
+  rm_log(path);
+}
+
 int main(void){
   setvbuf(stdout, NULL, _IOLBF, 0);
   const char *t = getenv("TMPDIR");
@@ -1103,6 +1257,7 @@ int main(void){
     { test_failing_sync_follower, "failing sync, follower" },
     { test_isolation, "isolation" },
     { test_commit_file_appears, "a commit file appears" },
+    { test_spill, "a batch that spills" },
   };
   for(size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++){
     int before = test_failures();

@@ -7,7 +7,9 @@
 ** transaction t has 2..50 entries (the first one a snapshot now and then),
 ** most of them small, every 6th or so up to 4 MiB in all; every 4th run
 ** with STATEIO_SYNC, every 4th run (another one) in bulk batches
-** (stateio_writer_begin_bulk: written out in chunks as they grow). Entry k
+** (stateio_writer_begin_bulk: written out in chunks as they grow), and
+** every 4th (a third one) and every 8th with STATEIO_SYNC in ordinary
+** batches that spill past 64 KiB (stateio_writer_set_spill). Entry k
 ** of transaction t carries (t, k, n) and bytes that depend on them, so
 ** order, gaps, duplicates and damage all show. The parent kills the child
 ** with SIGKILL after a random delay (often while it writes), then:
@@ -100,9 +102,10 @@ static int put_txn(stateio_writer *w, uint64_t t, int bulk, unsigned char *buf){
 
 /* ------------------------------------------------------------ the child */
 
-static void child(int ready_fd, int commit_fd, uint64_t t, int flags, int bulk){
+static void child(int ready_fd, int commit_fd, uint64_t t, int flags, int bulk, int spill){
   stateio_writer *w;
   if( stateio_writer_open(&w, path, flags | STATEIO_CREATE) != STATEIO_OK ) _exit(2);
+  if( spill ) stateio_writer_set_spill(w, 64 << 10);
   unsigned char *buf = malloc(MAXTXN + 16);
   signal(SIGPIPE, SIG_IGN);     /* the parent stops listening early */
   if( write(ready_fd, "R", 1) != 1 ) _exit(3);
@@ -232,7 +235,7 @@ int main(void){
   snprintf(cpath, sizeof(cpath), "%s-commit", path);
 
   int f_child = 0, f_scan = 0, f_restore = 0, f_lost = 0, f_append = 0;
-  int inflight_partial = 0, inflight_whole = 0, resets = 0, committed_runs = 0, sync_runs = 0, bulk_runs = 0;
+  int inflight_partial = 0, inflight_whole = 0, resets = 0, committed_runs = 0, sync_runs = 0, bulk_runs = 0, spill_runs = 0;
   int kept_inflight = 0;
   uint64_t max_size = 0, total_txns = 0;
   uint64_t first = 1;              /* the log's first transaction */
@@ -244,8 +247,10 @@ int main(void){
   for(it = 0; it < iters; it++){
     int flags = (it % 4 == 3) ? STATEIO_SYNC : 0;
     int bulk = (it % 4 == 1);
+    int spill = (it % 4 == 2) || (it % 8 == 7);
     if( flags ) sync_runs++;
     if( bulk ) bulk_runs++;
+    if( spill ) spill_runs++;
     int ready[2], commits[2];
     if( pipe(ready) || pipe(commits) ){ perror("pipe"); return 1; }
     uint64_t start = next;
@@ -254,7 +259,7 @@ int main(void){
     if( pid == 0 ){
       close(ready[0]);
       close(commits[0]);
-      child(ready[1], commits[1], next, flags, bulk);
+      child(ready[1], commits[1], next, flags, bulk, spill);
       _exit(9);
     }
     close(ready[1]);
@@ -348,9 +353,9 @@ int main(void){
     }
   }
   double secs = now_sec() - t0;
-  printf("kill: %d kills in %.1f s, %d after at least one commit; %d runs with STATEIO_SYNC, %d bulk;"
+  printf("kill: %d kills in %.1f s, %d after at least one commit; %d runs with STATEIO_SYNC, %d bulk, %d spilling;"
          " %llu transactions survived, largest log %.1f MB, %d fresh logs\n",
-         it, secs, committed_runs, sync_runs, bulk_runs, (unsigned long long)total_txns, max_size / 1048576.0, resets);
+         it, secs, committed_runs, sync_runs, bulk_runs, spill_runs, (unsigned long long)total_txns, max_size / 1048576.0, resets);
   printf("kill: the kill left a commit in flight with part of its bytes in the log %d times (cut back whole),"
          " with all of them %d times; the commit in flight was kept whole %d times\n",
          inflight_partial, inflight_whole, kept_inflight);

@@ -1721,12 +1721,15 @@ static void test_two_writers(void){
 /* Failed writes: the commit fails, the file is as before, the next commit works. */
 static void test_faults(void){
   const char *path = tpath("faults.log");
-  struct { const char *op; int nth; int err; int sync; size_t big; const char *name; } plan[] = {
-    { "write", 1, ENOSPC, 0, 0, "write fails with ENOSPC" },
-    { "write", 1, 0, 0, 0, "short write" },
-    { "write", 2, ENOSPC, 0, 6 << 20, "second write of a large commit fails" },
-    { "write", 2, 0, 0, 6 << 20, "second write of a large commit is short" },
-    { "fdatasync", 1, EIO, 1, 0, "fdatasync fails" },
+  struct { const char *op; int nth; int err; int sync; size_t big; int spill; const char *name; } plan[] = {
+    { "write", 1, ENOSPC, 0, 0, 0, "write fails with ENOSPC" },
+    { "write", 1, 0, 0, 0, 0, "short write" },
+    { "write", 2, ENOSPC, 0, 6 << 20, 0, "second write of a large commit fails" },
+    { "write", 2, 0, 0, 6 << 20, 0, "second write of a large commit is short" },
+    { "fdatasync", 1, EIO, 1, 0, 0, "fdatasync fails" },
+    /* The batch spills (past 4 MiB): the failure may come at an append (then the batch is failed) or at commit. */
+    { "write", 1, ENOSPC, 0, 6 << 20, 1, "a spilled batch's first write fails" },
+    { "write", 2, 0, 1, 6 << 20, 1, "a spilled batch's second write is short" },
   };
   for(size_t pi = 0; pi < sizeof(plan) / sizeof(plan[0]); pi++){
     const char *ctx = plan[pi].name;
@@ -1734,6 +1737,7 @@ static void test_faults(void){
     model m = {0};
     stateio_writer *w;
     CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | (plan[pi].sync ? STATEIO_SYNC : 0)) == STATEIO_OK);
+    if( !plan[pi].spill ) stateio_writer_set_spill(w, 0);
     CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 1) == STATEIO_OK);
     CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 100, 2) == STATEIO_OK);
     CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 3) == STATEIO_OK);
@@ -1747,15 +1751,23 @@ static void test_faults(void){
     CHECK(stateio_writer_begin(w) == STATEIO_OK);
     CHECK(stateio_update(w, "one", 3) == STATEIO_OK);
     CHECK(stateio_snapshot(w, "two", 3) == STATEIO_OK);
+    int arc = STATEIO_OK, ae = 0;
     if( plan[pi].big ){
       unsigned char *big = pattern(plan[pi].big, 9);
-      CHECK(stateio_update(w, big, plan[pi].big) == STATEIO_OK);
+      arc = stateio_update(w, big, plan[pi].big);
+      ae = errno;
       free(big);
     }
-    CHECK(stateio_update(w, "three", 5) == STATEIO_OK);
+    if( arc == STATEIO_OK ){
+      arc = stateio_update(w, "three", 5);
+      ae = errno;
+    }else{
+      CHECK_MSG(stateio_update(w, "three", 5) == arc, "%s: a failed batch fails every append after it", ctx);
+    }
+    CHECK_MSG(arc == STATEIO_OK || (plan[pi].spill && arc == STATEIO_IOERR), "%s: append: %s", ctx, stateio_errstr(arc));
     errno = 0;
     int rc = stateio_writer_commit(w);
-    int e = errno;
+    int e = arc == STATEIO_OK ? errno : ae;
     CHECK_MSG(rc == STATEIO_IOERR && e == (plan[pi].err ? plan[pi].err : ENOSPC),
               "%s: commit: %s, errno %d", ctx, stateio_errstr(rc), e);
     CHECK_MSG(f.seen >= plan[pi].nth, "%s: the fault was injected", ctx);

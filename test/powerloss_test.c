@@ -9,7 +9,8 @@
 **    file: writes (file, offset, bytes), truncations, syncs, creations,
 **    renames, unlinks, directory syncs. The workload: single-entry
 **    commits, transactions of 2..12 entries, a bulk batch written in
-**    chunks, commits whose fdatasync fails (and one whose cut fails too: a
+**    chunks, batches that spill (one prepared and rolled back), commits
+**    whose fdatasync fails (and one whose cut fails too: a
 **    double fault), a rolled-back prepare, and compactions.
 ** 2. The operations are replayed into a model of the file system: per
 **    file, what its last sync made durable and the operations since; per
@@ -224,6 +225,12 @@ static void workload(void){
   /* A bulk batch over 4 MiB: written in chunks, committed with two syncs. */
   EXPECT(txn(w, 3, (size_t)2 << 20, 1, 0, 0));
   for(int i = 0; i < 3; i++) EXPECT(txn(w, 1 + i, 4000, 0, 0, 0));
+  /* Batches that spill past 64 KiB: out in chunks before the commit; one prepared, then rolled back. */
+  stateio_writer_set_spill(w, 64 << 10);
+  EXPECT(txn(w, 16, 20000, 0, 0, 0));
+  if( txn(w, 16, 20000, 0, 0, 1) == STATEIO_OK ) f_workload++;
+  EXPECT(txn(w, 1, 500, 0, 0, 0));
+  stateio_writer_set_spill(w, (size_t)4 << 20);
   EXPECT(txn(w, 2, 3000, 0, 1, 0));
   starts[nstarts++] = nacked - 1;
   EXPECT(stateio_compact(logpath, 1, &info));
