@@ -478,10 +478,10 @@ static int ensure_commit(stateio_writer *w){
   return create_commit(w, done_at(w->batch_start));
 }
 
-/* Write the pending bytes at the end of the log (not synced), hashing them for a bulk batch. */
+/* Write the pending bytes at the end of the log (not synced), hashing them for a streamed batch's record. */
 static int flush_pending(stateio_writer *w){
   w->wrote = 1;
-  if( w->hs ) XXH64_update(w->hs, w->pend, w->pend_len);
+  if( w->streamed && w->inflight ) XXH64_update(w->hs, w->pend, w->pend_len);
   int rc = sio_pwrite_full(w->fd, w->file, w->name, w->pend, w->pend_len, w->end);
   if( rc ){
     w->tail_end = UINT64_MAX;
@@ -509,7 +509,8 @@ static int bulk_start(stateio_writer *w){
     if( rc == STATEIO_OK ) w->inflight = 1;
   }
   if( rc == STATEIO_OK ) w->streamed = 1;
-  if( rc == STATEIO_OK ){
+  if( rc == STATEIO_OK && w->inflight ){
+    /* The record will hold the hash of the batch's bytes: stream it (a writer without a commit file has no use for it). */
     if( !w->hs ) w->hs = XXH64_createState();
     if( !w->hs ) return STATEIO_NOMEM;
     XXH64_reset(w->hs, 0);
@@ -890,7 +891,7 @@ void stateio_writer_rollback_to(stateio_writer *w, stateio_mark m){
   }else{
     /* A bulk batch already wrote past the mark: cut back into it (its record is in flight). */
     int rc = sio_ftruncate(w->fd, w->file, w->name, m.offset);
-    if( rc == STATEIO_OK && w->hs ) rc = rehash(w, m.offset);
+    if( rc == STATEIO_OK && w->inflight ) rc = rehash(w, m.offset);
     if( rc ){
       fail(w, rc, w->name);
       w->wrote = 1;
