@@ -623,7 +623,7 @@ static void figure2_one(const char *fig, long n, size_t len, double min_ratio){
   ** The bulk-append API is begin_bulk (entries go out in 4 MiB chunks,
   ** one sync at commit): that is the figure. A plain batch (begin) with
   ** spilling off (stateio_writer_set_spill(w, 0); by default a batch
-  ** spills past 4 MiB and is then a bulk batch) keeps the whole batch in
+  ** spills past 64 MiB and is then a bulk batch) keeps the whole batch in
   ** memory until commit, so that nothing reaches the file before it; it
   ** is shown next to it.
   */
@@ -1316,7 +1316,7 @@ static void figure6(void){
   note("  SQL: empty scan %ld KiB, scan %ld KiB, restore %ld KiB\n", base, scan, rest);
   mem_row("6 SQL scan peak RSS", scan, base, 16);
   mem_row("6 SQL restore peak RSS", rest, base, allow_restore);
-  /* Figure 1's transaction: a batch spills past 4 MiB; SQLite's table keeps a page cache. */
+  /* Figure 1's transaction (134 MB of entries): a batch spills past 64 MiB; SQLite's table keeps a page cache. */
   char mode[64];
   snprintf(mode, sizeof mode, "append-sql=%ld", opt.rows);
   long app = child_rss_med(mode, path_in("f6.log"));

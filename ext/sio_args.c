@@ -20,6 +20,11 @@
 **   data=blob|text        the type of the data column: BLOB (default), or
 **                         TEXT (the stored bytes as they are, so that =,
 **                         LIKE and the JSON functions work on them)
+**   spill=SIZE|off        a transaction whose entries pass SIZE bytes (with
+**                         K, M or G: KiB, MiB, GiB) goes out to the log in
+**                         chunks before COMMIT, as SQLite's cache spills
+**                         (stateio_writer_set_spill; default 64M); off keeps
+**                         every transaction in memory until COMMIT
 ** Values may be quoted; FILE is dequoted the same way ('...', "...", `...`,
 ** [...]), as csv.c does.
 */
@@ -74,6 +79,30 @@ void sioArgsFree(SioArgs *p){
   p->zFile = 0;
 }
 
+/*
+** A size: digits with an optional K, M or G (KiB, MiB, GiB), or off (0);
+** -1 for anything else.
+*/
+static sqlite3_int64 sio_size(const char *z){
+  sqlite3_int64 n = 0;
+  int i = 0;
+  if( sqlite3_stricmp(z, "off")==0 ) return 0;
+  if( !isdigit((unsigned char)z[0]) ) return -1;
+  for(; isdigit((unsigned char)z[i]); i++){
+    n = n*10 + (z[i] - '0');
+    if( n > ((sqlite3_int64)1 << 40) ) return -1;
+  }
+  switch( z[i] ){
+    case 0: return n;
+    case 'k': case 'K': n <<= 10; break;
+    case 'm': case 'M': n <<= 20; break;
+    case 'g': case 'G': n <<= 30; break;
+    default: return -1;
+  }
+  if( z[i+1]!=0 || n > ((sqlite3_int64)1 << 40) ) return -1;
+  return n;
+}
+
 /* The options: a key, and how its value is parsed. */
 typedef struct SioOption {
   const char *zKey;
@@ -102,6 +131,7 @@ int sioArgsParse(int argc, const char *const *argv, int iFirst,
   memset(p, 0, sizeof(*p));
   memset(aSeen, 0, sizeof(aSeen));
   p->bSync = 1;
+  p->nSpill = -1;
   if( argc<=iFirst ){
     sioErrMsg(pzErr, "stateio: no log file: use stateio('FILE' [, option=value ...])");
     return SQLITE_ERROR;
@@ -126,12 +156,32 @@ int sioArgsParse(int argc, const char *const *argv, int iFirst,
     zKey = sio_dequote(z, zEq ? (int)(zEq - z) : (int)strlen(z));
     zVal = zEq ? sio_dequote(zEq+1, (int)strlen(zEq+1)) : 0;
     if( zKey==0 || (zEq && zVal==0) ) goto args_oom;
+    if( sqlite3_stricmp(zKey, "spill")==0 ){
+      if( p->nSpill>=0 ){
+        sioErrMsg(pzErr, "stateio: option '%s' given more than once", zKey);
+        goto args_error;
+      }
+      if( zVal==0 ){
+        sioErrMsg(pzErr, "stateio: option 'spill' needs a value (a size in bytes, with K, M or G, or off)");
+        goto args_error;
+      }
+      p->nSpill = sio_size(zVal);
+      if( p->nSpill<0 ){
+        sioErrMsg(pzErr, "stateio: bad value for spill: '%s' (expected a size in bytes, "
+                  "with K, M or G, up to 1024G, or off)", zVal ? zVal : "");
+        goto args_error;
+      }
+      sqlite3_free(zKey);
+      sqlite3_free(zVal);
+      zKey = zVal = 0;
+      continue;
+    }
     for(j=0; j<SIO_NOPTION; j++){
       if( sqlite3_stricmp(zKey, aSioOption[j].zKey)==0 ){ pOpt = &aSioOption[j]; break; }
     }
     if( pOpt==0 ){
       sioErrMsg(pzErr, "stateio: unknown option: '%s' (the options are sync, locking, "
-                "readonly, on_corrupt and data)", zKey);
+                "readonly, on_corrupt, data and spill)", zKey);
       goto args_error;
     }
     if( aSeen[j] ){
@@ -174,10 +224,13 @@ args_error:
 }
 
 char *sioArgsOptions(const SioArgs *p){
-  return sqlite3_mprintf("%s%s%s%s%s",
+  char zSpill[40] = "";
+  if( p->nSpill>=0 ) sqlite3_snprintf(sizeof(zSpill), zSpill, ", spill=%lld", (long long)p->nSpill);
+  return sqlite3_mprintf("%s%s%s%s%s%s",
       p->bSync ? "" : ", sync=off",
       p->bExclusive ? ", locking=exclusive" : "",
       p->bReadonly ? ", readonly" : "",
       p->bSkip ? ", on_corrupt=skip" : "",
-      p->bText ? ", data=text" : "");
+      p->bText ? ", data=text" : "",
+      zSpill);
 }

@@ -71,7 +71,7 @@ static SioLog *sio_log_find(SioConn *pConn, dev_t dev, ino_t ino){
 }
 
 int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
-               const char *zTable, SioLog **ppLog, char **pzErr){
+               sqlite3_int64 nSpill, const char *zTable, SioLog **ppLog, char **pzErr){
   SioLog *pLog;
   struct stat st;
   char *zAbs;
@@ -108,12 +108,19 @@ int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
   pLog = sio_log_find(pConn, st.st_dev, st.st_ino);
   if( pLog ){
     sqlite3_free(zAbs);
-    if( bWrite && pLog->bFlagsSet && pLog->flags!=flags ){
+    if( bWrite && pLog->bFlagsSet && (pLog->flags!=flags || pLog->nSpill!=nSpill) ){
       /* One writer per log and connection: its options are the first table's. */
       int bSync = (pLog->flags & STATEIO_SYNC)!=0;
       if( bSync!=((flags & STATEIO_SYNC)!=0) ){
         sioErrMsg(pzErr, "stateio: %s is already open in this connection with sync=%s",
                   zFile, bSync ? "full" : "off");
+      }else if( pLog->nSpill!=nSpill ){
+        if( pLog->nSpill<0 ){
+          sioErrMsg(pzErr, "stateio: %s is already open in this connection without spill=", zFile);
+        }else{
+          sioErrMsg(pzErr, "stateio: %s is already open in this connection with spill=%lld",
+                    zFile, (long long)pLog->nSpill);
+        }
       }else{
         sioErrMsg(pzErr, "stateio: %s is already open in this connection with locking=%s",
                   zFile, (pLog->flags & STATEIO_EXCLUSIVE) ? "exclusive" : "normal");
@@ -139,6 +146,7 @@ int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
   }
   if( bWrite && !pLog->bFlagsSet ){
     pLog->flags = flags;
+    pLog->nSpill = nSpill;
     pLog->bFlagsSet = 1;
   }
   *ppLog = pLog;
@@ -272,6 +280,7 @@ int sioLogWriter(SioLog *pLog, const char *zName, stateio_writer **ppW, char **p
       pLog->pWriter = 0;
       return sioOpenStatus(pzErr, rc, zName);
     }
+    if( pLog->nSpill>=0 ) stateio_writer_set_spill(pLog->pWriter, (size_t)pLog->nSpill);
   }
   if( pLog->nTxn>0 && !pLog->bBatch ){
     /* The transaction's batch: one write and one sync at COMMIT. */

@@ -69,6 +69,7 @@ struct SioArgs {
   int bReadonly;      /* readonly: no INSERT, the file is never created */
   int bSkip;          /* on_corrupt=skip (1) or on_corrupt=error (0, default) */
   int bText;          /* data=text (1) or data=blob (0, default) */
+  sqlite3_int64 nSpill;  /* spill=SIZE in bytes (0: off); -1 when not given (the library's default) */
 };
 
 /*
@@ -173,6 +174,7 @@ struct SioLog {
   int nRef;                 /* tables using this log */
   stateio_writer *pWriter;  /* opened by the first write */
   int flags;                /* the writer's flags (STATEIO_SYNC, STATEIO_EXCLUSIVE) ... */
+  sqlite3_int64 nSpill;     /* ... and its spill size (-1: the library's default) ... */
   int bFlagsSet;            /* ... once a writable table has said them */
   int nTxn;                 /* tables in the current transaction (xBegin) */
   int bBatch;               /* stateio_writer_begin() called, not yet ended */
@@ -184,12 +186,13 @@ struct SioLog {
 ** Open (or share) the log of the file zFile (as a table names it; a
 ** relative name is taken from the working directory now) for a table.
 ** bWrite: the table may write, with the writer's flags (STATEIO_SYNC,
-** STATEIO_EXCLUSIVE: sync= and locking=). A missing file is
+** STATEIO_EXCLUSIVE: sync= and locking=) and spill size (spill=, or -1).
+** A missing file is
 ** SQLITE_CANTOPEN; zTable, when not NULL, is the main table whose 'create'
 ** command the message suggests.
 */
 int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
-               const char *zTable, SioLog **ppLog, char **pzErr);
+               sqlite3_int64 nSpill, const char *zTable, SioLog **ppLog, char **pzErr);
 void sioLogRelease(SioLog *pLog);
 /*
 ** A fresh image of the log as this connection sees it now: the file, and

@@ -102,7 +102,7 @@ int sioTabLog(SioTab *pTab, char **pzErr){
   if( zMain==0 && !pTab->args.bReadonly ) return SQLITE_NOMEM;
   rc = sioLogOpen(pTab->pConn, pTab->args.zFile, !pTab->args.bReadonly,
                   (pTab->args.bSync ? STATEIO_SYNC : 0) | (pTab->args.bExclusive ? STATEIO_EXCLUSIVE : 0),
-                  zMain, &pTab->pLog, pzErr);
+                  pTab->args.nSpill, zMain, &pTab->pLog, pzErr);
   sqlite3_free(zMain);
   if( rc==SQLITE_OK && pTab->bInTxn ){
     /* Joined the transaction before the file could be opened. */

@@ -31,7 +31,7 @@
 /* A bulk batch writes its pending entries out whenever this many are pending. */
 #define SIO_BULK_CHUNK ((size_t)4 << 20)
 /* A batch goes on as a bulk batch once this many bytes are pending (stateio_writer_set_spill). */
-#define SIO_SPILL_DEFAULT SIO_BULK_CHUNK
+#define SIO_SPILL_DEFAULT ((size_t)64 << 20)
 
 struct stateio_writer {
   int fd;

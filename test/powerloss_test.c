@@ -230,7 +230,7 @@ static void workload(void){
   EXPECT(txn(w, 16, 20000, 0, 0, 0));
   if( txn(w, 16, 20000, 0, 0, 1) == STATEIO_OK ) f_workload++;
   EXPECT(txn(w, 1, 500, 0, 0, 0));
-  stateio_writer_set_spill(w, (size_t)4 << 20);
+  stateio_writer_set_spill(w, (size_t)64 << 20);
   EXPECT(txn(w, 2, 3000, 0, 1, 0));
   starts[nstarts++] = nacked - 1;
   EXPECT(stateio_compact(logpath, 1, &info));
