@@ -106,6 +106,17 @@ int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
     return rc;
   }
   pLog = sio_log_find(pConn, st.st_dev, st.st_ino);
+  if( pLog && bWrite && pLog->bFlagsSet && pLog->nWriteRef==0 && !pLog->bBatch && !pLog->bPrepared ){
+    /*
+    ** The tables that set the writer's options are gone (only functions or
+    ** readonly tables hold the log): this one's options are the writer's now.
+    */
+    if( pLog->pWriter && (pLog->flags!=flags || pLog->nSpill!=nSpill) ){
+      (void)stateio_writer_close(pLog->pWriter);
+      pLog->pWriter = 0;
+    }
+    pLog->bFlagsSet = 0;
+  }
   if( pLog ){
     sqlite3_free(zAbs);
     if( bWrite && pLog->bFlagsSet && (pLog->flags!=flags || pLog->nSpill!=nSpill) ){
@@ -149,12 +160,14 @@ int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
     pLog->nSpill = nSpill;
     pLog->bFlagsSet = 1;
   }
+  if( bWrite ) pLog->nWriteRef++;
   *ppLog = pLog;
   return SQLITE_OK;
 }
 
-void sioLogRelease(SioLog *pLog){
+void sioLogRelease(SioLog *pLog, int bWrite){
   SioLog **pp;
+  if( pLog && bWrite ) pLog->nWriteRef--;
   if( pLog==0 || --pLog->nRef>0 ) return;
   for(pp=&pLog->pConn->pLogs; *pp; pp=&(*pp)->pNext){
     if( *pp==pLog ){ *pp = pLog->pNext; break; }

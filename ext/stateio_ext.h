@@ -172,10 +172,11 @@ struct SioLog {
   dev_t dev;                /* the file it is: device and inode, as last seen */
   ino_t ino;
   int nRef;                 /* tables using this log */
+  int nWriteRef;            /* ... of them writable: their options are the writer's */
   stateio_writer *pWriter;  /* opened by the first write */
   int flags;                /* the writer's flags (STATEIO_SYNC, STATEIO_EXCLUSIVE) ... */
   sqlite3_int64 nSpill;     /* ... and its spill size (-1: the library's default) ... */
-  int bFlagsSet;            /* ... once a writable table has said them */
+  int bFlagsSet;            /* ... once a writable table has said them (while one holds the log) */
   int nTxn;                 /* tables in the current transaction (xBegin) */
   int bBatch;               /* stateio_writer_begin() called, not yet ended */
   int bPrepared;            /* xSync wrote and synced the batch (not yet visible) */
@@ -193,7 +194,7 @@ struct SioLog {
 */
 int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
                sqlite3_int64 nSpill, const char *zTable, SioLog **ppLog, char **pzErr);
-void sioLogRelease(SioLog *pLog);
+void sioLogRelease(SioLog *pLog, int bWrite);
 /*
 ** A fresh image of the log as this connection sees it now: the file, and
 ** the transaction's pending entries when this connection holds the lock.

@@ -70,7 +70,7 @@ static void sio_tab_free(SioTab *pTab){
   if( pTab==0 ) return;
   if( pTab->pLog ){
     if( pTab->bInTxn ) sioLogLeave(pTab->pLog);
-    sioLogRelease(pTab->pLog);
+    sioLogRelease(pTab->pLog, !pTab->args.bReadonly);
   }
   sioArgsFree(&pTab->args);
   sqlite3_free(pTab->base.zErrMsg);   /* one SQLite never took (xDestroy's) */
