@@ -26,7 +26,8 @@
 ** Each is then mutated, one change at a time, and read again:
 **   - every byte of every record header XORed with 0xff, +1, -1, set to 0;
 **   - 50 payload bytes per record (spread over it) XORed with 0xff;
-**   - every record's whole header destroyed (zeros, 0xff, other bytes);
+**   - every record's whole header destroyed (zeros, 0xff, other bytes, or
+**     another record's header: plausible, and wrong);
 **     when no complete entry starts in a later block, that is what a power
 **     loss can leave, and a reader may take it for a torn append from the
 **     end of the entry before it (then it must read the log as cut there);
@@ -479,10 +480,10 @@ static int layout_ok(const shape *s){
 
 /* ------------------------------------------------------------ mutations and violations */
 
-enum { M_XOR, M_INC, M_DEC, M_ZERO, M_PAYLOAD, M_WIPE0, M_WIPEFF, M_WIPEX, M_TRUNC, M_NONE, NMUT };
+enum { M_XOR, M_INC, M_DEC, M_ZERO, M_PAYLOAD, M_WIPE0, M_WIPEFF, M_WIPEX, M_WIPECOPY, M_TRUNC, M_NONE, NMUT };
 static const char *const mut_name[NMUT] = {
   "header^0xff", "header+1", "header-1", "header=0", "payload^0xff",
-  "header:=00..", "header:=ff..", "header:=other", "truncate", "none"
+  "header:=00..", "header:=ff..", "header:=other", "header:=another's", "truncate", "none"
 };
 /* Flips of a whole header: c->field is F_HEADER, c->pos its first byte, c->to the fill (or the first byte). */
 #define F_HEADER (-2)
@@ -1260,11 +1261,15 @@ static void damage_shape(const shape *s){
       buf[p] = c.from;
     }
     /* The whole header (where nothing complete follows in a later block, it may be taken for a torn append). */
-    for(int k = 0; k < 3; k++){
+    for(int k = 0; k < 4; k++){
       unsigned char save[HDR];
       memcpy(save, buf + r->pos, HDR);
+      /* k == 3: the header of another record (the next one, or the one before): plausible, and wrong. */
+      const wrec *o = ri + 1 < s->nr ? &s->R[ri + 1] : ri > 0 ? &s->R[ri - 1] : NULL;
+      if( k == 3 && !o ) continue;
       for(int b = 0; b < (int)HDR; b++){
-        buf[r->pos + b] = k == 0 ? 0 : k == 1 ? 0xff : (unsigned char)(r->pos * 131 + (uint64_t)b * 77 + 5);
+        buf[r->pos + b] = k == 0 ? 0 : k == 1 ? 0xff : k == 2 ? (unsigned char)(r->pos * 131 + (uint64_t)b * 77 + 5)
+                        : s->bytes[o->pos + b];
       }
       c.kind = M_WIPE0 + k;
       c.pos = r->pos;
