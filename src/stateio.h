@@ -411,7 +411,8 @@ int stateio_writer_begin_bulk(stateio_writer *w);
 ** until its commit, and can still be rolled back, to a mark too; its
 ** commit takes the bulk batch's syncs. Only a writer on a path spills (it
 ** needs the commit file). 0: never (the batch is written at its commit).
-** The default is 64 MiB.
+** The default is 64 MiB. Below 4 MiB, the size is also that of the chunks
+** (a bulk batch's too).
 */
 void stateio_writer_set_spill(stateio_writer *w, size_t bytes);
 

@@ -792,6 +792,11 @@ int stateio_writer_reopen(stateio_writer *w){
     w->prepared = 0;       /* nothing was written: the batch is as it was */
     return STATEIO_OK;
   }
+  if( w->streamed && !w->inflight ){
+    /* Streamed without a commit file (a writer on a descriptor): nothing says it committed. */
+    w->prepared = 0;
+    return STATEIO_OK;
+  }
   if( w->streamed ){
     /*
     ** A bulk (or spilled) batch stays in the file, and its record goes back

@@ -1239,6 +1239,22 @@ static void test_spill(void){
     n = read_txns(path, txns, 16, NULL);
     CHECK_MSG(n == 6 && txns[5] == 6, "spill (%s): appended after the kills (%d)", how, n);
   }
+  /* A writer on a descriptor (no commit file) streams a bulk batch too; taken back after prepare, it goes on. */
+  rm_log(path);
+  int fd = open(path, O_RDWR | O_CREAT, 0644);
+  stateio_writer *fw;
+  CHECK(fd >= 0 && stateio_writer_open_fd(&fw, fd, 0, 0, 0) == STATEIO_OK);
+  CHECK(stateio_writer_begin_bulk(fw) == STATEIO_OK);
+  CHECK(add_entries(fw, 1, 0, 50000, 50001, 100) == STATEIO_OK);
+  CHECK(fsize(path) > ((uint64_t)4 << 20));
+  CHECK(stateio_writer_prepare(fw) == STATEIO_OK);
+  CHECK_MSG(stateio_writer_reopen(fw) == STATEIO_OK, "spill: a descriptor writer's streamed batch is taken back");
+  CHECK(add_entries(fw, 1, 50000, 50001, 50001, 100) == STATEIO_OK);
+  CHECK(stateio_writer_commit(fw) == STATEIO_OK);
+  CHECK(stateio_writer_close(fw) == STATEIO_OK);
+  close(fd);
+  int n = read_txns(path, txns, 16, NULL);
+  CHECK_MSG(n == 1 && txns[0] == 1, "spill: the descriptor writer's batch, whole (%d)", n);
   rm_log(path);
 }
 
