@@ -4,7 +4,8 @@
 ** (doc/COMMIT.md):
 **  1. isolation: reader processes (restore, and a follower's update
 **     reader) never see part of an 8-entry transaction, nor a commit whose
-**     fdatasync has not returned, while a writer process commits;
+**     fdatasync has not returned, while a writer process commits (also
+**     when its transactions spill, their chunks out before the commit);
 **  2. a delayed, then failing fdatasync: a polling follower gets exactly
 **     the committed entries, and the next real commit at that offset;
 **  3. a failed commit leaves nothing, even when its cut fails too: readers
@@ -213,13 +214,15 @@ static int synced_hook(void *arg, stateio_os_op *o){
   return 0;
 }
 
-static void test_isolation(void){
+/* spill > 0: the writer's transactions spill past that many bytes (out in chunks before their commit). */
+static void isolation_with(size_t spill){
   const char *path = tpath("iso.log");
   rm_log(path);
   int reads = 12000;
   const char *env = getenv("STATEIO_ISOLATION_READS");
   if( env && atoi(env) > 0 ) reads = atoi(env);
   if( UNDER_ASAN && !env ) reads = 4000;
+  if( spill ) reads /= 2;
   synced_txn = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   volatile int *stop = (volatile int *)(synced_txn + 8);
   *synced_txn = 0;
@@ -235,6 +238,7 @@ static void test_isolation(void){
   if( wpid == 0 ){
     stateio_writer *w;
     if( stateio_writer_open(&w, path, STATEIO_SYNC) ) _exit(2);
+    if( spill ) stateio_writer_set_spill(w, spill);
     stateio_set_os_hook(synced_hook, NULL);
     for(uint64_t t = 2; !*stop; t++){
       writing_txn = t;
@@ -336,8 +340,8 @@ static void test_isolation(void){
   *stop = 1;
   int st;
   waitpid(wpid, &st, 0);
-  printf("isolation: %ld reads while a writer committed 8-entry transactions (up to %ld): %ld partial, %ld before their sync, %ld errors\n",
-         tot[0], tot[4], tot[1], tot[2], tot[3]);
+  printf("isolation: %ld reads while a writer committed 8-entry transactions%s (up to %ld): %ld partial, %ld before their sync, %ld errors\n",
+         tot[0], spill ? " that spill past 512 bytes" : "", tot[4], tot[1], tot[2], tot[3]);
   CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "isolation: writer status %d", st);
   CHECK_MSG(tot[0] >= reads, "isolation: %ld reads", tot[0]);
   CHECK_MSG(tot[4] > 20, "isolation: the readers saw the writer's commits (up to %ld)", tot[4]);
@@ -349,6 +353,9 @@ static void test_isolation(void){
 }
 
 /* ------------------------------------------------------------ 2. delayed, failing fdatasync */
+
+static void test_isolation(void){ isolation_with(0); }
+static void test_isolation_spill(void){ isolation_with(512); }
 
 static void test_failing_sync_follower(void){
   const char *path = tpath("follow.log");
@@ -1272,6 +1279,7 @@ int main(void){
     { test_exclusive, "exclusive" },
     { test_failing_sync_follower, "failing sync, follower" },
     { test_isolation, "isolation" },
+    { test_isolation_spill, "isolation, spilling" },
     { test_commit_file_appears, "a commit file appears" },
     { test_spill, "a batch that spills" },
   };
