@@ -139,6 +139,15 @@ static int expect_events(const char *ctx, const stateio_image *img, const char *
   return ok;
 }
 
+/* The common shape: entry 0 ending at end0, then one region ("corrupt" or "torn") [off, end), then the end. */
+static int expect_one_then(const char *ctx, const stateio_image *img, uint64_t end0, const char *region,
+                           uint64_t off, uint64_t end){
+  char want[256];
+  snprintf(want, sizeof(want), "entry 0 %llu\n%s %llu %llu\ndone\n", (unsigned long long)end0, region,
+           (unsigned long long)off, (unsigned long long)end);
+  return expect_events(ctx, img, want);
+}
+
 /* Restore and the update reader: "epoch E", "update S", "corrupt S E", "badentry S", "done"; or "error RC at OFF". */
 static char *restored(const stateio_image *img){
   sbuf b = {0};
@@ -307,18 +316,14 @@ static void test_unprovable(void){
   m.p[m.e[1].start + 6] ^= 0x80;               /* length, high byte: past the block */
   m.p[m.e[1].start + 2] ^= 0x44;               /* and the checksum */
   img = mem(m.p, m.n);
-  snprintf(want, sizeof(want), "entry 0 %llu\ncorrupt %llu %llu\ndone\n",
-           (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start, (unsigned long long)m.n);
-  expect_events("unprovable damage over a held log", &img, want);
+  expect_one_then("unprovable damage over a held log", &img, m.e[0].end, "corrupt", m.e[1].start, m.n);
   /*
   ** A length that runs past the end of the file instead: the signature of
   ** an append cut short. Whatever follows lies in its missing payload (a
   ** torn tail), so the last entry is not read either.
   */
   m.p[m.e[1].start + 6] ^= 0x80 ^ 0x01;
-  snprintf(want, sizeof(want), "entry 0 %llu\ntorn %llu %llu\ndone\n",
-           (unsigned long long)m.e[0].end, (unsigned long long)m.e[1].start, (unsigned long long)m.n);
-  expect_events("a damaged length past the end over a held log", &img, want);
+  expect_one_then("a damaged length past the end over a held log", &img, m.e[0].end, "torn", m.e[1].start, m.n);
   /*
   ** 2026-12-01 (found by the fuzz target): a checksum byte and the length
   ** of the first record both damaged, the wrong length ending it exactly at
@@ -399,14 +404,10 @@ static void test_end(void){
   m.p = realloc(m.p, m.n + 4096);
   memset(m.p + m.n, 0xab, 40);
   img = mem(m.p, e0 + 40);
-  snprintf(want, sizeof(want), "entry 0 %llu\ntorn %llu %llu\ndone\n", (unsigned long long)e0,
-           (unsigned long long)e0, (unsigned long long)(e0 + 40));
-  expect_events("garbage tail", &img, want);
+  expect_one_then("garbage tail", &img, e0, "torn", e0, e0 + 40);
   memcpy(m.p + e0 + 40, m.p, e0);             /* a copy of a valid record after the garbage */
   img = mem(m.p, e0 + 40 + e0);
-  snprintf(want, sizeof(want), "entry 0 %llu\ncorrupt %llu %llu\ndone\n", (unsigned long long)e0,
-           (unsigned long long)e0, (unsigned long long)(e0 + 40 + e0));
-  expect_events("garbage with a record after it", &img, want);
+  expect_one_then("garbage with a record after it", &img, e0, "corrupt", e0, e0 + 40 + e0);
   m_reset(&m);
 
   /* A multi-block last entry: its FIRST damaged, its LAST there: corruption; without its LAST: torn. */
@@ -416,15 +417,11 @@ static void test_end(void){
   n = m.n;
   m.p[s + HDR + 50] ^= 0xff;
   img = mem(m.p, n);
-  snprintf(want, sizeof(want), "entry 0 %llu\ncorrupt %llu %llu\ndone\n",
-           (unsigned long long)m.e[0].end, (unsigned long long)s, (unsigned long long)n);
-  expect_events("multi-block last entry, FIRST damaged", &img, want);
+  expect_one_then("multi-block last entry, FIRST damaged", &img, m.e[0].end, "corrupt", s, n);
   snprintf(want, sizeof(want), "error corrupt log at %llu\n", (unsigned long long)s);
   expect_restore("multi-block last snapshot, FIRST damaged", &img, want);
   img = mem(m.p, BLK + 10);
-  snprintf(want, sizeof(want), "entry 0 %llu\ntorn %llu %llu\ndone\n",
-           (unsigned long long)m.e[0].end, (unsigned long long)s, (unsigned long long)(BLK + 10));
-  expect_events("multi-block last entry cut before its LAST", &img, want);
+  expect_one_then("multi-block last entry cut before its LAST", &img, m.e[0].end, "torn", s, BLK + 10);
   /*
   ** Its LAST's header destroyed (8 bytes zeroed: nothing proves where the
   ** record ends), the file not cut: the entry goes on into damage, so it
@@ -433,9 +430,7 @@ static void test_end(void){
   m.p[s + HDR + 50] ^= 0xff;                   /* its FIRST intact again */
   memset(m.p + BLK, 0, 8);
   img = mem(m.p, n);
-  snprintf(want, sizeof(want), "entry 0 %llu\ncorrupt %llu %llu\ndone\n",
-           (unsigned long long)m.e[0].end, (unsigned long long)s, (unsigned long long)n);
-  expect_events("multi-block last entry, its LAST's header destroyed", &img, want);
+  expect_one_then("multi-block last entry, its LAST's header destroyed", &img, m.e[0].end, "corrupt", s, n);
   snprintf(want, sizeof(want), "error corrupt log at %llu\n", (unsigned long long)s);
   expect_restore("... and restore names it, never the epoch before", &img, want);
   m_reset(&m);
@@ -449,10 +444,8 @@ static void test_end(void){
     memcpy(save, m.p + at, 8);
     memset(m.p + at, 0, 8);
     img = mem(m.p, n);
-    snprintf(want, sizeof(want), "entry 0 %llu\ncorrupt %llu %llu\ndone\n",
-             (unsigned long long)m.e[0].end, (unsigned long long)s, (unsigned long long)n);
     snprintf(ctx, sizeof(ctx), "three-block last entry, the header at %llu destroyed", (unsigned long long)at);
-    expect_events(ctx, &img, want);
+    expect_one_then(ctx, &img, m.e[0].end, "corrupt", s, n);
     memcpy(m.p + at, save, 8);
   }
   m_reset(&m);
@@ -474,9 +467,7 @@ static void test_end(void){
   m.p[s + OFF] = 0x37;
   n = m.n - 3;                                 /* every inner record lies before the cut */
   img = mem(m.p, n);
-  snprintf(want, sizeof(want), "entry 0 %llu\ntorn %llu %llu\ndone\n", (unsigned long long)BLK,
-           (unsigned long long)s, (unsigned long long)n);
-  expect_events("entry at a block start, offset damaged, cut short over a log in its data", &img, want);
+  expect_one_then("entry at a block start, offset damaged, cut short over a log in its data", &img, BLK, "torn", s, n);
   snprintf(want, sizeof(want), "epoch 0 end %llu torn %llu\nupdate 0\ndone\n", (unsigned long long)s,
            (unsigned long long)(n - s));
   expect_restore("... restores the entry before it", &img, want);
