@@ -451,20 +451,14 @@ int sio_commit_view(int fd, const char *path, int lock_fd, int cfd_in,
       sio_free(cpath);
       return rc;
     }
-    while( (cfd = open(cpath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0 && errno == EINTR ){}
-    if( cfd < 0 ){
+    rc = sio_commit_open(cpath, O_RDONLY, &cfd);
+    if( rc || cfd < 0 ){
       int e = errno;
       sio_free(cpath);
-      if( e != ENOENT ){ errno = e; return STATEIO_IOERR; }
+      errno = e;
       /* No commit file: a log written by another program (or by single unsynced entries), taken as it is. */
-      img->file_size = size;
-      return STATEIO_OK;
-    }
-    struct stat st;
-    if( fstat(cfd, &st) != 0 ){ rc = STATEIO_IOERR; goto done; }
-    if( !S_ISREG(st.st_mode) || st.st_size != SIO_COMMIT_FILE_SIZE ){
-      rc = STATEIO_CORRUPT_COMMIT;
-      goto done;
+      if( rc == STATEIO_OK ) img->file_size = size;
+      return rc;
     }
   }
   uint64_t id;
@@ -557,15 +551,15 @@ static int read_waiter(int cfd, sio_waiter *wt){
 /* How long a waiter's mark lasts unless renewed (it is renewed at every poll). */
 #define WAIT_MARK_MS 1000
 
-int sio_commit_open(const char *cpath, int *pcfd){
+int sio_commit_open(const char *cpath, int flags, int *pcfd){
   if( *pcfd >= 0 ) return STATEIO_OK;
   /* Most logs written with single unsynced entries have none: a stat() says so at half an open()'s cost. */
   struct stat st;
   if( stat(cpath, &st) != 0 && errno == ENOENT ) return STATEIO_OK;
   int cfd;
-  int rc = sio_open_regular(cpath, STATEIO_FILE_COMMIT, O_RDWR, 0, &cfd);
+  int rc = sio_open_regular(cpath, STATEIO_FILE_COMMIT, flags, 0, &cfd);
   if( rc == STATEIO_IOERR && errno == ENOENT ) return STATEIO_OK;
-  if( rc == STATEIO_NOTLOG ) return STATEIO_CORRUPT_COMMIT;
+  if( rc == STATEIO_NOTLOG || (rc == STATEIO_IOERR && errno == EISDIR) ) return STATEIO_CORRUPT_COMMIT;
   if( rc ) return rc;
   if( fstat(cfd, &st) != 0 ) rc = STATEIO_IOERR;
   else if( st.st_size != SIO_COMMIT_FILE_SIZE ) rc = STATEIO_CORRUPT_COMMIT;
@@ -596,7 +590,7 @@ int sio_lock_wait(int fd, const char *path, const char *cpath, int *pcfd,
       ** writer between an earlier look and this lock may hold a commit
       ** in flight that must be settled before anything is built on it.
       */
-      rc = sio_commit_open(cpath, pcfd);
+      rc = sio_commit_open(cpath, O_RDWR, pcfd);
       sio_waiter wt;
       if( rc == STATEIO_OK && *pcfd >= 0 ) rc = sio_commit_read(*pcfd, r, &wt);
       if( rc ){
@@ -639,7 +633,7 @@ int sio_lock_wait(int fd, const char *path, const char *cpath, int *pcfd,
     }
     waited = 1;
     /* Announce ourselves, unless an earlier waiter has (its failures are the look under the lock's). */
-    if( cpath && sio_commit_open(cpath, pcfd) == STATEIO_OK && *pcfd >= 0 ){
+    if( cpath && sio_commit_open(cpath, O_RDWR, pcfd) == STATEIO_OK && *pcfd >= 0 ){
       sio_waiter wt;
       if( read_waiter(*pcfd, &wt) == STATEIO_OK
        && (wt.token == 0 || wt.token == token || wt.until <= now || wt.since > t0) ){

@@ -149,11 +149,12 @@ int sio_commit_view(int fd, const char *path, int lock_fd, int cfd,
                     stateio_image *img);
 
 /*
-** Open the commit file cpath for writing into *pcfd, if it exists and is
-** not open yet (*pcfd stays -1 when there is none). A file of another
-** size, or not a regular file: STATEIO_CORRUPT_COMMIT.
+** Open the commit file cpath (flags: O_RDWR for lockers, O_RDONLY for
+** readers) into *pcfd, if it exists and is not open yet (*pcfd stays -1
+** when there is none): the one place that says what a commit file is. A
+** file of another size, or not a regular file: STATEIO_CORRUPT_COMMIT.
 */
-int sio_commit_open(const char *cpath, int *pcfd);
+int sio_commit_open(const char *cpath, int flags, int *pcfd);
 
 /*
 ** Take the write lock of the log open on fd (named path), waiting up to

@@ -31,7 +31,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1018,7 +1017,7 @@ static int torn_batch_elsewhere(const char *path){
 
 /* Run torn_batch_elsewhere() at the first flock of the log (before it is taken). */
 static const char *appear_path;
-static int appear_done, appear_ok, appear_in_open;
+static int appear_done, appear_ok, appear_in_look;
 static int appear_at_flock(void *arg, stateio_os_op *o){
   (void)arg;
   if( !o->after && !appear_done && o->file == STATEIO_FILE_LOG && strcmp(o->op, "flock") == 0
@@ -1029,25 +1028,18 @@ static int appear_at_flock(void *arg, stateio_os_op *o){
   return 0;
 }
 
-/* The reader's look for the commit file: commit_test is linked with --wrap=open. */
-int __real_open(const char *path, int flags, ...);
-int __wrap_open(const char *path, int flags, ...){
-  int mode = 0;
-  if( flags & O_CREAT ){
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, int);
-    va_end(ap);
-  }
-  int fd = __real_open(path, flags, mode);
+/* The reader's look for the commit file (a stat): commit_test is linked with --wrap=stat. */
+int __real_stat(const char *path, struct stat *st);
+int __wrap_stat(const char *path, struct stat *st){
+  int rc = __real_stat(path, st);
   size_t n = strlen(path);
-  if( fd < 0 && errno == ENOENT && appear_in_open && !appear_done && n > 7 && strcmp(path + n - 7, "-commit") == 0 ){
+  if( rc != 0 && errno == ENOENT && appear_in_look && !appear_done && n > 7 && strcmp(path + n - 7, "-commit") == 0 ){
     int e = errno;
     appear_done = 1;
     appear_ok = torn_batch_elsewhere(appear_path);
     errno = e;
   }
-  return fd;
+  return rc;
 }
 
 static void test_commit_file_appears(void){
@@ -1065,7 +1057,7 @@ static void test_commit_file_appears(void){
     uint64_t size1 = fsize(path);
     appear_path = path;
     appear_done = appear_ok = 0;
-    appear_in_open = who == 2;
+    appear_in_look = who == 2;
     if( who == 0 ){
       /* The writer has looked (no commit file) and waits for the lock meanwhile. */
       stateio_set_os_hook(appear_at_flock, NULL);
@@ -1087,7 +1079,7 @@ static void test_commit_file_appears(void){
       CHECK(put_txn(w, 3, 1, 40, 0) == STATEIO_OK);
     }
     appear_path = NULL;
-    appear_in_open = 0;
+    appear_in_look = 0;
     CHECK_MSG(appear_done && appear_ok, "%s: the other writer died in its batch", what[who]);
     stateio_writer_close(w);
     int n = read_txns(path, txns, 16, NULL);
