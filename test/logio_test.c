@@ -1727,7 +1727,7 @@ static void test_faults(void){
     { "write", 2, ENOSPC, 0, 6 << 20, 0, "second write of a large commit fails" },
     { "write", 2, 0, 0, 6 << 20, 0, "second write of a large commit is short" },
     { "fdatasync", 1, EIO, 1, 0, 0, "fdatasync fails" },
-    /* The batch spills (past 4 MiB): the failure may come at an append (then the batch is failed) or at commit. */
+    /* The batch spills (set to 4 MiB): the failure may come at an append (then the batch is failed) or at commit. */
     { "write", 1, ENOSPC, 0, 6 << 20, 1, "a spilled batch's first write fails" },
     { "write", 2, 0, 1, 6 << 20, 1, "a spilled batch's second write is short" },
   };
@@ -1737,7 +1737,7 @@ static void test_faults(void){
     model m = {0};
     stateio_writer *w;
     CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | (plan[pi].sync ? STATEIO_SYNC : 0)) == STATEIO_OK);
-    if( !plan[pi].spill ) stateio_writer_set_spill(w, 0);
+    stateio_writer_set_spill(w, plan[pi].spill ? (size_t)4 << 20 : 0);   /* spill plans: past 4 MiB */
     CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 1) == STATEIO_OK);
     CHECK(put_pattern(w, &m, STATEIO_SNAPSHOT, 100, 2) == STATEIO_OK);
     CHECK(put_pattern(w, &m, STATEIO_UPDATE, 10, 3) == STATEIO_OK);
