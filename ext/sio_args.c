@@ -107,17 +107,19 @@ static sqlite3_int64 sio_size(const char *z){
 typedef struct SioOption {
   const char *zKey;
   const char *zExpect;    /* the accepted values, for messages */
-  const char *azVal[2];   /* value for 0, value for 1; NULL: a boolean */
+  const char *azVal[2];   /* value for 0, value for 1; NULL: a boolean (or a size) */
   int bFlag;              /* may be given without a value (means 1) */
-  size_t iOff;            /* where the int goes in SioArgs */
+  int bSize;              /* a size (sio_size), into an sqlite3_int64 */
+  size_t iOff;            /* where the int (or the size) goes in SioArgs */
 } SioOption;
 
 static const SioOption aSioOption[] = {
-  { "sync",       "full or off",    { "off", "full" },    0, offsetof(SioArgs, bSync) },
-  { "locking",    "normal or exclusive", { "normal", "exclusive" }, 0, offsetof(SioArgs, bExclusive) },
-  { "readonly",   "1 or 0",         { 0, 0 },             1, offsetof(SioArgs, bReadonly) },
-  { "on_corrupt", "error or skip",  { "error", "skip" },  0, offsetof(SioArgs, bSkip) },
-  { "data",       "blob or text",   { "blob", "text" },   0, offsetof(SioArgs, bText) },
+  { "sync",       "full or off",    { "off", "full" },    0, 0, offsetof(SioArgs, bSync) },
+  { "locking",    "normal or exclusive", { "normal", "exclusive" }, 0, 0, offsetof(SioArgs, bExclusive) },
+  { "readonly",   "1 or 0",         { 0, 0 },             1, 0, offsetof(SioArgs, bReadonly) },
+  { "on_corrupt", "error or skip",  { "error", "skip" },  0, 0, offsetof(SioArgs, bSkip) },
+  { "data",       "blob or text",   { "blob", "text" },   0, 0, offsetof(SioArgs, bText) },
+  { "spill",      "a size in bytes, with K, M or G, up to 1024G, or off", { 0, 0 }, 0, 1, offsetof(SioArgs, nSpill) },
 };
 #define SIO_NOPTION ((int)(sizeof(aSioOption)/sizeof(aSioOption[0])))
 
@@ -152,30 +154,10 @@ int sioArgsParse(int argc, const char *const *argv, int iFirst,
     const char *z = argv[i];
     const char *zEq = strchr(z, '=');
     const SioOption *pOpt = 0;
-    int v;
+    sqlite3_int64 v;
     zKey = sio_dequote(z, zEq ? (int)(zEq - z) : (int)strlen(z));
     zVal = zEq ? sio_dequote(zEq+1, (int)strlen(zEq+1)) : 0;
     if( zKey==0 || (zEq && zVal==0) ) goto args_oom;
-    if( sqlite3_stricmp(zKey, "spill")==0 ){
-      if( p->nSpill>=0 ){
-        sioErrMsg(pzErr, "stateio: option '%s' given more than once", zKey);
-        goto args_error;
-      }
-      if( zVal==0 ){
-        sioErrMsg(pzErr, "stateio: option 'spill' needs a value (a size in bytes, with K, M or G, or off)");
-        goto args_error;
-      }
-      p->nSpill = sio_size(zVal);
-      if( p->nSpill<0 ){
-        sioErrMsg(pzErr, "stateio: bad value for spill: '%s' (expected a size in bytes, "
-                  "with K, M or G, up to 1024G, or off)", zVal ? zVal : "");
-        goto args_error;
-      }
-      sqlite3_free(zKey);
-      sqlite3_free(zVal);
-      zKey = zVal = 0;
-      continue;
-    }
     for(j=0; j<SIO_NOPTION; j++){
       if( sqlite3_stricmp(zKey, aSioOption[j].zKey)==0 ){ pOpt = &aSioOption[j]; break; }
     }
@@ -195,6 +177,8 @@ int sioArgsParse(int argc, const char *const *argv, int iFirst,
         goto args_error;
       }
       v = 1;
+    }else if( pOpt->bSize ){
+      v = sio_size(zVal);
     }else if( pOpt->azVal[0]==0 ){
       v = sio_boolean(zVal);
     }else{
@@ -206,7 +190,8 @@ int sioArgsParse(int argc, const char *const *argv, int iFirst,
                 pOpt->zKey, zVal, pOpt->zExpect);
       goto args_error;
     }
-    *(int*)((char*)p + pOpt->iOff) = v;
+    if( pOpt->bSize ) *(sqlite3_int64*)((char*)p + pOpt->iOff) = v;
+    else *(int*)((char*)p + pOpt->iOff) = (int)v;
     sqlite3_free(zKey);
     sqlite3_free(zVal);
     zKey = zVal = 0;
