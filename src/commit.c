@@ -557,17 +557,13 @@ int sio_commit_open(const char *cpath, int flags, int *pcfd){
   struct stat st;
   if( stat(cpath, &st) != 0 && errno == ENOENT ) return STATEIO_OK;
   int cfd;
-  int rc = sio_open_regular(cpath, STATEIO_FILE_COMMIT, flags, 0, &cfd);
+  int rc = sio_open_regular_st(cpath, STATEIO_FILE_COMMIT, flags, 0, &cfd, &st);
   if( rc == STATEIO_IOERR && errno == ENOENT ) return STATEIO_OK;
   if( rc == STATEIO_NOTLOG || (rc == STATEIO_IOERR && errno == EISDIR) ) return STATEIO_CORRUPT_COMMIT;
   if( rc ) return rc;
-  if( fstat(cfd, &st) != 0 ) rc = STATEIO_IOERR;
-  else if( st.st_size != SIO_COMMIT_FILE_SIZE ) rc = STATEIO_CORRUPT_COMMIT;
-  if( rc ){
-    int e = errno;
+  if( st.st_size != SIO_COMMIT_FILE_SIZE ){
     close(cfd);
-    errno = e;
-    return rc;
+    return STATEIO_CORRUPT_COMMIT;
   }
   *pcfd = cfd;
   return STATEIO_OK;

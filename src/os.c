@@ -232,6 +232,12 @@ int sio_sync_dir(const char *path){
 }
 
 int sio_open_regular(const char *path, int file, int flags, int mode, int *pfd){
+  struct stat st;
+  return sio_open_regular_st(path, file, flags, mode, pfd, &st);
+}
+
+int sio_open_regular_st(const char *path, int file, int flags, int mode, int *pfd,
+                        struct stat *pst){
   *pfd = -1;
   int create = (flags & O_CREAT) != 0;
   stateio_os_op o = op_of(create ? "create" : "open", file, path);
@@ -244,16 +250,15 @@ int sio_open_regular(const char *path, int file, int flags, int mode, int *pfd){
   int fd;
   while( (fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, mode)) < 0 && errno == EINTR ){}
   if( fd < 0 ) return STATEIO_IOERR;
-  struct stat st;
-  if( fstat(fd, &st) != 0 ){
+  if( fstat(fd, pst) != 0 ){
     int e = errno;
     close(fd);
     errno = e;
     return STATEIO_IOERR;
   }
-  if( !S_ISREG(st.st_mode) ){
+  if( !S_ISREG(pst->st_mode) ){
     close(fd);
-    if( S_ISDIR(st.st_mode) ){ errno = EISDIR; return STATEIO_IOERR; }
+    if( S_ISDIR(pst->st_mode) ){ errno = EISDIR; return STATEIO_IOERR; }
     return STATEIO_NOTLOG;       /* a device, a pipe ...: never a log */
   }
   if( create || (flags & O_ACCMODE) != O_RDONLY ) tell(&o);

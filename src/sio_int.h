@@ -47,6 +47,10 @@ int sio_sync_dir(const char *path);
 ** shown to the hooks ("create", "open").
 */
 int sio_open_regular(const char *path, int file, int flags, int mode, int *pfd);
+/* The same, and the open file's fstat() in *pst. */
+struct stat;
+int sio_open_regular_st(const char *path, int file, int flags, int mode, int *pfd,
+                        struct stat *pst);
 /* flock(fd, how), EINTR retried: STATEIO_OK, STATEIO_BUSY (EWOULDBLOCK) or STATEIO_IOERR. */
 int sio_flock(int fd, int file, const char *name, int how);
 /* A named step for the hooks ("compact:written" ...): STATEIO_IOERR if one fails it. */
