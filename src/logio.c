@@ -182,11 +182,16 @@ struct logio_reader {
 };
 
 /* Make bytes [off, off+n) available in r->buf; they lie in one block. */
+/* Whether the prefetch chunk in hand holds [off, off+n). */
+static int in_chunk(const logio_reader *r, uint64_t off, size_t n){
+  return r->pf_p && off >= r->pf_base && off + n <= r->pf_base + r->pf_n;
+}
+
 static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p){
   r->blk_chain = 0;
   if( r->pf ){
     /* Every record asks for its block: the chunk in hand serves most without a call. */
-    if( !(r->pf_p && off >= r->pf_base && off + n <= r->pf_base + r->pf_n) ){
+    if( !in_chunk(r, off, n) ){
       const unsigned char *cp;
       const uint32_t *chain;
       uint64_t base;
@@ -198,7 +203,7 @@ static int load(logio_reader *r, uint64_t off, size_t n, const unsigned char **p
       r->pf_n = cn;
       r->pf_chain = chain;
     }
-    if( r->pf_p && off >= r->pf_base && off + n <= r->pf_base + r->pf_n ){
+    if( in_chunk(r, off, n) ){
       *p = r->pf_p + (off - r->pf_base);
       r->blk_chain = r->pf_chain[(off - r->pf_base) / BLOCK];
       return STATEIO_OK;
