@@ -58,7 +58,7 @@ static int open_locked(const char *path, const char *cpath, int timeout_ms,
       errno = e;
       return rc;
     }
-    if( st->st_nlink > 0 ){
+    if( sio_path_names(path, st) ){
       *pfd = fd;
       *pcfd = cfd;
       return STATEIO_OK;
@@ -113,12 +113,17 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
                          stateio_compact_info *info){
   memset(info, 0, sizeof(*info));
   if( keep < 1 ) return STATEIO_MISUSE;
+  /* From here on path is the file itself, not a symbolic link to it. */
+  char *real = sio_log_path(path);
+  if( !real ) return STATEIO_NOMEM;
+  path = real;
   char *cpath = sio_commit_path(path);
   size_t n = strlen(path) + sizeof(".compact");
   char *tmp = sio_malloc(n);
   if( !cpath || !tmp ){
     sio_free(cpath);
     sio_free(tmp);
+    sio_free(real);
     return STATEIO_NOMEM;
   }
   snprintf(tmp, n, "%s.compact", path);
@@ -278,6 +283,7 @@ done:
     if( fd >= 0 ) close(fd);      /* releases the lock on the old file */
     sio_free(tmp);
     sio_free(cpath);
+    sio_free(real);
     errno = e;
   }
   if( rc == STATEIO_OK ) info->errfile = 0;

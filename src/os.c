@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -264,6 +265,21 @@ int sio_open_regular_st(const char *path, int file, int flags, int mode, int *pf
   if( create || (flags & O_ACCMODE) != O_RDONLY ) tell(&o);
   *pfd = fd;
   return STATEIO_OK;
+}
+
+int sio_path_names(const char *path, const struct stat *st){
+  struct stat now;
+  return stat(path, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
+}
+
+char *sio_log_path(const char *path){
+  struct stat st;
+  if( lstat(path, &st) != 0 || !S_ISLNK(st.st_mode) ) return sio_strdup(path);
+  char *real = realpath(path, NULL);     /* malloc()ed by libc: copied into ours */
+  if( !real ) return sio_strdup(path);   /* a dangling link: the open will say so */
+  char *p = sio_strdup(real);
+  free(real);
+  return p;
 }
 
 int sio_flock(int fd, int file, const char *name, int how){

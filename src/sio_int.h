@@ -51,6 +51,20 @@ int sio_open_regular(const char *path, int file, int flags, int mode, int *pfd);
 struct stat;
 int sio_open_regular_st(const char *path, int file, int flags, int mode, int *pfd,
                         struct stat *pst);
+/*
+** Whether path names the file st describes now: a file renamed over (by
+** compaction, or by hand) or removed since it was opened is no longer it.
+*/
+int sio_path_names(const char *path, const struct stat *st);
+/*
+** The name a log's own files go by, allocated: path, or the file it leads
+** to when path is a symbolic link. The commit file (PATH-commit) and
+** compaction's new log sit beside the file itself, so every process sees
+** one commit file whichever link it names the log by, and compaction
+** replaces the file, not a link to it (SQLite keeps its journal beside the
+** file a link names in the same way). NULL when out of memory.
+*/
+char *sio_log_path(const char *path);
 /* flock(fd, how), EINTR retried: STATEIO_OK, STATEIO_BUSY (EWOULDBLOCK) or STATEIO_IOERR. */
 int sio_flock(int fd, int file, const char *name, int how);
 /* A named step for the hooks ("compact:written" ...): STATEIO_IOERR if one fails it. */

@@ -40,18 +40,21 @@ int stateio_open_image(const char *path, stateio_image *img){
   memset(img, 0, sizeof(*img));
   img->fd = -1;
   int fd;
-  int rc = sio_open_regular(path, STATEIO_FILE_LOG, O_RDONLY, 0, &fd);
-  if( rc ) return rc;
-  rc = sio_commit_view(fd, path, -1, -1, img);
+  char *real = sio_log_path(path);     /* its commit file is beside the file, not a link */
+  if( !real ) return STATEIO_NOMEM;
+  int rc = sio_open_regular(real, STATEIO_FILE_LOG, O_RDONLY, 0, &fd);
+  if( rc == STATEIO_OK ){
+    rc = sio_commit_view(fd, real, -1, -1, img);
+    if( rc ) close(fd);
+  }
+  int e = errno;
+  sio_free(real);
+  errno = e;
   if( rc ){
-    int e = errno;
-    close(fd);
-    errno = e;
     memset(img, 0, sizeof(*img));
     img->fd = -1;
-    return rc;
   }
-  return STATEIO_OK;
+  return rc;
 }
 
 void stateio_close_image(stateio_image *img){

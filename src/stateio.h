@@ -178,7 +178,8 @@ void stateio_state_clear(stateio_state *st);
 ** recovered when the files can be written, else decided in memory (the
 ** files are not changed). img->journaled and img->committed say what the
 ** commit file says. Never blocks: a FIFO or device is refused before any
-** read, and the lock is only tried.
+** read, and the lock is only tried. A symbolic link is resolved: the
+** commit file is the one beside the file it names (doc/COMMIT.md, "Names").
 ** STATEIO_IOERR with errno (ENOENT, EACCES, EISDIR for a directory ...);
 ** STATEIO_NOTLOG for anything but a regular file (/dev/null, a pipe ...);
 ** STATEIO_CORRUPT_COMMIT when PATH-commit is damaged (wrong size, bad
@@ -345,7 +346,9 @@ typedef struct stateio_writer stateio_writer;
 ** appended meanwhile). Nothing is locked or written until then. The
 ** writer keeps the commit file PATH-commit (created by the first commit
 ** that needs it: with STATEIO_SYNC or several entries; created crash-safe
-** through PATH-commit.tmp and a rename, the directory synced).
+** through PATH-commit.tmp and a rename, the directory synced). A symbolic
+** link is resolved first: PATH is the file it names. A file compacted or
+** renamed over is followed to the one the path names then.
 ** STATEIO_IOERR with errno for an unopenable path, or (STATEIO_CREATE with
 ** STATEIO_SYNC) when the new file's directory cannot be synced;
 ** STATEIO_NOTLOG / STATEIO_CORRUPT_* are reported by the first append if the file
@@ -559,8 +562,10 @@ typedef struct stateio_compact_info {
 ** leaves the old log (with its own record, or one that is stale for it:
 ** taken as it is) or the new log with its own, never a mix. The log's
 ** write lock is held meanwhile: STATEIO_BUSY if a writer holds it.
-** Writers and readers that have the old file open notice the new one (its
-** link count is 0) when they next lock or take an image. Damage in the
+** Writers and readers that have the old file open notice the new one when
+** they next lock or take an image (its link count is 0; with another name,
+** a hard link, the path names another file). A symbolic link is resolved:
+** the file it names is compacted, the link stays. Damage in the
 ** kept epochs: STATEIO_CORRUPT_* and nothing changes (info->bad_offset says
 ** where). On any error info->errfile names the file (STATEIO_FILE_LOG,
 ** _COMMIT, _COMPACT for PATH.compact, _DIR). The test hooks are also

@@ -49,6 +49,7 @@ struct stateio_writer {
   const char *errfile;     /* the file the last failure was on */
   sio_rec rec;             /* the record as last read or written */
   int own_rec;             /* rec is this log's own (not stale, not missing) */
+  int linked;              /* the open file has been seen with another name (a hard link) */
   int rec_unsure;          /* the done record after a cut may not be durable */
   int given;               /* end/epoch given by the caller, not yet checked */
   int known;               /* end/epoch/file_size below are valid */
@@ -119,6 +120,7 @@ static int open_path(stateio_writer *w){
   w->fd = fd;
   w->known = 0;
   w->own_rec = 0;
+  w->linked = 0;
   w->tail_end = UINT64_MAX;    /* another file: nothing of it written by us yet */
   return STATEIO_OK;
 }
@@ -153,9 +155,9 @@ int stateio_writer_open(stateio_writer **pp, const char *path, int flags){
   *pp = NULL;
   stateio_writer *w = writer_new(flags);
   if( !w ) return STATEIO_NOMEM;
-  w->path = sio_strdup(path);
-  w->cpath = sio_commit_path(path);
-  w->dpath = sio_strdup(path);
+  w->path = sio_log_path(path);
+  w->cpath = w->path ? sio_commit_path(w->path) : NULL;
+  w->dpath = w->path ? sio_strdup(w->path) : NULL;
   if( !w->path || !w->cpath || !w->dpath ){
     writer_free(w);
     return STATEIO_NOMEM;
@@ -364,10 +366,26 @@ static int finish_cut(stateio_writer *w, uint64_t *size){
   return STATEIO_OK;
 }
 
+/*
+** Whether w's path still names its open file (st, under the lock; own:
+** the commit file's record is this file's). A file renamed over loses its
+** last link, unless it has another name: then only the path can tell. The
+** path is looked up when the file has had another name, and when the
+** commit file's record is not this file's (compaction leaves the new
+** log's record there before its rename); otherwise the fstat has told.
+*/
+static int still_named(stateio_writer *w, const struct stat *st, int own){
+  if( st->st_nlink == 0 ) return 0;
+  if( st->st_nlink > 1 ) w->linked = 1;
+  if( !w->linked && (w->cfd < 0 || own) ) return 1;
+  return sio_path_names(w->path, st);
+}
+
 /* Take the lock, settle the commit file, make sure end/epoch describe the file as it is now. */
 static int lock_and_refresh(stateio_writer *w){
   struct stat st;
   sio_rec r;
+  int own, rc;
   if( w->held && w->known && !w->cut_pending && w->file_size == w->end ){
     /* STATEIO_EXCLUSIVE: nobody else has written since; the log is as we left it. */
     w->locked = 1;
@@ -378,15 +396,20 @@ static int lock_and_refresh(stateio_writer *w){
   }
   for(;;){
     if( w->fd < 0 ){
-      int rc = open_path(w);
+      rc = open_path(w);
       if( rc ) return rc;
     }
     const char *bad;
-    int rc = sio_lock_wait(w->fd, w->name, w->cpath, &w->cfd, w->timeout_ms, w->token, &r, &bad);
+    rc = sio_lock_wait(w->fd, w->name, w->cpath, &w->cfd, w->timeout_ms, w->token, &r, &bad);
     if( rc ) return fail(w, rc, bad);
     w->locked = 1;
     if( fstat(w->fd, &st) != 0 ) return fail(w, STATEIO_IOERR, w->name);
-    if( !w->path || st.st_nlink > 0 ) break;
+    own = 0;
+    if( w->cfd >= 0 ){
+      rc = sio_rec_own(w->fd, &r, w->log_id, (uint64_t)st.st_size, &own);
+      if( rc ) return fail(w, rc, w->name);
+    }
+    if( !w->path || still_named(w, &st, own) ) break;
     /* The file was replaced (compacted) or removed since we opened it. */
     w->locked = w->held = 0;
     close(w->fd);                /* drops the lock */
@@ -395,9 +418,6 @@ static int lock_and_refresh(stateio_writer *w){
   uint64_t size = (uint64_t)st.st_size;
   if( w->cfd >= 0 ){
     uint64_t seq = r.seq > w->rec.seq ? r.seq : w->rec.seq;
-    int own;
-    int rc = sio_rec_own(w->fd, &r, w->log_id, size, &own);
-    if( rc ) return fail(w, rc, w->name);
     if( own && r.state != SIO_REC_DONE ){
       /* A writer died in a commit (or could not finish a cut): settle it first. */
       const char *bad = NULL;
@@ -419,7 +439,7 @@ static int lock_and_refresh(stateio_writer *w){
     w->rec_unsure = 0;
   }
   if( w->cut_pending ){
-    int rc = finish_cut(w, &size);
+    rc = finish_cut(w, &size);
     if( rc ) return rc;
   }
   if( w->given ){
@@ -432,7 +452,7 @@ static int lock_and_refresh(stateio_writer *w){
   ** another writer may have cut it and appended exactly as many bytes.
   */
   if( !w->known || size != w->file_size || w->file_size != w->end ){
-    int rc = find_end(w);
+    rc = find_end(w);
     if( rc ) return rc;
   }
   w->pend_epoch = w->epoch;
@@ -932,7 +952,7 @@ int stateio_writer_image(stateio_writer *w, stateio_image *img){
     if( w->path ){
       /* The file may have been replaced (compacted): follow it. */
       struct stat st;
-      if( w->fd < 0 || (fstat(w->fd, &st) == 0 && st.st_nlink == 0) ){
+      if( w->fd < 0 || (fstat(w->fd, &st) == 0 && !sio_path_names(w->path, &st)) ){
         int old = w->fd;
         w->fd = -1;
         int rc = open_path(w);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
 ** compact_test.c - compaction (stateio_compact): every golden log shape,
-** keep-N, a crash at each step, and compaction while another process
-** appends and another reader restores.
+** keep-N, a crash at each step, a log with other names (hard and symbolic
+** links), and compaction while another process appends and another reader
+** restores.
 **
 ** Usage: compact_test [GOLDEN_DIR]     (default test/golden)
 */
@@ -325,6 +326,173 @@ static void test_log_id(void){
   CHECK_MSG(changed == 5, "log_id changed at %d of 5 compactions", changed);
 }
 
+/* ------------------------------------------------------------ other names */
+
+/* Whether the state restored from path has an update "what". */
+static int has_update(const char *path, const char *what){
+  state_text t = restore_text(path);
+  char want[128];
+  snprintf(want, sizeof(want), "|update %zu:%s", strlen(what), what);
+  int found = t.rc == STATEIO_OK && t.s && strstr(t.s, want) != NULL;
+  free(t.s);
+  return found;
+}
+
+static int exists(const char *path){
+  struct stat st;
+  return lstat(path, &st) == 0;
+}
+
+/* A log, a second name for it, another log, the log's commit file. */
+typedef struct link_paths { char log[512], bak[512], other[512], clog[520]; } link_paths;
+
+static void link_paths_of(link_paths *p, const char *stem){
+  snprintf(p->log, sizeof(p->log), "%s/%s.log", tmpdir, stem);
+  snprintf(p->bak, sizeof(p->bak), "%s/%s.bak", tmpdir, stem);
+  snprintf(p->other, sizeof(p->other), "%s/%s.other", tmpdir, stem);
+  snprintf(p->clog, sizeof(p->clog), "%s-commit", p->log);
+}
+
+/*
+** A log with a second name (a hard link) is replaced under a writer open
+** on its path: by compaction, or renamed over by hand. The old file keeps
+** its other name, so it still has a link; the writer must go on in the file
+** the path names now all the same, never in the old one, whichever way it
+** was placed: (0) no commit file yet, (1) the commit file holding its own
+** record, (2) having seen the other name before, (3) the file renamed over
+** by hand after the writer saw the other name.
+*/
+static void test_hard_link(void){
+  static const char *ways[] = { "no commit file", "own record", "link seen", "renamed by hand" };
+  link_paths p;
+  link_paths_of(&p, "hl");
+  const char *log = p.log, *bak = p.bak, *other = p.other, *clog = p.clog;
+  for(int way = 0; way < 4; way++){
+    unlink(bak);
+    unlink(clog);
+    write_epochs(log, 3, 2);
+    stateio_writer *w;
+    CHECK(stateio_writer_open(&w, log, 0) == STATEIO_OK);
+    if( way == 1 ){
+      CHECK(stateio_writer_begin(w) == STATEIO_OK);
+      CHECK(stateio_update(w, "a", 1) == STATEIO_OK);
+      CHECK(stateio_update(w, "b", 1) == STATEIO_OK);
+      CHECK(stateio_writer_commit(w) == STATEIO_OK);
+      CHECK(exists(clog));
+    }
+    CHECK(link(log, bak) == 0);
+    if( way >= 2 ) CHECK(stateio_update(w, "seen", 4) == STATEIO_OK);
+    if( way < 3 ){
+      stateio_compact_info info;
+      CHECK(stateio_compact(log, 1, &info) == STATEIO_OK && info.compacted);
+    }else{
+      write_epochs(other, 2, 1);
+      CHECK(rename(other, log) == 0);
+    }
+    CHECK(stateio_update(w, "after", 5) == STATEIO_OK);
+    stateio_writer_close(w);
+    CHECK_MSG(has_update(log, "after"), "%s: the entry is in the file the path names", ways[way]);
+    CHECK_MSG(!has_update(bak, "after"), "%s: not in the old file", ways[way]);
+    CHECK_MSG(epoch_count(bak) == 3, "%s: the old file is as it was", ways[way]);
+  }
+  unlink(bak);
+}
+
+/* Compaction's file is renamed over between its open and its lock: the old one has another name. */
+static const char *swap_log, *swap_other;
+static int swap_done;
+static int swap_at_flock(void *arg, stateio_os_op *o){
+  (void)arg;
+  if( !o->after && !swap_done && o->file == STATEIO_FILE_LOG && strcmp(o->op, "flock") == 0 ){
+    swap_done = 1;
+    if( rename(swap_other, swap_log) != 0 ) return EIO;
+  }
+  return 0;
+}
+
+static void test_hard_link_race(void){
+  link_paths p;
+  link_paths_of(&p, "hr");
+  const char *log = p.log, *bak = p.bak, *other = p.other, *clog = p.clog;
+  unlink(bak);
+  unlink(clog);
+  write_epochs(log, 3, 2);
+  write_epochs(other, 4, 1);
+  CHECK(link(log, bak) == 0);
+  swap_log = log;
+  swap_other = other;
+  swap_done = 0;
+  stateio_set_os_hook(swap_at_flock, NULL);
+  stateio_compact_info info;
+  int rc = stateio_compact(log, 1, &info);
+  stateio_set_os_hook(NULL, NULL);
+  CHECK(swap_done);
+  CHECK_MSG(rc == STATEIO_OK && info.compacted, "compaction: %s", stateio_errstr(rc));
+  /* The file at the path when the lock was taken (other: 4 epochs, "update 3.0") was compacted. */
+  CHECK(epoch_count(log) == 1);
+  CHECK_MSG(has_update(log, "update 3.0"), "the file the path names now was compacted");
+  CHECK_MSG(epoch_count(bak) == 3, "the old file, renamed over, is left alone");
+  unlink(bak);
+}
+
+/*
+** A log named through a symbolic link has one commit file, beside the file
+** itself, and compaction through the link replaces the file, not the link.
+*/
+static void test_symlink(void){
+  char log[512], lnk[512], clog[520], clnk[520], tlnk[520];
+  snprintf(log, sizeof(log), "%s/sl.log", tmpdir);
+  snprintf(lnk, sizeof(lnk), "%s/sl.link", tmpdir);
+  snprintf(clog, sizeof(clog), "%s-commit", log);
+  snprintf(clnk, sizeof(clnk), "%s-commit", lnk);
+  snprintf(tlnk, sizeof(tlnk), "%s.compact", lnk);
+  unlink(lnk);
+  unlink(clog);
+  write_epochs(log, 3, 2);
+  CHECK(symlink("sl.log", lnk) == 0);        /* relative to the link's directory */
+  stateio_writer *wl, *wp;
+  CHECK(stateio_writer_open(&wl, lnk, 0) == STATEIO_OK);
+  CHECK(stateio_writer_open(&wp, log, 0) == STATEIO_OK);
+  CHECK(stateio_writer_begin(wl) == STATEIO_OK);
+  CHECK(stateio_update(wl, "a", 1) == STATEIO_OK);
+  CHECK(stateio_update(wl, "b", 1) == STATEIO_OK);
+  CHECK(stateio_writer_commit(wl) == STATEIO_OK);
+  CHECK_MSG(exists(clog) && !exists(clnk), "the commit file is beside the file, not the link");
+  int64_t before = id_of(log);
+  stateio_compact_info info;
+  CHECK(stateio_compact(lnk, 1, &info) == STATEIO_OK && info.compacted);
+  struct stat st;
+  CHECK_MSG(lstat(lnk, &st) == 0 && S_ISLNK(st.st_mode), "the link is still a link");
+  CHECK_MSG(id_of(log) != before, "the file it names was compacted");
+  CHECK(!exists(clnk) && !exists(tlnk));
+  CHECK(epoch_count(log) == 1);
+  CHECK(stateio_update(wp, "by path", 7) == STATEIO_OK);
+  CHECK(stateio_update(wl, "by link", 7) == STATEIO_OK);
+  /* A batch in flight through the path (spilled: its first chunk is out) is invisible through the link. */
+  uint64_t committed = file_size(log);
+  stateio_writer_set_spill(wp, 4096);
+  CHECK(stateio_writer_begin(wp) == STATEIO_OK);
+  char big[3000];
+  memset(big, 'x', sizeof(big));
+  for(int i = 0; i < 3; i++) CHECK(stateio_update(wp, big, sizeof(big)) == STATEIO_OK);
+  CHECK(file_size(log) > committed);
+  stateio_image img;
+  CHECK(stateio_open_image(lnk, &img) == STATEIO_OK);
+  CHECK_MSG(img.file_size == committed, "a reader through the link sees %llu bytes, %llu committed",
+            (unsigned long long)img.file_size, (unsigned long long)committed);
+  stateio_close_image(&img);
+  stateio_writer_rollback(wp);
+  CHECK(file_size(log) == committed);
+  stateio_writer_close(wl);
+  stateio_writer_close(wp);
+  CHECK(has_update(log, "a") && has_update(log, "by path") && has_update(log, "by link"));
+  state_text a = restore_text(log), b = restore_text(lnk);
+  CHECK(same_state(&a, &b));
+  free(a.s);
+  free(b.s);
+  unlink(lnk);
+}
+
 /* ------------------------------------------------------------ live compaction */
 
 /*
@@ -400,6 +568,9 @@ int main(int argc, char **argv){
   test_crash_steps();
   test_busy();
   test_log_id();
+  test_hard_link();
+  test_hard_link_race();
+  test_symlink();
   test_live();
   char cmd[300];
   snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
