@@ -164,8 +164,8 @@ int sio_commit_write(int cfd, const char *cpath, const sio_rec *r, int sync){
   return rc;
 }
 
-int sio_commit_create(const char *cpath, const sio_rec *r, int *pcfd,
-                      const char **errfile){
+int sio_commit_create(const char *cpath, const sio_rec *r, const struct stat *log_st,
+                      int *pcfd, const char **errfile){
   *pcfd = -1;
   size_t n = strlen(cpath);
   char *tmp = sio_malloc(n + sizeof(".tmp"));
@@ -178,6 +178,8 @@ int sio_commit_create(const char *cpath, const sio_rec *r, int *pcfd,
   int fd = -1;
   const char *bad = tmp;
   int rc = sio_open_regular(tmp, STATEIO_FILE_COMMIT, O_RDWR | O_CREAT | O_TRUNC, 0644, &fd);
+  /* Whoever may read or write the log may read or write its commit file. */
+  if( rc == STATEIO_OK ) rc = sio_match_owner(fd, STATEIO_FILE_COMMIT, tmp, log_st, 0666);
   if( rc == STATEIO_OK ) rc = sio_pwrite_full(fd, STATEIO_FILE_COMMIT, tmp, buf, sizeof(buf), 0);
   if( rc == STATEIO_OK ) rc = sio_fdatasync(fd, STATEIO_FILE_COMMIT, tmp);
   if( rc == STATEIO_OK ){

@@ -194,6 +194,9 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
   rc = sio_open_regular(tmp, STATEIO_FILE_COMPACT, O_RDWR | O_CREAT | O_TRUNC,
                         (int)(st.st_mode & 07777), &tfd);
   if( rc ){ info->errfile = STATEIO_FILE_COMPACT; goto done; }
+  /* The new log replaces the old: the same permissions, whatever the umask, and as root the same owner. */
+  rc = sio_match_owner(tfd, STATEIO_FILE_COMPACT, tmp, &st, 07777);
+  if( rc ){ info->errfile = STATEIO_FILE_COMPACT; goto failed; }
   rc = sio_writer_open_named(&w, tfd, STATEIO_FILE_COMPACT, tmp);
   if( rc ) goto done;
   rc = copy_entries(&img, first, cur.log_end, w, &info->bad_offset);
@@ -230,7 +233,7 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
       if( rc ) info->errfile = STATEIO_FILE_COMMIT;
     }else{
       const char *bad = NULL;
-      rc = sio_commit_create(cpath, &r, &cfd, &bad);
+      rc = sio_commit_create(cpath, &r, &st, &cfd, &bad);
       if( rc ) info->errfile = bad ? STATEIO_FILE_COMMIT : STATEIO_FILE_DIR;
     }
     if( rc ) goto failed;

@@ -267,6 +267,29 @@ int sio_open_regular_st(const char *path, int file, int flags, int mode, int *pf
   return STATEIO_OK;
 }
 
+int sio_match_owner(int fd, int file, const char *name, const struct stat *like, mode_t bits){
+  struct stat st;
+  if( fstat(fd, &st) != 0 ) return STATEIO_IOERR;
+  mode_t want = like->st_mode & bits;
+  if( geteuid() == 0 && (st.st_uid != like->st_uid || st.st_gid != like->st_gid) ){
+    stateio_os_op o = op_of("chown", file, name);
+    int e = ask(&o);
+    if( e ){ errno = e; return STATEIO_IOERR; }
+    if( fchown(fd, like->st_uid, like->st_gid) != 0 ) return STATEIO_IOERR;
+    tell(&o);
+    st.st_mode &= ~(mode_t)(S_ISUID | S_ISGID);   /* chown clears them: set below */
+  }
+  if( (st.st_mode & 07777) != want ){
+    stateio_os_op o = op_of("chmod", file, name);
+    o.offset = (uint64_t)want;
+    int e = ask(&o);
+    if( e ){ errno = e; return STATEIO_IOERR; }
+    if( fchmod(fd, want) != 0 ) return STATEIO_IOERR;
+    tell(&o);
+  }
+  return STATEIO_OK;
+}
+
 int sio_path_names(const char *path, const struct stat *st){
   struct stat now;
   return stat(path, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;

@@ -52,6 +52,14 @@ struct stat;
 int sio_open_regular_st(const char *path, int file, int flags, int mode, int *pfd,
                         struct stat *pst);
 /*
+** Give the new file fd (one of a log's own: its commit file, compaction's
+** new log) the log's permission bits (like->st_mode & bits) exactly,
+** whatever the umask, and, when running as root, the log's owner and
+** group, as SQLite does for its journal and WAL: a root process that
+** creates the file must not lock the log's owner out of it.
+*/
+int sio_match_owner(int fd, int file, const char *name, const struct stat *like, mode_t bits);
+/*
 ** Whether path names the file st describes now: a file renamed over (by
 ** compaction, or by hand) or removed since it was opened is no longer it.
 */
@@ -134,11 +142,12 @@ int sio_commit_read(int cfd, sio_rec *r, sio_waiter *wt);
 int sio_commit_write(int cfd, const char *cpath, const sio_rec *r, int sync);
 /*
 ** Create cpath holding r, crash-safe: written to cpath.tmp, synced,
-** renamed, the directory synced. *pcfd: the new file open read-write.
+** renamed, the directory synced; with the permissions (and, as root, the
+** owner) of the log, log_st. *pcfd: the new file open read-write.
 ** A failure names the file in *errfile.
 */
-int sio_commit_create(const char *cpath, const sio_rec *r, int *pcfd,
-                      const char **errfile);
+int sio_commit_create(const char *cpath, const sio_rec *r, const struct stat *log_st,
+                      int *pcfd, const char **errfile);
 
 /*
 ** Recovery of the log open read-write on fd (size bytes) under its write

@@ -331,8 +331,10 @@ static int create_commit(stateio_writer *w, sio_rec r){
   r.log_id = w->log_id;
   int frc = fingerprint(w, sio_rec_anchor(&r), &r.fp);
   if( frc ) return frc;
+  struct stat st;
+  if( fstat(w->fd, &st) != 0 ) return fail(w, STATEIO_IOERR, w->name);
   const char *bad = NULL;
-  int rc = sio_commit_create(w->cpath, &r, &w->cfd, &bad);
+  int rc = sio_commit_create(w->cpath, &r, &st, &w->cfd, &bad);
   if( rc ) return fail(w, rc, bad ? bad : w->dpath);
   w->rec = r;
   w->own_rec = 1;

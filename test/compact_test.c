@@ -2,7 +2,7 @@
 /*
 ** compact_test.c - compaction (stateio_compact): every golden log shape,
 ** keep-N, a crash at each step, a log with other names (hard and symbolic
-** links), and compaction while another process appends and another reader
+** links), the new files' owner and mode, and compaction while another process appends and another reader
 ** restores.
 **
 ** Usage: compact_test [GOLDEN_DIR]     (default test/golden)
@@ -493,6 +493,77 @@ static void test_symlink(void){
   unlink(lnk);
 }
 
+/* ------------------------------------------------------------ owner and mode */
+
+static int fail_op_hook(void *arg, stateio_os_op *o){
+  return !o->after && strcmp(o->op, (const char *)arg) == 0 ? EPERM : 0;
+}
+
+/*
+** The files a log gets (its commit file, the log compaction makes) have the
+** log's permissions whatever the umask, and, made by root, the log's owner:
+** a root cron job that compacts an application's log must not lock the
+** application out. A failure to set them fails the compaction or the
+** commit, and leaves the log as it was.
+*/
+static void test_owner(void){
+  char log[512], clog[520], tlog[520];
+  snprintf(log, sizeof(log), "%s/own.log", tmpdir);
+  snprintf(clog, sizeof(clog), "%s-commit", log);
+  snprintf(tlog, sizeof(tlog), "%s.compact", log);
+  unlink(clog);
+  write_epochs(log, 3, 2);
+  int root = geteuid() == 0;
+  uid_t uid = root ? 65534 : geteuid();
+  gid_t gid = root ? 65534 : getegid();
+  CHECK(chmod(log, 0660) == 0);
+  if( root ) CHECK(chown(log, uid, gid) == 0);
+  mode_t old_mask = umask(077);
+  struct stat st;
+
+  /* A failure to set them: the commit fails, nothing is written, no commit file. */
+  uint64_t size = file_size(log);
+  stateio_writer *w;
+  CHECK(stateio_writer_open(&w, log, 0) == STATEIO_OK);
+  stateio_set_os_hook(fail_op_hook, (void *)"chmod");
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  CHECK(stateio_update(w, "a", 1) == STATEIO_OK);
+  CHECK(stateio_update(w, "b", 1) == STATEIO_OK);
+  int rc = stateio_writer_commit(w);
+  stateio_set_os_hook(NULL, NULL);
+  CHECK_MSG(rc == STATEIO_IOERR && errno == EPERM, "a commit file that cannot get the log's mode: %s",
+            stateio_errstr(rc));
+  CHECK(file_size(log) == size && !exists(clog));
+
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  CHECK(stateio_update(w, "a", 1) == STATEIO_OK);
+  CHECK(stateio_update(w, "b", 1) == STATEIO_OK);
+  CHECK(stateio_writer_commit(w) == STATEIO_OK);
+  stateio_writer_close(w);
+  CHECK_MSG(stat(clog, &st) == 0 && (st.st_mode & 07777) == 0660, "commit file mode %o",
+            (unsigned)(st.st_mode & 07777));
+  CHECK_MSG(st.st_uid == uid && st.st_gid == gid, "commit file owner %d:%d", (int)st.st_uid, (int)st.st_gid);
+
+  stateio_compact_info info;
+  size = file_size(log);
+  int64_t id = id_of(log);
+  static const char *ops[] = { "chmod", "chown" };
+  for(int i = 0; i < (root ? 2 : 1); i++){
+    stateio_set_os_hook(fail_op_hook, (void *)ops[i]);
+    rc = stateio_compact(log, 1, &info);
+    stateio_set_os_hook(NULL, NULL);
+    CHECK_MSG(rc == STATEIO_IOERR && info.errfile == STATEIO_FILE_COMPACT,
+              "compaction that cannot %s its new log: %s", ops[i], stateio_errstr(rc));
+    CHECK(id_of(log) == id && file_size(log) == size && !exists(tlog));
+  }
+  CHECK(stateio_compact(log, 1, &info) == STATEIO_OK && info.compacted);
+  CHECK_MSG(stat(log, &st) == 0 && (st.st_mode & 07777) == 0660, "compacted log mode %o",
+            (unsigned)(st.st_mode & 07777));
+  CHECK_MSG(st.st_uid == uid && st.st_gid == gid, "compacted log owner %d:%d", (int)st.st_uid, (int)st.st_gid);
+  umask(old_mask);
+  if( !root ) printf("compaction: owner not checked against another user (not root)\n");
+}
+
 /* ------------------------------------------------------------ live compaction */
 
 /*
@@ -571,6 +642,7 @@ int main(int argc, char **argv){
   test_hard_link();
   test_hard_link_race();
   test_symlink();
+  test_owner();
   test_live();
   char cmd[300];
   snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
