@@ -295,11 +295,23 @@ int sio_path_names(const char *path, const struct stat *st){
   return stat(path, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
 }
 
+/* path against the working directory, allocated (path itself if that cannot be known). */
+static char *absolute(const char *path){
+  if( path[0] == '/' ) return sio_strdup(path);
+  char *cwd = getcwd(NULL, 0);           /* malloc()ed by libc */
+  if( !cwd ) return sio_strdup(path);
+  size_t n = strlen(cwd) + 1 + strlen(path) + 1;
+  char *p = sio_malloc(n);
+  if( p ) snprintf(p, n, "%s/%s", cwd, path);
+  free(cwd);
+  return p;
+}
+
 char *sio_log_path(const char *path){
   struct stat st;
-  if( lstat(path, &st) != 0 || !S_ISLNK(st.st_mode) ) return sio_strdup(path);
+  if( lstat(path, &st) != 0 || !S_ISLNK(st.st_mode) ) return absolute(path);
   char *real = realpath(path, NULL);     /* malloc()ed by libc: copied into ours */
-  if( !real ) return sio_strdup(path);   /* a dangling link: the open will say so */
+  if( !real ) return absolute(path);     /* a dangling link: the open will say so */
   char *p = sio_strdup(real);
   free(real);
   return p;

@@ -65,12 +65,14 @@ int sio_match_owner(int fd, int file, const char *name, const struct stat *like,
 */
 int sio_path_names(const char *path, const struct stat *st);
 /*
-** The name a log's own files go by, allocated: path, or the file it leads
-** to when path is a symbolic link. The commit file (PATH-commit) and
-** compaction's new log sit beside the file itself, so every process sees
-** one commit file whichever link it names the log by, and compaction
-** replaces the file, not a link to it (SQLite keeps its journal beside the
-** file a link names in the same way). NULL when out of memory.
+** The name a log's own files go by, allocated and absolute: path against
+** the working directory, or the file it leads to when path is a symbolic
+** link. The commit file (PATH-commit) and compaction's new log sit beside
+** the file itself, so every process sees one commit file whichever link
+** it names the log by, compaction replaces the file, not a link to it,
+** and a writer that keeps the name finds them after a chdir() (SQLite
+** keeps its journal beside the file a link names, by its full path, in
+** the same way). NULL when out of memory.
 */
 char *sio_log_path(const char *path);
 /* flock(fd, how), EINTR retried: STATEIO_OK, STATEIO_BUSY (EWOULDBLOCK) or STATEIO_IOERR. */

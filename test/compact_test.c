@@ -493,6 +493,37 @@ static void test_symlink(void){
   unlink(lnk);
 }
 
+/*
+** A writer opened by a relative name goes on in the same log after the
+** program changes its working directory (daemons chdir("/")): its commit
+** file, and the new file when the log is compacted, are found where the
+** log is.
+*/
+static void test_chdir(void){
+  char log[512], clog[520], cwd[1024];
+  snprintf(log, sizeof(log), "%s/rel.log", tmpdir);
+  snprintf(clog, sizeof(clog), "%s-commit", log);
+  unlink(clog);
+  write_epochs(log, 3, 2);
+  if( !CHECK(getcwd(cwd, sizeof(cwd)) != NULL) ) return;
+  CHECK(chdir(tmpdir) == 0);
+  stateio_writer *w;
+  CHECK(stateio_writer_open(&w, "rel.log", 0) == STATEIO_OK);
+  CHECK(chdir("/") == 0);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  CHECK(stateio_update(w, "a", 1) == STATEIO_OK);
+  CHECK(stateio_update(w, "b", 1) == STATEIO_OK);
+  CHECK(stateio_writer_commit(w) == STATEIO_OK);
+  CHECK_MSG(exists(clog) && !exists("/rel.log-commit"), "the commit file is beside the log");
+  stateio_compact_info info;
+  CHECK(stateio_compact(log, 1, &info) == STATEIO_OK && info.compacted);
+  CHECK(stateio_update(w, "after", 5) == STATEIO_OK);
+  stateio_writer_close(w);
+  CHECK(chdir(cwd) == 0);
+  CHECK_MSG(has_update(log, "a") && has_update(log, "after"), "the writer followed the compacted log");
+  unlink("/rel.log-commit");
+}
+
 /* ------------------------------------------------------------ owner and mode */
 
 static int fail_op_hook(void *arg, stateio_os_op *o){
@@ -642,6 +673,7 @@ int main(int argc, char **argv){
   test_hard_link();
   test_hard_link_race();
   test_symlink();
+  test_chdir();
   test_owner();
   test_live();
   char cmd[300];
