@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +267,25 @@ int sio_open_regular_st(const char *path, int file, int flags, int mode, int *pf
   *pfd = fd;
   return STATEIO_OK;
 }
+
+/* ------------------------------------------------------------ fork */
+
+static unsigned forks;           /* fork()s since the first watch: written only in the child */
+static int watch_rc = STATEIO_OK;
+
+static void count_fork(void){ forks++; }
+static void watch(void){
+  if( pthread_atfork(NULL, NULL, count_fork) != 0 ) watch_rc = STATEIO_NOMEM;
+}
+
+int sio_watch_forks(unsigned *count){
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  (void)pthread_once(&once, watch);
+  *count = forks;
+  return watch_rc;
+}
+
+unsigned sio_fork_count(void){ return forks; }
 
 int sio_match_owner(int fd, int file, const char *name, const struct stat *like, mode_t bits){
   struct stat st;

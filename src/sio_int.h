@@ -52,6 +52,16 @@ struct stat;
 int sio_open_regular_st(const char *path, int file, int flags, int mode, int *pfd,
                         struct stat *pst);
 /*
+** fork(): a writer belongs to the process that opened it. Its child shares
+** the writer's descriptors and so its flock (one lock per open file
+** description): an append or an unlock there would break the parent's
+** lock. sio_watch_forks() starts counting the fork()s of this process (a
+** pthread_atfork() child handler; STATEIO_NOMEM if it cannot be set) and
+** gives the count now; sio_fork_count() gives it later.
+*/
+int sio_watch_forks(unsigned *count);
+unsigned sio_fork_count(void);
+/*
 ** Give the new file fd (one of a log's own: its commit file, compaction's
 ** new log) the log's permission bits (like->st_mode & bits) exactly,
 ** whatever the umask, and, when running as root, the log's owner and

@@ -526,7 +526,15 @@ int stateio_writer_locked(const stateio_writer *w);
 */
 int stateio_writer_image(stateio_writer *w, stateio_image *img);
 
-/* Roll back any open batch, release the lock, close the file (if owned). */
+/*
+** Roll back any open batch, release the lock, close the file (if owned).
+**
+** A writer belongs to the process that opened it. In a child of fork(),
+** which shares its descriptors and so its lock, every call on it that
+** would touch the files returns STATEIO_MISUSE, and rollback and close
+** only forget it: the parent's lock and batch are left whole. A child
+** opens its own writer.
+*/
 int stateio_writer_close(stateio_writer *w);
 
 /* ---------------------------------------------------------- compaction */

@@ -50,6 +50,7 @@ struct stateio_writer {
   sio_rec rec;             /* the record as last read or written */
   int own_rec;             /* rec is this log's own (not stale, not missing) */
   int linked;              /* the open file has been seen with another name (a hard link) */
+  unsigned forks;          /* sio_fork_count() when opened: another count, another process */
   int rec_unsure;          /* the done record after a cut may not be durable */
   int given;               /* end/epoch given by the caller, not yet checked */
   int known;               /* end/epoch/file_size below are valid */
@@ -138,8 +139,27 @@ static stateio_writer *writer_new(int flags){
     w->file = STATEIO_FILE_LOG;
     w->token = sio_lock_token(w);
     w->spill = SIO_SPILL_DEFAULT;
+    if( sio_watch_forks(&w->forks) != STATEIO_OK ){
+      sio_free(w);
+      return NULL;
+    }
   }
   return w;
+}
+
+/*
+** A writer inherited across fork(): the parent's lock and batch are the
+** parent's. Nothing may touch the files (MISUSE), and rollback and close
+** only forget (an unlock or a cut here would undo the parent's).
+*/
+static int inherited(const stateio_writer *w){
+  return w->forks != sio_fork_count();
+}
+
+static void forget_inherited(stateio_writer *w){
+  w->locked = w->held = 0;
+  w->prepared = 0;
+  w->wrote = 0;
 }
 
 static void writer_free(stateio_writer *w){
@@ -606,6 +626,7 @@ static size_t chunk_size(const stateio_writer *w){
 
 static int append(stateio_writer *w, int kind, const void *data, size_t len){
   if( !data && len > 0 ) return STATEIO_MISUSE;
+  if( inherited(w) ) return STATEIO_MISUSE;
   if( w->prepared ) return STATEIO_MISUSE;
   if( w->batch_rc ) return w->batch_rc;
   if( !w->locked ){
@@ -784,7 +805,7 @@ static int drop_batch(stateio_writer *w){
 }
 
 int stateio_writer_prepare(stateio_writer *w){
-  if( w->prepared ) return STATEIO_MISUSE;
+  if( w->prepared || inherited(w) ) return STATEIO_MISUSE;
   if( w->batch_rc ){
     int rc = w->batch_rc;
     (void)drop_batch(w);
@@ -809,6 +830,7 @@ int stateio_writer_prepare(stateio_writer *w){
 }
 
 int stateio_writer_reopen(stateio_writer *w){
+  if( inherited(w) ) return STATEIO_MISUSE;
   if( !w->prepared ) return STATEIO_OK;
   if( !w->locked || !w->wrote ){
     w->prepared = 0;       /* nothing was written: the batch is as it was */
@@ -868,6 +890,7 @@ int stateio_writer_reopen(stateio_writer *w){
 }
 
 int stateio_writer_commit(stateio_writer *w){
+  if( inherited(w) ) return STATEIO_MISUSE;
   if( w->prepared ) return finish_batch(w);
   if( w->batch_rc ){
     int rc = w->batch_rc;
@@ -893,6 +916,7 @@ int stateio_writer_commit(stateio_writer *w){
 }
 
 void stateio_writer_rollback(stateio_writer *w){
+  if( inherited(w) ) forget_inherited(w);
   if( w->locked && (w->wrote || w->prepared) ) undo_batch(w);
   (void)drop_batch(w);
 }
@@ -906,6 +930,7 @@ stateio_mark stateio_writer_mark(const stateio_writer *w){
 }
 
 void stateio_writer_rollback_to(stateio_writer *w, stateio_mark m){
+  if( inherited(w) ) return;
   if( !w->locked || w->prepared || w->batch_rc || m.offset > w->end + w->pend_len ) return;
   if( m.count == 0 || m.offset < w->batch_start ){
     /* Taken before the batch's first append (and its lock): undo it all. */
@@ -950,6 +975,7 @@ uint64_t stateio_writer_pending_count(const stateio_writer *w){
 int stateio_writer_locked(const stateio_writer *w){ return w->locked; }
 
 int stateio_writer_image(stateio_writer *w, stateio_image *img){
+  if( inherited(w) ) return STATEIO_MISUSE;
   if( !w->locked ){
     if( w->path ){
       /* The file may have been replaced (compacted): follow it. */

@@ -24,7 +24,9 @@
 **     between the look for the file and the lock, or the size);
 **  9. a batch that spills (stateio_writer_set_spill): out in chunks before
 **     its commit, invisible until then, rolled back whole or to marks,
-**     prepared and taken back, killed at each stage.
+**     prepared and taken back, killed at each stage;
+** 10. a writer carried across fork(): the child touches nothing of the
+**     parent's lock and batch.
 **
 ** Environment: STATEIO_ISOLATION_READS=N reads for 1 (default 12000).
 */
@@ -1261,6 +1263,72 @@ static void test_spill(void){
   rm_log(path);
 }
 
+/* ------------------------------------------------------------ fork */
+
+/*
+** 10. A writer carried across fork(): the child shares its descriptors,
+** and so its lock. There it refuses everything that would touch the files
+** (MISUSE), and its rollback and close only forget: the parent's lock,
+** held between commits (STATEIO_EXCLUSIVE) and during a spilled batch,
+** and the batch's bytes in the file, are as they were; the parent commits.
+** A writer the child opens itself works as any other (BUSY while the
+** parent holds the lock).
+*/
+static void test_fork(void){
+  const char *path = tpath("fork.log");
+  rm_log(path);
+  stateio_writer *w;
+  uint64_t txns[16];
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_EXCLUSIVE) == STATEIO_OK);
+  CHECK(put_txn(w, 1, 2, 30, 1) == STATEIO_OK);
+  stateio_writer_set_spill(w, 512);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  unsigned char buf[300];
+  for(uint32_t k = 0; k < 4; k++){
+    fill(buf, sizeof(buf), 2, k, 4);
+    CHECK(stateio_update(w, buf, sizeof(buf)) == STATEIO_OK);
+  }
+  uint64_t spilled = fsize(path);
+  CHECK(read_txns(path, txns, 16, NULL) == 1 && spilled > 200);
+  fflush(stdout);
+  pid_t pid = fork();
+  if( pid == 0 ){
+    int bad = 0;
+    fill(buf, sizeof(buf), 3, 0, 1);
+    if( stateio_update(w, buf, sizeof(buf)) != STATEIO_MISUSE ) bad |= 1;
+    if( stateio_writer_commit(w) != STATEIO_MISUSE ) bad |= 2;
+    if( stateio_writer_prepare(w) != STATEIO_MISUSE ) bad |= 4;
+    stateio_image img;
+    if( stateio_writer_image(w, &img) != STATEIO_MISUSE ) bad |= 8;
+    stateio_writer_rollback_to(w, stateio_writer_mark(w));
+    stateio_writer_rollback(w);
+    if( stateio_writer_close(w) != STATEIO_OK ) bad |= 16;
+    stateio_writer *mine;
+    if( stateio_writer_open(&mine, path, 0) != STATEIO_OK ) bad |= 32;
+    else{
+      if( stateio_update(mine, "child", 5) != STATEIO_BUSY ) bad |= 64;
+      stateio_writer_close(mine);
+    }
+    _exit(bad);
+  }
+  int status = 0;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork: the child's writer (status %d, bits %d)",
+            status, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  CHECK_MSG(fsize(path) == spilled, "fork: the spilled batch is still out (%llu of %llu bytes)",
+            (unsigned long long)fsize(path), (unsigned long long)spilled);
+  stateio_writer *other;
+  CHECK(stateio_writer_open(&other, path, 0) == STATEIO_OK);
+  CHECK_MSG(stateio_update(other, "other", 5) == STATEIO_BUSY, "fork: the parent still holds the lock");
+  CHECK(stateio_writer_commit(w) == STATEIO_OK);
+  CHECK(put_txn(w, 3, 1, 30, 0) == STATEIO_OK);
+  stateio_writer_close(w);
+  CHECK(put_txn(other, 4, 1, 30, 0) == STATEIO_OK);
+  stateio_writer_close(other);
+  int n = read_txns(path, txns, 16, NULL);
+  CHECK_MSG(n == 4 && txns[0] == 1 && txns[1] == 2 && txns[2] == 3 && txns[3] == 4, "fork: the log holds %d transactions", n);
+}
+
 int main(void){
   setvbuf(stdout, NULL, _IOLBF, 0);
   const char *t = getenv("TMPDIR");
@@ -1278,6 +1346,7 @@ int main(void){
     { test_isolation_spill, "isolation, spilling" },
     { test_commit_file_appears, "a commit file appears" },
     { test_spill, "a batch that spills" },
+    { test_fork, "a writer carried across fork" },
   };
   for(size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++){
     int before = test_failures();
