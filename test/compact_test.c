@@ -600,18 +600,27 @@ static void test_owner(void){
 /*
 ** A child appends numbered updates (and a snapshot every 50) while the
 ** parent compacts and restores over and over. In the end every update the
-** child committed is in the log exactly once, in order.
+** child committed is in the log exactly once, in order. With `linked`, the
+** log has a second name (a hard link) from the start, which keeps the
+** first file's link count above 0 after the first compaction.
 */
-static void test_live(void){
-  char log[512];
+static void test_live(int linked){
+  char log[512], bak[512];
   snprintf(log, sizeof(log), "%s/live.log", tmpdir);
+  snprintf(bak, sizeof(bak), "%s/live.bak", tmpdir);
   unlink(log);
+  unlink(bak);
+  if( linked ){
+    write_epochs(log, 1, 1);
+    CHECK(link(log, bak) == 0);
+  }
   enum { N = 3000 };
   pid_t pid = fork();
   if( pid == 0 ){
     stateio_writer *w;
     if( stateio_writer_open(&w, log, STATEIO_CREATE) ) _exit(2);
     char buf[32];
+    if( linked && stateio_snapshot(w, "s", 1) ) _exit(3);   /* the link's file has a second epoch */
     for(int i = 0; i < N; i++){
       int n, rc;
       if( i % 50 == 0 ){
@@ -656,7 +665,10 @@ static void test_live(void){
   }
   want.rc = STATEIO_OK;
   CHECK_MSG(same_state(&t, &want), "final state after live compaction");
-  printf("compaction: %d compactions while appending (%d busy), %d restores\n", compactions, busy, restores);
+  printf("compaction: %d compactions while appending (%d busy), %d restores%s\n", compactions, busy, restores,
+         linked ? ", the log hard-linked" : "");
+  if( linked ) CHECK_MSG(!has_update(bak, "u2999"), "the old file, kept by the hard link, got no appends at the end");
+  unlink(bak);
   free(t.s);
   free(want.s);
 }
@@ -675,7 +687,8 @@ int main(int argc, char **argv){
   test_symlink();
   test_chdir();
   test_owner();
-  test_live();
+  test_live(0);
+  test_live(1);
   char cmd[300];
   snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
   if( system(cmd) != 0 ) fprintf(stderr, "could not remove %s\n", tmpdir);
