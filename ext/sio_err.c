@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "stateio_ext.h"
 SQLITE_EXTENSION_INIT3
@@ -60,7 +61,30 @@ int sioStatus(char **pz, int rc, const char *zPath){
   }
 }
 
+/*
+** The process that first loaded the extension. A writer refuses to work in
+** a child of fork() (STATEIO_MISUSE): there the connection that owns it was
+** carried across the fork, which SQLite forbids too; the message says so.
+*/
+static pid_t sioLoadPid;
+
+void sioNoteLoad(void){
+  pid_t none = 0;
+  (void)__atomic_compare_exchange_n(&sioLoadPid, &none, getpid(), 0,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+static int sio_forked(void){
+  pid_t p = __atomic_load_n(&sioLoadPid, __ATOMIC_RELAXED);
+  return p!=0 && p!=getpid();
+}
+
 int sioWriterStatus(char **pz, int rc, stateio_writer *w, const char *zName){
+  if( rc==STATEIO_MISUSE && sio_forked() ){
+    sioErrMsg(pz, "stateio: %s: this connection was carried across fork(), and its "
+              "writer belongs to the process that opened it: open a new connection here", zName);
+    return SQLITE_MISUSE;
+  }
   /*
   ** The writer says which file failed: the log (named as the table names
   ** it), its commit file (NAME-commit), or the directory that holds them.

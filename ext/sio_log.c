@@ -254,7 +254,8 @@ int sioLogImage(SioLog *pLog, const char *zName, SioImage *pImg, char **pzErr){
     */
     stateio_image img;
     int rc = stateio_writer_image(pLog->pWriter, &img);
-    if( rc==STATEIO_OK ) rc = sioImageCopy(&img, pImg);
+    if( rc!=STATEIO_OK ) return sioWriterStatus(pzErr, rc, pLog->pWriter, zName);
+    rc = sioImageCopy(&img, pImg);
     if( rc!=STATEIO_OK ) return sioStatus(pzErr, rc, zName);
     return SQLITE_OK;
   }

@@ -46,6 +46,7 @@ int sqlite3_stateio_init(
                                 sqlite3_libversion());
     return SQLITE_ERROR;
   }
+  sioNoteLoad();
   rc = sioRegisterTables(db);
   if( rc==SQLITE_OK ) rc = sioRegisterFunctions(db);
   if( rc==SQLITE_OK ){

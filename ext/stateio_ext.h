@@ -97,6 +97,8 @@ int sioStatus(char **pz, int rc, const char *zPath);
 int sioOpenStatus(char **pz, int rc, const char *zPath);
 /* The same after a call on writer w: the file the writer says failed (its commit file ...). */
 int sioWriterStatus(char **pz, int rc, stateio_writer *w, const char *zName);
+/* At every load: remembers the first loading process (fork() is told apart by it). */
+void sioNoteLoad(void);
 /*
 ** A damaged region met while reading: SQLITE_CORRUPT and "stateio:
 ** corrupt log at offset N (length L) in PATH" (rc STATEIO_CORRUPT_LOG) or
