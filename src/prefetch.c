@@ -52,6 +52,7 @@ struct sio_prefetch {
   int inited;              /* mu and cv are initialised */
   int started;             /* the helper thread runs */
   int quit;
+  unsigned forks;          /* sio_fork_count() at the start: another count, a child of fork() */
   pthread_mutex_t mu;
   pthread_cond_t cv;
 };
@@ -142,8 +143,11 @@ int sio_prefetch_start(sio_prefetch **pp, const stateio_image *img, uint64_t fro
   pthread_mutex_lock(&pf->mu);
   claim_and_fill(pf);
   pthread_mutex_unlock(&pf->mu);
-  /* Without a helper (none needed, or none could start) the reader fills every chunk. */
-  if( pf->next_claim < pf->nchunks ){
+  /*
+  ** Without a helper (none needed, or none could start, or forks cannot be
+  ** told) the reader fills every chunk.
+  */
+  if( pf->next_claim < pf->nchunks && sio_watch_forks(&pf->forks) == STATEIO_OK ){
     pf->started = pthread_create(&pf->helper, NULL, helper_main, pf) == 0;
   }
   *pp = pf;
@@ -154,6 +158,11 @@ int sio_prefetch_get(sio_prefetch *pf, uint64_t off, const unsigned char **p,
                      uint64_t *base, size_t *n, const uint32_t **chain){
   uint64_t k = off / CHUNK;
   if( k < pf->cur || k > pf->cur + 1 || k >= pf->nchunks ) return STATEIO_NOTFOUND;
+  /*
+  ** In a child of fork() the helper is gone, perhaps with a chunk half
+  ** filled or the mutex held: the reader reads for itself from here on.
+  */
+  if( pf->started && pf->forks != sio_fork_count() ) return STATEIO_NOTFOUND;
   slot *s = &pf->ring[k % RING];
   if( k != pf->have ){
     /* Every record of a chunk asks for it: only the first ask takes the mutex. */
@@ -184,6 +193,9 @@ int sio_prefetch_get(sio_prefetch *pf, uint64_t off, const unsigned char **p,
 
 void sio_prefetch_stop(sio_prefetch *pf){
   if( !pf ) return;
+  if( pf->started && pf->forks != sio_fork_count() ){
+    pf->started = pf->inited = 0;   /* the child has no helper to stop, nor a mutex to trust */
+  }
   if( pf->started ){
     pthread_mutex_lock(&pf->mu);
     pf->quit = 1;

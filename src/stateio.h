@@ -313,7 +313,9 @@ uint64_t stateio_scan_torn(const stateio_scan *s, uint64_t *torn_len);
 ** A scan that will go through much of the log in order (a check, a copy, a
 ** full read): read ahead and verify checksums on a second thread. Call it
 ** before the first stateio_scan_next(), or later: it applies to the rest
-** of the scan; when less than 8 MiB is left to read it does nothing.
+** of the scan; when less than 8 MiB is left to read it does nothing. In a
+** child of fork() the scan goes on without the helper thread (the child
+** has none): it reads the rest itself.
 */
 int stateio_scan_parallel(stateio_scan *s);
 
