@@ -349,8 +349,10 @@ typedef struct stateio_writer stateio_writer;
 ** writer keeps the commit file PATH-commit (created by the first commit
 ** that needs it: with STATEIO_SYNC or several entries; created crash-safe
 ** through PATH-commit.tmp and a rename, the directory synced). A symbolic
-** link is resolved first: PATH is the file it names. A file compacted or
-** renamed over is followed to the one the path names then.
+** link is resolved first: PATH is the file it names; a relative path is
+** taken from the working directory now (a later chdir() changes nothing).
+** A file compacted or renamed over is followed to the one the path names
+** then.
 ** STATEIO_IOERR with errno for an unopenable path, or (STATEIO_CREATE with
 ** STATEIO_SYNC) when the new file's directory cannot be synced;
 ** STATEIO_NOTLOG / STATEIO_CORRUPT_* are reported by the first append if the file
