@@ -45,11 +45,13 @@ int stateio_open_image(const char *path, stateio_image *img){
   int rc = sio_open_regular(real, STATEIO_FILE_LOG, O_RDONLY, 0, &fd);
   if( rc == STATEIO_OK ){
     rc = sio_commit_view(fd, real, -1, -1, img);
-    if( rc ) close(fd);
+    if( rc ){
+      int e = errno;
+      close(fd);
+      errno = e;
+    }
   }
-  int e = errno;
-  sio_free(real);
-  errno = e;
+  sio_free(real);          /* free() leaves errno alone */
   if( rc ){
     memset(img, 0, sizeof(*img));
     img->fd = -1;
