@@ -291,13 +291,19 @@ int sio_match_owner(int fd, int file, const char *name, const struct stat *like,
   struct stat st;
   if( fstat(fd, &st) != 0 ) return STATEIO_IOERR;
   mode_t want = like->st_mode & bits;
-  if( geteuid() == 0 && (st.st_uid != like->st_uid || st.st_gid != like->st_gid) ){
+  int root = geteuid() == 0;
+  uid_t uid = root ? like->st_uid : (uid_t)-1;
+  if( (root && st.st_uid != like->st_uid) || st.st_gid != like->st_gid ){
     stateio_os_op o = op_of("chown", file, name);
     int e = ask(&o);
     if( e ){ errno = e; return STATEIO_IOERR; }
-    if( fchown(fd, like->st_uid, like->st_gid) != 0 ) return STATEIO_IOERR;
-    tell(&o);
-    st.st_mode &= ~(mode_t)(S_ISUID | S_ISGID);   /* chown clears them: set below */
+    if( fchown(fd, uid, like->st_gid) == 0 ){
+      tell(&o);
+      st.st_mode &= ~(mode_t)(S_ISUID | S_ISGID);   /* chown clears them: set below */
+    }else if( root || errno != EPERM ){
+      return STATEIO_IOERR;
+    }
+    /* Not root, and not in the log's group: the file keeps ours, as cp -p does. */
   }
   if( (st.st_mode & 07777) != want ){
     stateio_os_op o = op_of("chmod", file, name);

@@ -64,9 +64,12 @@ unsigned sio_fork_count(void);
 /*
 ** Give the new file fd (one of a log's own: its commit file, compaction's
 ** new log) the log's permission bits (like->st_mode & bits) exactly,
-** whatever the umask, and, when running as root, the log's owner and
-** group, as SQLite does for its journal and WAL: a root process that
-** creates the file must not lock the log's owner out of it.
+** whatever the umask, and the log's group, and, when running as root, its
+** owner, as SQLite does for its journal and WAL: a root process, or a
+** member of the log's group, that creates the file must not lock the
+** log's owner or group out of it. A process that is not root and not in
+** the log's group cannot give it the group: the file keeps the process's
+** (as cp -p does), with the log's permission bits.
 */
 int sio_match_owner(int fd, int file, const char *name, const struct stat *like, mode_t bits);
 /*

@@ -578,7 +578,8 @@ typedef struct stateio_compact_info {
 ** they next lock or take an image (its link count is 0; with another name,
 ** a hard link, the path names another file). A symbolic link is resolved:
 ** the file it names is compacted, the link stays. The new log gets the old
-** one's permissions, whatever the umask, and, made by root, its owner. Damage in the
+** one's permissions, whatever the umask, its group (made by root or by a
+** member of the group) and, made by root, its owner. Damage in the
 ** kept epochs: STATEIO_CORRUPT_* and nothing changes (info->bad_offset says
 ** where). On any error info->errfile names the file (STATEIO_FILE_LOG,
 ** _COMMIT, _COMPACT for PATH.compact, _DIR). The test hooks are also

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -571,8 +572,8 @@ static void test_owner(void){
   CHECK(stateio_update(w, "b", 1) == STATEIO_OK);
   CHECK(stateio_writer_commit(w) == STATEIO_OK);
   stateio_writer_close(w);
-  CHECK_MSG(stat(clog, &st) == 0 && (st.st_mode & 07777) == 0660, "commit file mode %o",
-            (unsigned)(st.st_mode & 07777));
+  CHECK(stat(clog, &st) == 0);
+  CHECK_MSG((st.st_mode & 07777) == 0660, "commit file mode %o", (unsigned)(st.st_mode & 07777));
   CHECK_MSG(st.st_uid == uid && st.st_gid == gid, "commit file owner %d:%d", (int)st.st_uid, (int)st.st_gid);
 
   stateio_compact_info info;
@@ -588,11 +589,70 @@ static void test_owner(void){
     CHECK(id_of(log) == id && file_size(log) == size && !exists(tlog));
   }
   CHECK(stateio_compact(log, 1, &info) == STATEIO_OK && info.compacted);
-  CHECK_MSG(stat(log, &st) == 0 && (st.st_mode & 07777) == 0660, "compacted log mode %o",
-            (unsigned)(st.st_mode & 07777));
+  CHECK(stat(log, &st) == 0);
+  CHECK_MSG((st.st_mode & 07777) == 0660, "compacted log mode %o", (unsigned)(st.st_mode & 07777));
   CHECK_MSG(st.st_uid == uid && st.st_gid == gid, "compacted log owner %d:%d", (int)st.st_uid, (int)st.st_gid);
   umask(old_mask);
   if( !root ) printf("compaction: owner not checked against another user (not root)\n");
+}
+
+/*
+** The same made by a process that is not root (run as root, a child drops
+** to uid 65534 with supplementary group 100): in the log's group (100) the
+** new files get the group; outside it (the log's group is 1) they keep the
+** process's, with the log's permission bits, and nothing fails.
+*/
+static void test_group(void){
+  if( geteuid() != 0 ){
+    printf("compaction: not run (not root): the group of a log compacted by a member\n");
+    return;
+  }
+  char dir[512];
+  snprintf(dir, sizeof(dir), "%s/grp", tmpdir);
+  mkdir(dir, 0777);
+  CHECK(chmod(dir, 0777) == 0 && chmod(tmpdir, 0755) == 0);
+  static const gid_t groups[2] = { 100, 1 };
+  static const mode_t modes[2] = { 0660, 0666 };
+  for(int i = 0; i < 2; i++){
+    char log[600], clog[620];
+    snprintf(log, sizeof(log), "%s/g%d.log", dir, i);
+    snprintf(clog, sizeof(clog), "%s-commit", log);
+    unlink(clog);
+    write_epochs(log, 3, 2);
+    CHECK(chown(log, 65534, groups[i]) == 0 && chmod(log, modes[i]) == 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    if( pid == 0 ){
+      gid_t extra = 100;
+      if( setgroups(1, &extra) != 0 || setgid(65534) != 0 || setuid(65534) != 0 ) _exit(100);
+      umask(022);
+      stateio_writer *w;
+      int bad = 0;
+      if( stateio_writer_open(&w, log, 0) != STATEIO_OK ) _exit(101);
+      if( stateio_writer_begin(w) || stateio_update(w, "a", 1) || stateio_update(w, "b", 1)
+       || stateio_writer_commit(w) ) bad |= 1;
+      stateio_writer_close(w);
+      stateio_compact_info info;
+      if( stateio_compact(log, 1, &info) != STATEIO_OK || !info.compacted ) bad |= 2;
+      _exit(bad);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "group %d: the member's commit and compaction (status %d)",
+              (int)groups[i], status);
+    gid_t want = i == 0 ? 100 : 65534;
+    struct stat st, cst;
+    memset(&st, 0, sizeof(st));
+    memset(&cst, 0, sizeof(cst));
+    CHECK(stat(log, &st) == 0 && stat(clog, &cst) == 0);
+    CHECK_MSG(st.st_uid == 65534 && st.st_gid == want && (st.st_mode & 07777) == modes[i],
+              "group %d: the compacted log is %d:%d %o", (int)groups[i], (int)st.st_uid, (int)st.st_gid,
+              (unsigned)(st.st_mode & 07777));
+    CHECK_MSG(cst.st_gid == want && (cst.st_mode & 07777) == modes[i],
+              "group %d: the commit file is %d:%d %o", (int)groups[i], (int)cst.st_uid, (int)cst.st_gid,
+              (unsigned)(cst.st_mode & 07777));
+  }
+  chmod(tmpdir, 0700);
 }
 
 /* ------------------------------------------------------------ live compaction */
@@ -687,6 +747,7 @@ int main(int argc, char **argv){
   test_symlink();
   test_chdir();
   test_owner();
+  test_group();
   test_live(0);
   test_live(1);
   char cmd[300];
