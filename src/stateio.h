@@ -613,7 +613,7 @@ int stateio_log_id(int fd, int64_t *id);
 ** or "ftruncate" and n the byte count (write) or length (ftruncate); the
 ** commit file's are "commit:write" and "commit:fdatasync"; other
 ** operations are "create", "open", "rename", "unlink", "syncdir", "flock",
-** "unlock" and compaction's steps. A non-zero return is the errno the call
+** "unlock", "chmod", "chown" and compaction's steps. A non-zero return is the errno the call
 ** fails with (EINTR: the call is retried, as a real EINTR is); fn may
 ** instead lower n for a write to make it short. NULL removes the hook.
 */
@@ -630,7 +630,9 @@ void stateio_set_fault_hook(stateio_fault_fn fn, void *arg);
 ** "ftruncate" (offset: the new length), "create" and "open" (offset: the
 ** open flags; only opens that create or may write), "rename" (path ->
 ** path2), "unlink", "syncdir" (path: the directory), "flock" and
-** "unlock" (offset: the flock operation), and compaction's steps
+** "unlock" (offset: the flock operation), "chmod" (offset: the mode) and
+** "chown" of a file the library made (its commit file, PATH.compact: the
+** log's permissions and owner), and compaction's steps
 ** ("compact:written", ...). file says which of the log's files it is
 ** (STATEIO_FILE_*), path its name (NULL for a caller's descriptor).
 ** Both hooks are process-wide and not thread-safe to change.
