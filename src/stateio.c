@@ -40,11 +40,21 @@ int stateio_open_image(const char *path, stateio_image *img){
   memset(img, 0, sizeof(*img));
   img->fd = -1;
   int fd;
-  char *real = sio_log_path(path);     /* its commit file is beside the file, not a link */
-  if( !real ) return STATEIO_NOMEM;
-  int rc = sio_open_regular(real, STATEIO_FILE_LOG, O_RDONLY, 0, &fd);
+  /*
+  ** A symbolic link's commit file is the one beside the file it names: the
+  ** open refuses to follow one (ELOOP), and only then is it resolved, so
+  ** that a plain path costs no extra call.
+  */
+  char *real = NULL;
+  int rc = sio_open_regular(path, STATEIO_FILE_LOG, O_RDONLY | O_NOFOLLOW, 0, &fd);
+  if( rc == STATEIO_IOERR && errno == ELOOP ){
+    real = sio_log_path(path);
+    if( !real ) return STATEIO_NOMEM;
+    path = real;
+    rc = sio_open_regular(path, STATEIO_FILE_LOG, O_RDONLY, 0, &fd);
+  }
   if( rc == STATEIO_OK ){
-    rc = sio_commit_view(fd, real, -1, -1, img);
+    rc = sio_commit_view(fd, path, -1, -1, img);
     if( rc ){
       int e = errno;
       close(fd);
