@@ -605,6 +605,19 @@ static void undo_batch(stateio_writer *w){
   errno = e;
 }
 
+/*
+** A batch whose bytes in the file cannot be trusted or taken back any more
+** (a chunk that could not be written, a record or a cut that failed): they
+** are cut away, the batch fails with rc, and only rollback goes on.
+*/
+static void fail_batch(stateio_writer *w, int rc){
+  w->wrote = 1;
+  undo_batch(w);
+  w->pend_len = 0;
+  w->pend_count = 0;
+  w->batch_rc = rc;
+}
+
 /* Re-hash the batch's bytes written so far, [batch_start, upto), after a rollback into them. */
 static int rehash(stateio_writer *w, uint64_t upto){
   XXH64_reset(w->hs, 0);
@@ -699,14 +712,7 @@ static int append(stateio_writer *w, int kind, const void *data, size_t len){
   if( w->bulk && w->pend_len >= chunk_size(w) ){
     int rc = w->wrote ? STATEIO_OK : bulk_start(w);
     if( rc == STATEIO_OK ) rc = flush_pending(w);
-    if( rc ){
-      /* The pending entries were encoded for offsets that are gone now. */
-      w->wrote = 1;
-      undo_batch(w);
-      w->pend_len = 0;
-      w->pend_count = 0;
-      w->batch_rc = rc;
-    }
+    if( rc ) fail_batch(w, rc);   /* the pending entries were encoded for offsets that are gone now */
     return rc;
   }
   return STATEIO_OK;
@@ -854,12 +860,7 @@ int stateio_writer_reopen(stateio_writer *w){
     r.hash = 0;
     int rc = put_record(w, r, (w->flags & STATEIO_SYNC) != 0);
     w->prepared = 0;
-    if( rc ){
-      undo_batch(w);
-      w->pend_len = 0;
-      w->pend_count = 0;
-      w->batch_rc = rc;
-    }
+    if( rc ) fail_batch(w, rc);
     return rc;
   }
   /* Bring the batch's bytes back from the file, then cut them away as a rollback does. */
@@ -899,12 +900,7 @@ int stateio_writer_commit(stateio_writer *w){
     errno = e;
     return rc;
   }
-  if( !w->locked ){
-    w->in_batch = 0;
-    w->bulk = 0;
-    w->streamed = 0;
-    return STATEIO_OK;
-  }
+  if( !w->locked ) return drop_batch(w);    /* nothing was appended */
   if( w->pend_len > 0 || w->wrote ){
     int rc = write_batch(w);
     if( rc ){
@@ -946,11 +942,7 @@ void stateio_writer_rollback_to(stateio_writer *w, stateio_mark m){
     if( rc == STATEIO_OK && w->inflight ) rc = rehash(w, m.offset);
     if( rc ){
       fail(w, rc, w->name);
-      w->wrote = 1;
-      undo_batch(w);
-      w->batch_rc = rc;
-      w->pend_len = 0;
-      w->pend_count = 0;
+      fail_batch(w, rc);
       return;
     }
     w->end = w->file_size = m.offset;
