@@ -285,7 +285,7 @@ int sio_watch_forks(unsigned *count){
   return watch_rc;
 }
 
-unsigned sio_fork_count(void){ return forks; }
+int sio_forked_since(unsigned count){ return count != forks; }
 
 int sio_match_owner(int fd, int file, const char *name, const struct stat *like, mode_t bits){
   struct stat st;

@@ -52,7 +52,7 @@ struct sio_prefetch {
   int inited;              /* mu and cv are initialised */
   int started;             /* the helper thread runs */
   int quit;
-  unsigned forks;          /* sio_fork_count() at the start: another count, a child of fork() */
+  unsigned forks;          /* sio_watch_forks() at the start: forked since, a child */
   pthread_mutex_t mu;
   pthread_cond_t cv;
 };
@@ -162,7 +162,7 @@ int sio_prefetch_get(sio_prefetch *pf, uint64_t off, const unsigned char **p,
   ** In a child of fork() the helper is gone, perhaps with a chunk half
   ** filled or the mutex held: the reader reads for itself from here on.
   */
-  if( pf->started && pf->forks != sio_fork_count() ) return STATEIO_NOTFOUND;
+  if( pf->started && sio_forked_since(pf->forks) ) return STATEIO_NOTFOUND;
   slot *s = &pf->ring[k % RING];
   if( k != pf->have ){
     /* Every record of a chunk asks for it: only the first ask takes the mutex. */
@@ -193,7 +193,7 @@ int sio_prefetch_get(sio_prefetch *pf, uint64_t off, const unsigned char **p,
 
 void sio_prefetch_stop(sio_prefetch *pf){
   if( !pf ) return;
-  if( pf->started && pf->forks != sio_fork_count() ){
+  if( pf->started && sio_forked_since(pf->forks) ){
     pf->started = pf->inited = 0;   /* the child has no helper to stop, nor a mutex to trust */
   }
   if( pf->started ){

@@ -57,10 +57,11 @@ int sio_open_regular_st(const char *path, int file, int flags, int mode, int *pf
 ** description): an append or an unlock there would break the parent's
 ** lock. sio_watch_forks() starts counting the fork()s of this process (a
 ** pthread_atfork() child handler; STATEIO_NOMEM if it cannot be set) and
-** gives the count now; sio_fork_count() gives it later.
+** gives the count now; sio_forked_since(count) says whether this is
+** another process than the one that had that count (a child of fork()).
 */
 int sio_watch_forks(unsigned *count);
-unsigned sio_fork_count(void);
+int sio_forked_since(unsigned count);
 /*
 ** Give the new file fd (one of a log's own: its commit file, compaction's
 ** new log) the log's permission bits (like->st_mode & bits) exactly,

@@ -50,7 +50,7 @@ struct stateio_writer {
   sio_rec rec;             /* the record as last read or written */
   int own_rec;             /* rec is this log's own (not stale, not missing) */
   int linked;              /* the open file has been seen with another name (a hard link) */
-  unsigned forks;          /* sio_fork_count() when opened: another count, another process */
+  unsigned forks;          /* sio_watch_forks() when opened: forked since, another process */
   int rec_unsure;          /* the done record after a cut may not be durable */
   int given;               /* end/epoch given by the caller, not yet checked */
   int known;               /* end/epoch/file_size below are valid */
@@ -153,7 +153,7 @@ static stateio_writer *writer_new(int flags){
 ** only forget (an unlock or a cut here would undo the parent's).
 */
 static int inherited(const stateio_writer *w){
-  return w->forks != sio_fork_count();
+  return sio_forked_since(w->forks);
 }
 
 static void forget_inherited(stateio_writer *w){
