@@ -766,32 +766,6 @@ static int write_batch(stateio_writer *w){
   return rc;
 }
 
-/* Step 3: the commit is done and visible; reset the batch, release the lock. */
-static int finish_batch(stateio_writer *w){
-  if( w->inflight ){
-    sio_rec r = w->rec;
-    r.state = SIO_REC_DONE;
-    /*
-    ** No sync: the in-flight record and the synced bytes already say
-    ** "committed" to any recovery. If this write fails, the record stays
-    ** in flight and the next locker (any writer or reader) marks it done
-    ** after checking the hash: the commit stands either way.
-    */
-    (void)put_record(w, r, 0);
-  }
-  if( w->locked ) w->epoch = w->pend_epoch;
-  w->inflight = 0;
-  w->wrote = 0;
-  w->prepared = 0;
-  w->in_batch = 0;
-  w->bulk = 0;
-  w->streamed = 0;
-  w->pend_len = 0;
-  w->pend_count = 0;
-  w->pend_epoch = w->epoch;
-  return unlock(w);
-}
-
 /* Forget the batch (the file is already as it should be) and release the lock; keeps errno. */
 static int drop_batch(stateio_writer *w){
   int e = errno;
@@ -808,6 +782,23 @@ static int drop_batch(stateio_writer *w){
   int rc = unlock(w);
   errno = e;
   return rc;
+}
+
+/* Step 3: the commit is done and visible; reset the batch, release the lock. */
+static int finish_batch(stateio_writer *w){
+  if( w->inflight ){
+    sio_rec r = w->rec;
+    r.state = SIO_REC_DONE;
+    /*
+    ** No sync: the in-flight record and the synced bytes already say
+    ** "committed" to any recovery. If this write fails, the record stays
+    ** in flight and the next locker (any writer or reader) marks it done
+    ** after checking the hash: the commit stands either way.
+    */
+    (void)put_record(w, r, 0);
+  }
+  if( w->locked ) w->epoch = w->pend_epoch;
+  return drop_batch(w);
 }
 
 int stateio_writer_prepare(stateio_writer *w){
