@@ -477,6 +477,17 @@ static int lock_and_refresh(stateio_writer *w){
     rc = find_end(w);
     if( rc ) return rc;
   }
+  if( w->cfd >= 0 && !w->own_rec ){
+    /*
+    ** A stale record (a compaction that died before its rename, a commit
+    ** file copied with the log): everyone ignores it, and while it is not
+    ** this file's, still_named() looks the path up at every commit. Make it
+    ** ours now, as a commit file created here would begin, rather than
+    ** wait for a commit that needs a record (single unsynced ones never do).
+    */
+    rc = put_record(w, done_at(w->end), 0);
+    if( rc ) return rc;
+  }
   w->pend_epoch = w->epoch;
   w->pend_len = 0;
   w->pend_count = 0;

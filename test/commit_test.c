@@ -201,6 +201,10 @@ static void plan_off(void){
   memset(&plan, 0, sizeof(plan));
 }
 
+/* stat() calls on one path (commit_test is linked with --wrap=stat; __wrap_stat is below). */
+static const char *stat_counted;
+static int stat_count;
+
 /* ------------------------------------------------------------ 1. isolation */
 
 /* Shared with the writer process: the last transaction whose log fdatasync returned. */
@@ -834,12 +838,35 @@ static void test_commit_file_life(void){
     CHECK(copy_file(path, cp) == 0 && copy_file(cpath, ccp) == 0);
     CHECK(stateio_open_image(cp, &img) == STATEIO_OK && img.file_size == fsize(cp) && !img.journaled);
     stateio_close_image(&img);
+    /*
+    ** Even a single unsynced commit, which needs no record, makes it the
+    ** log's own (until then the writer looks its path up at every commit);
+    ** the next one writes nothing to the commit file.
+    */
     CHECK(stateio_writer_open(&w, cp, 0) == STATEIO_OK);
-    CHECK(put_txn(w, 4, 2, 40, 0) == STATEIO_OK);
+    plan_set(NULL, 0, 0, 0);
+    plan.record = 1;
+    CHECK(put_txn(w, 4, 1, 40, 0) == STATEIO_OK);
+    int adopted = strstr(plan.trace, "c:write") != NULL;
+    char first[sizeof(plan.trace)];
+    snprintf(first, sizeof(first), "%s", plan.trace);
+    plan.tlen = 0;
+    plan.trace[0] = 0;
+    stat_counted = cp;
+    stat_count = 0;
+    CHECK(put_txn(w, 5, 1, 40, 0) == STATEIO_OK);
+    stat_counted = NULL;
+    int again = strstr(plan.trace, "c:") != NULL;
+    CHECK_MSG(adopted && !again, "a stale record is made the log's own once (first commit: %s; second: %s)", first, plan.trace);
+    CHECK_MSG(stat_count == 0, "then the path is not looked up at each commit (%d stat calls)", stat_count);
+    plan_off();
+    CHECK(stateio_open_image(cp, &img) == STATEIO_OK && img.journaled && img.file_size == fsize(cp));
+    stateio_close_image(&img);
+    CHECK(put_txn(w, 6, 2, 40, 0) == STATEIO_OK);
     stateio_writer_close(w);
     CHECK(stateio_open_image(cp, &img) == STATEIO_OK && img.journaled);
     stateio_close_image(&img);
-    CHECK(read_txns(cp, txns, 16, NULL) == 4);
+    CHECK(read_txns(cp, txns, 16, NULL) == 6);
     rm_log(cp);
   }
   /* Damaged: a byte of the record, or the wrong size: a clear error naming the commit file. */
@@ -1035,6 +1062,7 @@ int __real_stat(const char *path, struct stat *st);
 int __wrap_stat(const char *path, struct stat *st){
   int rc = __real_stat(path, st);
   size_t n = strlen(path);
+  if( stat_counted && strcmp(path, stat_counted) == 0 ) stat_count++;
   if( rc != 0 && errno == ENOENT && appear_in_look && !appear_done && n > 7 && strcmp(path + n - 7, "-commit") == 0 ){
     int e = errno;
     appear_done = 1;
