@@ -51,21 +51,40 @@ static char *sio_absolute(const char *zPath){
   return zAbs;
 }
 
+/* The birth time of the file at zPath in ns, 0 when its file system keeps none. */
+static uint64_t sio_birth(const char *zPath){
+  struct statx sx;
+  if( statx(AT_FDCWD, zPath, 0, STATX_BTIME, &sx)!=0 || !(sx.stx_mask & STATX_BTIME) ) return 0;
+  return (uint64_t)sx.stx_btime.tv_sec * 1000000000u + sx.stx_btime.tv_nsec;
+}
+
 /*
-** The log of the file (dev, ino) in the connection, or NULL. A log is the
-** file its path names now (it was compacted since, perhaps: the new file
-** replaced the one it was opened as), or the one it was opened as when its
-** path names nothing now.
+** The log of the file (dev, ino, birth) in the connection, or NULL. A log
+** is the file its path names now (it was compacted since, perhaps: the new
+** file replaced the one it was opened as), or the one it was opened as
+** when its path names nothing now. That file may be gone, and its inode
+** number given to a new file: the birth time tells them apart, or, where
+** the file system keeps none, an open writer (which keeps the old inode
+** from being reused). 2026-12-01: a table dropped while a cached statement
+** still held its log made a new file that got the old one's inode read as
+** the old path ("cannot open OLD: No such file or directory").
 */
-static SioLog *sio_log_find(SioConn *pConn, dev_t dev, ino_t ino){
+static SioLog *sio_log_find(SioConn *pConn, dev_t dev, ino_t ino, uint64_t birth){
   SioLog *p;
   for(p=pConn->pLogs; p; p=p->pNext){
     struct stat st;
-    if( stat(p->zAbs, &st)==0 ){
+    int bNamed = stat(p->zAbs, &st)==0;
+    if( bNamed ){
       p->dev = st.st_dev;
       p->ino = st.st_ino;
+      p->birth = sio_birth(p->zAbs);
     }
-    if( p->dev==dev && p->ino==ino ) return p;
+    if( p->dev!=dev || p->ino!=ino ) continue;
+    if( p->birth && birth ){
+      if( p->birth==birth ) return p;
+    }else if( bNamed || p->pWriter ){
+      return p;
+    }
   }
   return 0;
 }
@@ -105,7 +124,7 @@ int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
     sqlite3_free(zAbs);
     return rc;
   }
-  pLog = sio_log_find(pConn, st.st_dev, st.st_ino);
+  pLog = sio_log_find(pConn, st.st_dev, st.st_ino, sio_birth(zAbs));
   if( pLog && bWrite && pLog->bFlagsSet && pLog->nWriteRef==0 && !pLog->bBatch && !pLog->bPrepared ){
     /*
     ** The tables that set the writer's options are gone (only functions or
@@ -151,6 +170,7 @@ int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
     pLog->zAbs = zAbs;
     pLog->dev = st.st_dev;
     pLog->ino = st.st_ino;
+    pLog->birth = sio_birth(zAbs);
     pLog->nRef = 1;
     pLog->pNext = pConn->pLogs;
     pConn->pLogs = pLog;
@@ -270,11 +290,15 @@ int sioPathImage(SioConn *pConn, const char *zPath, SioImage *pImg, char **pzErr
   if( stat(zPath, &st)!=0 ) return sioOpenStatus(pzErr, STATEIO_IOERR, zPath);
   rc = sioRegularFile(pzErr, st.st_mode, zPath);
   if( rc!=SQLITE_OK ) return rc;
-  pLog = sio_log_find(pConn, st.st_dev, st.st_ino);
-  if( pLog ){
-    /* A table of this connection has the file open: see what it sees. */
+  pLog = sio_log_find(pConn, st.st_dev, st.st_ino, sio_birth(zPath));
+  if( pLog && pLog->pWriter && stateio_writer_locked(pLog->pWriter) ){
+    /* A transaction of this connection has written the file: see what it sees. */
     return sioLogImage(pLog, zPath, pImg, pzErr);
   }
+  /*
+  ** Otherwise the file by the name given, which names it now (the log's
+  ** own path may not: the file was renamed since a table opened it).
+  */
   return sioImageOpen(zPath, zPath, pImg, pzErr);
 }
 

@@ -173,6 +173,7 @@ struct SioLog {
   char *zAbs;               /* absolute path it was opened by (images, writer) */
   dev_t dev;                /* the file it is: device and inode, as last seen */
   ino_t ino;
+  uint64_t birth;           /* ... and its birth time (ns; 0: not kept by the file system) */
   int nRef;                 /* tables using this log */
   int nWriteRef;            /* ... of them writable: their options are the writer's */
   stateio_writer *pWriter;  /* opened by the first write */
