@@ -58,13 +58,7 @@ static uint32_t get32(const unsigned char *p){
 }
 
 char *sio_commit_path(const char *path){
-  size_t n = strlen(path);
-  char *p = sio_malloc(n + sizeof("-commit"));
-  if( p ){
-    memcpy(p, path, n);
-    memcpy(p + n, "-commit", sizeof("-commit"));
-  }
-  return p;
+  return sio_suffixed(path, "-commit");
 }
 
 void sio_rec_encode(const sio_rec *r, unsigned char out[SIO_REC_SIZE]){
@@ -164,14 +158,9 @@ int sio_commit_write(int cfd, const char *cpath, const sio_rec *r, int sync){
   return rc;
 }
 
-int sio_commit_create(const char *cpath, const sio_rec *r, const struct stat *log_st,
-                      int *pcfd, const char **errfile){
+int sio_commit_create(const char *cpath, const char *tmp, const sio_rec *r,
+                      const struct stat *log_st, int *pcfd, const char **errfile){
   *pcfd = -1;
-  size_t n = strlen(cpath);
-  char *tmp = sio_malloc(n + sizeof(".tmp"));
-  if( !tmp ) return STATEIO_NOMEM;
-  memcpy(tmp, cpath, n);
-  memcpy(tmp + n, ".tmp", sizeof(".tmp"));
   unsigned char buf[SIO_COMMIT_FILE_SIZE];
   memset(buf, 0, sizeof(buf));
   sio_rec_encode(r, buf);
@@ -196,11 +185,9 @@ int sio_commit_create(const char *cpath, const sio_rec *r, const struct stat *lo
     if( fd >= 0 ) close(fd);
     if( bad == tmp ) (void)unlink(tmp);
     *errfile = bad;
-    sio_free(tmp);
     errno = e;
     return rc;
   }
-  sio_free(tmp);
   *pcfd = fd;
   return STATEIO_OK;
 }

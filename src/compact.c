@@ -118,15 +118,15 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
   if( !real ) return STATEIO_NOMEM;
   path = real;
   char *cpath = sio_commit_path(path);
-  size_t n = strlen(path) + sizeof(".compact");
-  char *tmp = sio_malloc(n);
-  if( !cpath || !tmp ){
+  char *ctmp = cpath ? sio_suffixed(cpath, ".tmp") : NULL;
+  char *tmp = sio_suffixed(path, ".compact");
+  if( !cpath || !ctmp || !tmp ){
     sio_free(cpath);
+    sio_free(ctmp);
     sio_free(tmp);
     sio_free(real);
     return STATEIO_NOMEM;
   }
-  snprintf(tmp, n, "%s.compact", path);
   int fd = -1, cfd = -1, tfd = -1, rc, rec_changed = 0;
   struct stat st;
   sio_rec rec, old_rec;
@@ -233,7 +233,7 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
       if( rc ) info->errfile = STATEIO_FILE_COMMIT;
     }else{
       const char *bad = NULL;
-      rc = sio_commit_create(cpath, &r, &st, &cfd, &bad);
+      rc = sio_commit_create(cpath, ctmp, &r, &st, &cfd, &bad);
       if( rc ) info->errfile = bad ? STATEIO_FILE_COMMIT : STATEIO_FILE_DIR;
     }
     if( rc ) goto failed;
@@ -285,6 +285,7 @@ done:
     if( cfd >= 0 ) close(cfd);
     if( fd >= 0 ) close(fd);      /* releases the lock on the old file */
     sio_free(tmp);
+    sio_free(ctmp);
     sio_free(cpath);
     sio_free(real);
     errno = e;

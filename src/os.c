@@ -316,6 +316,16 @@ int sio_match_owner(int fd, int file, const char *name, const struct stat *like,
   return STATEIO_OK;
 }
 
+char *sio_suffixed(const char *path, const char *suffix){
+  size_t n = strlen(path), k = strlen(suffix);
+  char *p = sio_malloc(n + k + 1);
+  if( p ){
+    memcpy(p, path, n);
+    memcpy(p + n, suffix, k + 1);
+  }
+  return p;
+}
+
 int sio_path_names(const char *path, const struct stat *st){
   struct stat now;
   return stat(path, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;

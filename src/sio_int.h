@@ -89,6 +89,8 @@ int sio_path_names(const char *path, const struct stat *st);
 ** the same way). NULL when out of memory.
 */
 char *sio_log_path(const char *path);
+/* path followed by suffix, allocated; NULL when out of memory. */
+char *sio_suffixed(const char *path, const char *suffix);
 /* flock(fd, how), EINTR retried: STATEIO_OK, STATEIO_BUSY (EWOULDBLOCK) or STATEIO_IOERR. */
 int sio_flock(int fd, int file, const char *name, int how);
 /* A named step for the hooks ("compact:written" ...): STATEIO_IOERR if one fails it. */
@@ -160,10 +162,11 @@ int sio_commit_write(int cfd, const char *cpath, const sio_rec *r, int sync);
 ** Create cpath holding r, crash-safe: written to cpath.tmp, synced,
 ** renamed, the directory synced; with the permissions (and, as root, the
 ** owner) of the log, log_st. *pcfd: the new file open read-write.
-** A failure names the file in *errfile.
+** tmp: the name it is written under first (cpath.tmp, the caller's). A
+** failure names the file in *errfile: cpath, tmp, or NULL for the directory.
 */
-int sio_commit_create(const char *cpath, const sio_rec *r, const struct stat *log_st,
-                      int *pcfd, const char **errfile);
+int sio_commit_create(const char *cpath, const char *tmp, const sio_rec *r,
+                      const struct stat *log_st, int *pcfd, const char **errfile);
 
 /*
 ** Recovery of the log open read-write on fd (size bytes) under its write

@@ -41,6 +41,7 @@ struct stateio_writer {
   char *path;              /* NULL for a caller's descriptor */
   const char *name;        /* the log's name in errors and hook calls (may be NULL) */
   char *cpath;             /* PATH-commit (NULL without a path) */
+  char *ctmp;              /* PATH-commit.tmp, the name it is made under */
   char *dpath;             /* the directory of path */
   int cfd;                 /* the commit file, -1 while there is none */
   uint64_t log_id;         /* identity of the open log, for its records */
@@ -167,6 +168,7 @@ static void writer_free(stateio_writer *w){
   sio_free(w->pend);
   sio_free(w->path);
   sio_free(w->cpath);
+  sio_free(w->ctmp);
   sio_free(w->dpath);
   sio_free(w);
 }
@@ -177,8 +179,9 @@ int stateio_writer_open(stateio_writer **pp, const char *path, int flags){
   if( !w ) return STATEIO_NOMEM;
   w->path = sio_log_path(path);
   w->cpath = w->path ? sio_commit_path(w->path) : NULL;
+  w->ctmp = w->cpath ? sio_suffixed(w->cpath, ".tmp") : NULL;
   w->dpath = w->path ? sio_strdup(w->path) : NULL;
-  if( !w->path || !w->cpath || !w->dpath ){
+  if( !w->path || !w->cpath || !w->ctmp || !w->dpath ){
     writer_free(w);
     return STATEIO_NOMEM;
   }
@@ -354,7 +357,7 @@ static int create_commit(stateio_writer *w, sio_rec r){
   struct stat st;
   if( fstat(w->fd, &st) != 0 ) return fail(w, STATEIO_IOERR, w->name);
   const char *bad = NULL;
-  int rc = sio_commit_create(w->cpath, &r, &st, &w->cfd, &bad);
+  int rc = sio_commit_create(w->cpath, w->ctmp, &r, &st, &w->cfd, &bad);
   if( rc ) return fail(w, rc, bad ? bad : w->dpath);
   w->rec = r;
   w->own_rec = 1;

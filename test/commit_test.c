@@ -50,15 +50,15 @@
 static char tmpdir[256];
 
 static const char *tpath(const char *name){
-  static char buf[8][400];
+  static char buf[8][600];
   static int k;
   char *p = buf[k++ % 8];
-  snprintf(p, 400, "%s/%s", tmpdir, name);
+  snprintf(p, 600, "%s/%s", tmpdir, name);
   return p;
 }
 
 static void rm_log(const char *path){
-  char c[450];
+  char c[620];
   unlink(path);
   snprintf(c, sizeof(c), "%s-commit", path);
   unlink(c);
@@ -961,6 +961,38 @@ static void test_commit_file_life(void){
   rm_log(path);
 }
 
+/* ------------------------------------------------------------ the commit file's temporary name */
+
+/*
+** A commit file that cannot be made under its temporary name: the writer's
+** error names it. 2026-12-01: the name was freed before it was returned
+** (ASan: heap-use-after-free in stateio_writer_errfile's caller).
+*/
+static void test_commit_tmp_fails(void){
+  uint64_t txns[8];
+  /* The commit file's temporary name failing: the writer names it, in its own memory. */
+  {
+    const char *path = tpath("tmpfail.log");
+    char ctmp[620];
+    snprintf(ctmp, sizeof(ctmp), "%s-commit.tmp", path);
+    rm_log(path);
+    stateio_writer *w = NULL;
+    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+    if( w ){
+      plan_set("create", STATEIO_FILE_COMMIT, 1, EACCES);
+      int rc = put_txn(w, 1, 2, 40, 0);
+      plan_off();
+      const char *ef = stateio_writer_errfile(w);
+      CHECK_MSG(rc == STATEIO_IOERR && ef && strcmp(ef, ctmp) == 0,
+                "a commit file that cannot be made: the error names %s (%s)", ef ? ef : "NULL", stateio_errstr(rc));
+      CHECK(put_txn(w, 2, 2, 40, 0) == STATEIO_OK);
+      stateio_writer_close(w);
+    }
+    CHECK(read_txns(path, txns, 8, NULL) == 1 && txns[0] == 2);
+    rm_log(path);
+  }
+}
+
 /* ------------------------------------------------------------ 7. two-phase */
 
 static void test_two_phase(void){
@@ -1375,6 +1407,7 @@ int main(void){
     { test_commit_file_appears, "a commit file appears" },
     { test_spill, "a batch that spills" },
     { test_fork, "a writer carried across fork" },
+    { test_commit_tmp_fails, "the commit file cannot be made" },
   };
   for(size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++){
     int before = test_failures();
