@@ -106,7 +106,19 @@ int cli_compact(const cli_verb *v, int argc, char **argv){
       cli_error("compact: '%s' is not a stateio log", path);
       return CLI_ERROR;
     default:
-      cli_error("compact: '%s': %s", path, cli_strstatus(rc));
+      if( rc == STATEIO_IOERR && errno == ENAMETOOLONG && info.errfile == STATEIO_FILE_COMMIT ){
+        cli_error("compact: '%s': its name leaves no room for its commit file's, '%s-commit.tmp',"
+                  " which would be longer than the file system allows a name to be: nothing"
+                  " changed (use a shorter name)", path, path);
+        return CLI_ERROR;
+      }
+      {
+        /* Name the file the error is on (info.errfile), not only the log. */
+        static const char *const on[] = { "", "", " (its commit file, -commit)",
+                                          " (the new log, .compact)", " (its directory)" };
+        int k = info.errfile >= 0 && info.errfile <= STATEIO_FILE_DIR ? info.errfile : 0;
+        cli_error("compact: '%s'%s: %s", path, on[k], cli_strstatus(rc));
+      }
       return CLI_ERROR;
   }
 }

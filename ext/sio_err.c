@@ -119,6 +119,16 @@ int sioOpenStatus(char **pz, int rc, const char *zPath){
   return sioStatus(pz, rc, zPath);
 }
 
+int sioWriterOpenStatus(char **pz, int rc, const char *zName){
+  if( rc==STATEIO_IOERR && errno==ENAMETOOLONG ){
+    sioErrMsg(pz, "stateio: cannot write %s: its name leaves no room for its commit "
+              "file's, %s-commit.tmp, which would be longer than the file system "
+              "allows a name to be: use a shorter name", zName, zName);
+    return SQLITE_CANTOPEN;
+  }
+  return sioOpenStatus(pz, rc, zName);
+}
+
 int sioCorrupt(char **pz, int rc, uint64_t off, int64_t len, const char *zPath){
   const char *zWhat = rc==STATEIO_CORRUPT_ENTRY ? "corrupt state entry" : "corrupt log";
   if( len<0 ){

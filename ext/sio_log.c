@@ -316,7 +316,7 @@ int sioLogWriter(SioLog *pLog, const char *zName, stateio_writer **ppW, char **p
     rc = stateio_writer_open(&pLog->pWriter, pLog->zAbs, pLog->flags);
     if( rc!=STATEIO_OK ){
       pLog->pWriter = 0;
-      return sioOpenStatus(pzErr, rc, zName);
+      return sioWriterOpenStatus(pzErr, rc, zName);
     }
     if( pLog->nSpill>=0 ) stateio_writer_set_spill(pLog->pWriter, (size_t)pLog->nSpill);
   }

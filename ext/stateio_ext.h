@@ -95,6 +95,11 @@ void sioErrMsg(char **pz, const char *zFmt, ...);
 int sioStatus(char **pz, int rc, const char *zPath);
 /* The same for a status met while opening zPath ("cannot open ..."). */
 int sioOpenStatus(char **pz, int rc, const char *zPath);
+/*
+** The same for stateio_writer_open() of zName, a file that exists: its
+** ENAMETOOLONG is the commit file's name (zName-commit.tmp), not zName's.
+*/
+int sioWriterOpenStatus(char **pz, int rc, const char *zName);
 /* The same after a call on writer w: the file the writer says failed (its commit file ...). */
 int sioWriterStatus(char **pz, int rc, stateio_writer *w, const char *zName);
 /* At every load: remembers the first loading process (fork() is told apart by it). */

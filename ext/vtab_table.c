@@ -55,6 +55,7 @@
 ** takes its part in the transaction to the end: COMMIT writes the entries,
 ** ROLLBACK drops them.
 */
+#include <errno.h>
 #include <string.h>
 
 #include "stateio_ext.h"
@@ -186,6 +187,20 @@ static int sio_tab_create_file(SioTab *pTab, int *pbCreated, dev_t *pDev, ino_t 
   src = sioImageCheck(&img.img);
   sioImageClose(&img);
   if( src!=STATEIO_OK ) return sioStatus(pzErr, src, pTab->args.zFile);
+  if( !pTab->args.bReadonly ){
+    /*
+    ** A name with no room for the commit file's could never be written:
+    ** say so now, not at the first INSERT. (Other reasons a writer cannot
+    ** open, a file without write permission say, are left to the INSERT,
+    ** as a table that is only read does not need one.)
+    */
+    stateio_writer *w = 0;
+    src = stateio_writer_open(&w, pTab->args.zFile, 0);
+    if( src==STATEIO_IOERR && errno==ENAMETOOLONG ){
+      return sioWriterOpenStatus(pzErr, src, pTab->args.zFile);
+    }
+    if( src==STATEIO_OK ) (void)stateio_writer_close(w);
+  }
   return sioTabLog(pTab, pzErr);
 }
 

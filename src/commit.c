@@ -542,12 +542,17 @@ static int read_waiter(int cfd, sio_waiter *wt){
 
 int sio_commit_open(const char *cpath, int flags, int *pcfd){
   if( *pcfd >= 0 ) return STATEIO_OK;
-  /* Most logs written with single unsynced entries have none: a stat() says so at half an open()'s cost. */
+  /*
+  ** Most logs written with single unsynced entries have none: a stat()
+  ** says so at half an open()'s cost. A name too long for the file system
+  ** cannot be there either (a log the reference wrote with a name that
+  ** leaves no room for "-commit"; stateio's writers refuse such names).
+  */
   struct stat st;
-  if( stat(cpath, &st) != 0 && errno == ENOENT ) return STATEIO_OK;
+  if( stat(cpath, &st) != 0 && (errno == ENOENT || errno == ENAMETOOLONG) ) return STATEIO_OK;
   int cfd;
   int rc = sio_open_regular_st(cpath, STATEIO_FILE_COMMIT, flags, 0, &cfd, &st);
-  if( rc == STATEIO_IOERR && errno == ENOENT ) return STATEIO_OK;
+  if( rc == STATEIO_IOERR && (errno == ENOENT || errno == ENAMETOOLONG) ) return STATEIO_OK;
   if( rc == STATEIO_NOTLOG || (rc == STATEIO_IOERR && errno == EISDIR) ) return STATEIO_CORRUPT_COMMIT;
   if( rc ) return rc;
   if( st.st_size != SIO_COMMIT_FILE_SIZE ){

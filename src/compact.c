@@ -137,6 +137,13 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
   memset(&ep, 0, sizeof(ep));
   stateio_writer *w = NULL;
 
+  if( !sio_name_fits(ctmp) ){
+    /* No room for the commit file's names (PATH.compact is shorter): refused before anything is made. */
+    info->errfile = STATEIO_FILE_COMMIT;
+    errno = ENAMETOOLONG;
+    rc = STATEIO_IOERR;
+    goto done;
+  }
   rc = open_locked(path, cpath, timeout_ms, &fd, &cfd, &rec, &st, info);
   if( rc ) goto done;
   old_rec = rec;

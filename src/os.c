@@ -326,6 +326,14 @@ char *sio_suffixed(const char *path, const char *suffix){
   return p;
 }
 
+int sio_name_fits(const char *path){
+  struct stat st;
+  int e = errno;
+  int fits = stat(path, &st) == 0 || errno != ENAMETOOLONG;
+  errno = e;
+  return fits;
+}
+
 int sio_path_names(const char *path, const struct stat *st){
   struct stat now;
   return stat(path, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;

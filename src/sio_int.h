@@ -91,6 +91,13 @@ int sio_path_names(const char *path, const struct stat *st);
 char *sio_log_path(const char *path);
 /* path followed by suffix, allocated; NULL when out of memory. */
 char *sio_suffixed(const char *path, const char *suffix);
+/*
+** Whether a file may be named path: not when a name on it is longer than
+** its file system allows (ENAMETOOLONG). A log's own files add a suffix
+** to its name (PATH-commit.tmp is the longest), so a log whose name
+** leaves no room for them cannot be written here.
+*/
+int sio_name_fits(const char *path);
 /* flock(fd, how), EINTR retried: STATEIO_OK, STATEIO_BUSY (EWOULDBLOCK) or STATEIO_IOERR. */
 int sio_flock(int fd, int file, const char *name, int how);
 /* A named step for the hooks ("compact:written" ...): STATEIO_IOERR if one fails it. */

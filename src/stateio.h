@@ -354,7 +354,10 @@ typedef struct stateio_writer stateio_writer;
 ** A file compacted or renamed over is followed to the one the path names
 ** then.
 ** STATEIO_IOERR with errno for an unopenable path, or (STATEIO_CREATE with
-** STATEIO_SYNC) when the new file's directory cannot be synced;
+** STATEIO_SYNC) when the new file's directory cannot be synced; with
+** ENAMETOOLONG, before anything is made, when the name leaves no room for
+** the commit file's (PATH-commit.tmp is 11 bytes longer than PATH's last
+** component; compaction refuses such a log the same way, readers read it);
 ** STATEIO_NOTLOG / STATEIO_CORRUPT_* are reported by the first append if the file
 ** is not a healthy log.
 */

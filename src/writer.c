@@ -185,6 +185,15 @@ int stateio_writer_open(stateio_writer **pp, const char *path, int flags){
     writer_free(w);
     return STATEIO_NOMEM;
   }
+  if( !sio_name_fits(w->ctmp) ){
+    /*
+    ** The name leaves no room for the commit file's: the first commit
+    ** that needs one would fail. Refuse now, before anything is made.
+    */
+    writer_free(w);
+    errno = ENAMETOOLONG;
+    return STATEIO_IOERR;
+  }
   {
     /* dirname() may return a static string or shorten its argument. */
     char *d = sio_strdup(dirname(w->dpath));

@@ -961,6 +961,87 @@ static void test_commit_file_life(void){
   rm_log(path);
 }
 
+/* ------------------------------------------------------------ long names */
+
+/* tmpdir/nnn...n.log, a name of len bytes (the last component). */
+static const char *long_name(size_t len){
+  char name[300];
+  memset(name, 'n', len - 4);
+  memcpy(name + len - 4, ".log", 5);
+  return tpath(name);
+}
+
+/*
+** A log's own files add to its name ("-commit", "-commit.tmp", ".compact").
+** A name that leaves no room for them: writers and compaction refuse it
+** before anything is made (it was the first transaction that failed, and
+** its error named a freed buffer); readers read such a log (the reference
+** may have written it), as one without a commit file.
+*/
+static void test_long_name(void){
+  long max = pathconf(tmpdir, _PC_NAME_MAX);
+  if( max <= 0 || max > 280 ) max = 255;
+  uint64_t txns[8];
+  /* The log's name fits, not its commit file's; then only the .tmp does not fit. */
+  size_t tight[2] = { (size_t)max - 5, (size_t)max - 9 };
+  for(int i = 0; i < 2; i++){
+    const char *path = long_name(tight[i]);
+    unlink(path);
+    stateio_writer *w = NULL;
+    errno = 0;
+    int rc = stateio_writer_open(&w, path, STATEIO_CREATE);
+    int e = errno;
+    CHECK_MSG(rc == STATEIO_IOERR && e == ENAMETOOLONG && access(path, F_OK) != 0,
+              "a name of %zu bytes: the writer refuses it before making the file (%s, %s)",
+              tight[i], stateio_errstr(rc), strerror(e));
+    if( rc == STATEIO_OK ) stateio_writer_close(w);
+    /* Written by another program (here: a writer on a descriptor). */
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    CHECK(fd >= 0);
+    if( fd < 0 ) continue;
+    CHECK(stateio_writer_open_fd(&w, fd, 0, 0, 0) == STATEIO_OK);
+    CHECK(put_txn(w, 1, 1, 40, 1) == STATEIO_OK);
+    CHECK(put_txn(w, 2, 1, 40, 0) == STATEIO_OK);
+    stateio_writer_close(w);
+    close(fd);
+    uint64_t size = fsize(path);
+    stateio_image img;
+    rc = stateio_open_image(path, &img);
+    CHECK_MSG(rc == STATEIO_OK && img.file_size == size && !img.journaled,
+              "a name of %zu bytes: read as a log without a commit file (%s)", tight[i], stateio_errstr(rc));
+    if( rc == STATEIO_OK ) stateio_close_image(&img);
+    CHECK(read_txns(path, txns, 8, NULL) == 2);
+    stateio_compact_info info;
+    errno = 0;
+    rc = stateio_compact(path, 1, &info);
+    e = errno;
+    CHECK_MSG(rc == STATEIO_IOERR && e == ENAMETOOLONG && info.errfile == STATEIO_FILE_COMMIT
+              && !info.compacted && fsize(path) == size,
+              "a name of %zu bytes: compaction refuses it, naming the commit file (%s, %s, %d)",
+              tight[i], stateio_errstr(rc), strerror(e), info.errfile);
+    CHECK(read_txns(path, txns, 8, NULL) == 2);
+    unlink(path);
+  }
+  /* The longest name with room for them all: transactions and compaction work. */
+  {
+    const char *path = long_name((size_t)max - 11);
+    rm_log(path);
+    stateio_writer *w = NULL;
+    CHECK(stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC) == STATEIO_OK);
+    if( w ){
+      CHECK(put_txn(w, 1, 3, 40, 1) == STATEIO_OK);
+      CHECK(put_txn(w, 2, 3, 40, 1) == STATEIO_OK);
+      stateio_writer_close(w);
+    }
+    stateio_compact_info info;
+    int rc = stateio_compact(path, 1, &info);
+    CHECK_MSG(rc == STATEIO_OK && info.compacted, "a name of %ld bytes: compaction (%s)", max - 11, stateio_errstr(rc));
+    int n = read_txns(path, txns, 8, NULL);
+    CHECK_MSG(n == 1 && txns[0] == 2, "a name of %ld bytes: the last epoch's transaction (%d)", max - 11, n);
+    rm_log(path);
+  }
+}
+
 /* ------------------------------------------------------------ the commit file's temporary name */
 
 /*
@@ -1408,6 +1489,7 @@ int main(void){
     { test_spill, "a batch that spills" },
     { test_fork, "a writer carried across fork" },
     { test_commit_tmp_fails, "the commit file cannot be made" },
+    { test_long_name, "long names" },
   };
   for(size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++){
     int before = test_failures();
