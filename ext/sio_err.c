@@ -80,6 +80,7 @@ static int sio_forked(void){
 }
 
 int sioWriterStatus(char **pz, int rc, stateio_writer *w, const char *zName){
+  int e = errno;     /* the failure's: the stat() below must not change it */
   if( rc==STATEIO_MISUSE && sio_forked() ){
     sioErrMsg(pz, "stateio: %s: this connection was carried across fork(), and its "
               "writer belongs to the process that opened it: open a new connection here", zName);
@@ -103,6 +104,7 @@ int sioWriterStatus(char **pz, int rc, stateio_writer *w, const char *zName){
     zMsgName = bDir ? sqlite3_mprintf("the directory of %s", zName) : sqlite3_mprintf("%s", zName);
   }
   if( zMsgName==0 ) return SQLITE_NOMEM;
+  errno = e;
   rc = sioStatus(pz, rc, zMsgName);
   sqlite3_free(zMsgName);
   return rc;
