@@ -30,6 +30,7 @@
 **
 ** Environment: STATEIO_ISOLATION_READS=N reads for 1 (default 12000).
 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -1074,6 +1075,154 @@ static void test_commit_tmp_fails(void){
   }
 }
 
+/* ------------------------------------------------------------ a failure at every step */
+
+/*
+** One failure (EIO, or ENOSPC) at every operation of a workload in turn,
+** or every write failing from there on (a full disk), as SQLite's I/O
+** error tests do: transactions, a single append, a batch
+** that spills, a compaction, and transactions after it. After each run:
+** no transaction is partial; every one acknowledged is there (the first,
+** in the epoch compaction drops, may be gone once compaction got as far
+** as its rename); none whose commit failed is there; an error names one of
+** the log's own files (the writer's errfile is its own memory: ASan sees
+** a freed one); nothing is left beside the log but its commit file; and a
+** new writer can commit.
+*/
+static struct { int count, fail_at, err, fired, full; } sweep;
+
+static int sweep_hook(void *arg, stateio_os_op *o){
+  (void)arg;
+  if( o->after ) return 0;
+  ++sweep.count;
+  /* full: the disk fills at operation fail_at, and every write from there on fails. */
+  if( sweep.full ){
+    if( sweep.fail_at && sweep.count >= sweep.fail_at && strcmp(o->op, "write") == 0 ){
+      sweep.fired = 1;
+      return sweep.err;
+    }
+    return 0;
+  }
+  if( sweep.count == sweep.fail_at ){
+    sweep.fired = 1;
+    return sweep.err;
+  }
+  return 0;
+}
+
+/* Whether the writer's error file is one of the log's own names. */
+static int known_errfile(stateio_writer *w, const char *path){
+  const char *ef = stateio_writer_errfile(w);
+  if( !ef ) return 1;
+  char c[620], t[620];
+  snprintf(c, sizeof(c), "%s-commit", path);
+  snprintf(t, sizeof(t), "%s-commit.tmp", path);
+  return strcmp(ef, path) == 0 || strcmp(ef, c) == 0 || strcmp(ef, t) == 0 || strcmp(ef, tmpdir) == 0;
+}
+
+/* The workload; acked[t] = 1 for each transaction t whose commit returned OK, -1 when it failed. */
+static void sweep_run(const char *path, int flags, int acked[8], char *why, size_t whylen){
+  stateio_writer *w = NULL;
+  why[0] = 0;
+  memset(acked, 0, 8 * sizeof(int));
+  if( stateio_writer_open(&w, path, STATEIO_CREATE | flags) != STATEIO_OK ) return;
+  static const struct { uint32_t n; size_t len; int snap; } txn[8] = {
+    { 0, 0, 0 }, { 2, 60, 0 }, { 3, 80, 1 }, { 1, 50, 0 }, { 12, 1000, 0 }, { 2, 70, 0 }, { 1, 40, 0 }, { 0, 0, 0 }
+  };
+  stateio_writer_set_spill(w, 4096);
+  for(int t = 1; t <= 6; t++){
+    if( t == 5 ){
+      stateio_compact_info info;
+      int rc = stateio_compact(path, 1, &info);
+      if( rc != STATEIO_OK && (info.errfile < STATEIO_FILE_LOG || info.errfile > STATEIO_FILE_DIR) ){
+        snprintf(why, whylen, "compaction failed (%s) naming file %d", stateio_errstr(rc), info.errfile);
+      }
+    }
+    int rc = put_txn(w, (uint64_t)t, txn[t].n, txn[t].len, txn[t].snap);
+    if( rc != STATEIO_OK ) stateio_writer_rollback(w);
+    acked[t] = rc == STATEIO_OK ? 1 : -1;
+    if( rc != STATEIO_OK && !known_errfile(w, path) && !why[0] ){
+      snprintf(why, whylen, "transaction %d failed (%s) naming %s", t, stateio_errstr(rc), stateio_writer_errfile(w));
+    }
+  }
+  stateio_writer_close(w);
+}
+
+static void test_fault_sweep(void){
+  const char *path = tpath("sweep.log");
+  char cpath[620];
+  snprintf(cpath, sizeof(cpath), "%s-commit", path);
+  int acked[8];
+  char why[700];
+  /* flags, errno, and whether every write fails from there on (a full disk) */
+  static const int modes[][3] = { { STATEIO_SYNC, EIO, 0 }, { 0, EIO, 0 }, { STATEIO_SYNC, ENOSPC, 0 },
+                                  { STATEIO_SYNC, ENOSPC, 1 }, { 0, ENOSPC, 1 } };
+  int runs = 0, failed_runs = 0;
+  for(size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++){
+    /* A dry run counts the operations. */
+    rm_log(path);
+    memset(&sweep, 0, sizeof(sweep));
+    stateio_set_os_hook(sweep_hook, NULL);
+    sweep_run(path, modes[m][0], acked, why, sizeof(why));
+    stateio_set_os_hook(NULL, NULL);
+    int total = sweep.count;
+    CHECK_MSG(total > 50 && acked[1] == 1 && acked[6] == 1, "the workload runs (%d operations)", total);
+    for(int k = 1; k <= total; k++){
+      rm_log(path);
+      memset(&sweep, 0, sizeof(sweep));
+      sweep.fail_at = k;
+      sweep.err = modes[m][1];
+      sweep.full = modes[m][2];
+      stateio_set_os_hook(sweep_hook, NULL);
+      sweep_run(path, modes[m][0], acked, why, sizeof(why));
+      stateio_set_os_hook(NULL, NULL);
+      runs++;
+      uint64_t txns[16];
+      int n = access(path, F_OK) == 0 ? read_txns(path, txns, 16, NULL) : 0;
+      int present[8] = { 0 };
+      for(int i = 0; i < n && i < 16; i++) if( txns[i] < 8 ) present[txns[i]] = 1;
+      char bad[1000] = "";
+      if( why[0] ) snprintf(bad, sizeof(bad), "%s", why);
+      else if( n < 0 ) snprintf(bad, sizeof(bad), "a transaction is partial or out of order");
+      for(int t = 1; t <= 6 && !bad[0]; t++){
+        if( acked[t] == 1 && !present[t] && t != 1 ) snprintf(bad, sizeof(bad), "acknowledged transaction %d is missing", t);
+        if( acked[t] == -1 && present[t] ) snprintf(bad, sizeof(bad), "transaction %d, whose commit failed, is there", t);
+      }
+      if( !bad[0] ){
+        DIR *d = opendir(tmpdir);
+        struct dirent *de;
+        while( d && (de = readdir(d)) != NULL ){
+          if( strncmp(de->d_name, "sweep.log", 9) == 0 && strcmp(de->d_name, "sweep.log") != 0
+           && strcmp(de->d_name, "sweep.log-commit") != 0 ){
+            snprintf(bad, sizeof(bad), "left beside the log: %s", de->d_name);
+          }
+        }
+        if( d ) closedir(d);
+      }
+      if( !bad[0] ){
+        stateio_writer *w;
+        int rc = stateio_writer_open(&w, path, STATEIO_CREATE | STATEIO_SYNC);
+        if( rc == STATEIO_OK ){
+          rc = put_txn(w, 7, 2, 30, 0);
+          stateio_writer_close(w);
+        }
+        int n2 = read_txns(path, txns, 16, NULL);
+        if( rc != STATEIO_OK || n2 < 1 || txns[n2 - 1] != 7 ){
+          snprintf(bad, sizeof(bad), "a new writer then: %s, %d transactions", stateio_errstr(rc), n2);
+        }
+      }
+      if( bad[0] ){
+        failed_runs++;
+        CHECK_MSG(0, "%s%s at operation %d of %d (%s): %s", strerror(modes[m][1]),
+                  modes[m][2] ? " for every write" : "", k, total, modes[m][0] ? "STATEIO_SYNC" : "no sync", bad);
+      }
+    }
+  }
+  printf("fault sweep: %d runs, %d wrong\n", runs, failed_runs);
+  CHECK(runs > 250);
+  rm_log(path);
+}
+
 /* ------------------------------------------------------------ 7. two-phase */
 
 static void test_two_phase(void){
@@ -1490,6 +1639,7 @@ int main(void){
     { test_fork, "a writer carried across fork" },
     { test_commit_tmp_fails, "the commit file cannot be made" },
     { test_long_name, "long names" },
+    { test_fault_sweep, "a failure at every step" },
   };
   for(size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++){
     int before = test_failures();
