@@ -22,6 +22,7 @@
 ** everything else itself, as always. The helper stops at the first record of a block
 ** that is not valid: what comes after damage is the reader's to judge.
 */
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -36,6 +37,7 @@ typedef struct slot {
   uint64_t k;              /* the chunk it holds (UINT64_MAX: none) */
   int ready;               /* filled and verified */
   int rc;                  /* the read's status */
+  int err;                 /* ... and its errno (errno is the reading thread's own) */
   unsigned char *buf;
   uint32_t chain[CHUNK_BLOCKS];
 } slot;
@@ -62,6 +64,7 @@ static void fill(sio_prefetch *pf, slot *s, uint64_t k){
   uint64_t base = k * CHUNK;
   uint64_t end = base + CHUNK < pf->total ? base + CHUNK : pf->total;
   s->rc = sio_image_read(&pf->img, base, (size_t)(end - base), s->buf);
+  s->err = s->rc ? errno : 0;
   for(uint64_t b = 0; b < CHUNK_BLOCKS; b++){
     uint64_t bbase = base + b * REC_BLOCK;
     s->chain[b] = 0;
@@ -183,7 +186,10 @@ int sio_prefetch_get(sio_prefetch *pf, uint64_t off, const unsigned char **p,
     pthread_mutex_unlock(&pf->mu);
     pf->have = k;
   }
-  if( s->rc ) return s->rc;
+  if( s->rc ){
+    errno = s->err;        /* the helper's read may have failed: its errno, not this thread's */
+    return s->rc;
+  }
   *base = k * CHUNK;
   *n = (size_t)((k * CHUNK + CHUNK < pf->total ? k * CHUNK + CHUNK : pf->total) - k * CHUNK);
   *p = s->buf;

@@ -10,6 +10,7 @@
 ** (flip a byte, set a byte, fix a checksum, cut), and read as memory
 ** images; the writer cases use a temporary file.
 */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -850,6 +851,45 @@ static void test_parallel(void){
     free(a);
     free(b);
     stateio_close_image(&fimg);
+  }
+  /*
+  ** The file cut short under a parallel scan: the read that fails may be
+  ** the helper thread's, and the error's errno must be that read's (EIO),
+  ** not whatever the reading thread's errno was. 2026-12-01: the SQL
+  ** message said "No such file or directory", a stale errno.
+  */
+  {
+    int rounds = 8, right = 0, failed = 0;
+    for(int round = 0; round < rounds; round++){
+      FILE *g = fopen(path, "wb");
+      CHECK(g && fwrite(p, 1, n, g) == n);
+      if( g ) fclose(g);
+      stateio_image cimg;
+      stateio_scan *s;
+      if( !CHECK(stateio_open_image(path, &cimg) == STATEIO_OK) ) break;
+      CHECK(stateio_scan_open(&s, &cimg, 0, 0) == STATEIO_OK);
+      CHECK(stateio_scan_parallel(s) == STATEIO_OK);
+      int rc = STATEIO_OK, e = 0;
+      for(long k = 0; ; k++){
+        stateio_entry en;
+        if( k == 20 ) CHECK(truncate(path, (off_t)(n / 3)) == 0);
+        errno = ENOENT;                  /* what this thread's errno was before */
+        rc = stateio_scan_next(s, &en);
+        e = errno;
+        if( rc != STATEIO_OK && rc != STATEIO_CORRUPT_LOG && rc != STATEIO_CORRUPT_ENTRY ) break;
+      }
+      if( rc == STATEIO_IOERR ){
+        failed++;
+        if( e == EIO ) right++;
+      }
+      stateio_scan_close(s);
+      stateio_close_image(&cimg);
+    }
+    CHECK_MSG(failed == rounds && right == rounds, "a file cut short under a parallel scan: %d of %d scans failed, %d with EIO",
+              failed, rounds, right);
+    FILE *g = fopen(path, "wb");
+    CHECK(g && fwrite(p, 1, n, g) == n);
+    if( g ) fclose(g);
   }
   /* Undamaged, then with a byte flipped every few MiB (headers and payloads). */
   for(int round = 0; round < 3; round++){
