@@ -44,6 +44,8 @@
 #   file_bytes FILE                  the whole file, as a binary string
 #   copy_golden CASE ?DEST?          copy golden CASE's log.bin to DEST
 #                                    (default CASE.log); returns DEST
+#   name_max                         the longest file name the current
+#                                    directory takes (255 on ext4, tmpfs)
 # Variables:
 #   ::testdir     absolute path of test/          ::projectdir  the project root
 #   ::goldendir   the golden test vectors (test/golden, or
@@ -233,6 +235,16 @@ proc copy_golden {case {dest ""}} {
   file copy -force [file join $::goldendir $case log.bin] $dest
   file attributes $dest -permissions 0644
   return $dest
+}
+
+proc name_max {} {
+  for {set n 1024} {$n > 14} {incr n -1} {
+    if {![catch { close [open [string repeat m $n] w] }]} {
+      file delete [string repeat m $n]
+      return $n
+    }
+  }
+  return 255
 }
 
 # The last line: "N passed, M failed" (N counts passes, not tests).
