@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "stateio.h"
 #include "logio.h"
@@ -98,6 +99,12 @@ int cli_walk(const char *what, const stateio_image *img, cli_walk_fn fn, void *a
 
 /* fsync the directory that holds path (after a rename or link): 0 or -1. */
 int cli_sync_dir_of(const char *path);
+/*
+** The permission bits for a copy of the file open on fd (salvage's OUT,
+** mirror's DST): the source's read and write bits, the umask applied as
+** cp applies it to a new file. A copy of a private log stays private.
+*/
+mode_t cli_copy_mode(int fd);
 
 /* ---------------------------------------------------------------- progress */
 

@@ -126,7 +126,13 @@ static int copy_range(mirror *m, int sfd, int dfd, uint64_t from, uint64_t to,
 /* A fresh copy of SRC's [0, end) to DST.tmp, renamed over DST. */
 static int fresh_copy(mirror *m, int sfd, uint64_t end, int64_t id){
   const char *what = m->tmp;
-  int tfd = open(m->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  /*
+  ** A DST.tmp left by a run that was killed is ours to replace; made anew
+  ** (O_EXCL), so that a symbolic link planted there is never written
+  ** through. SRC's permission bits: a copy of a private log stays private.
+  */
+  (void)unlink(m->tmp);
+  int tfd = open(m->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, cli_copy_mode(sfd));
   if( tfd < 0 ){
     cli_error("mirror: cannot create '%s': %s", m->tmp, strerror(errno));
     return -1;

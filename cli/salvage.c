@@ -108,7 +108,7 @@ int cli_salvage(const cli_verb *v, int argc, char **argv){
     return CLI_ERROR;
   }
   snprintf(tmp, tlen, "%s.salvage.tmp", out);
-  int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, cli_copy_mode(img.fd));
   if( fd < 0 ){
     cli_error("salvage: cannot create '%s': %s", tmp, strerror(errno));
     stateio_close_image(&img);

@@ -67,7 +67,8 @@ static const cli_verb verbs[] = {
     "was kept (or when the log begins with updates); an update whose snapshot was\n"
     "lost cannot be placed and is dropped. Every damaged region, bad entry,\n"
     "dropped update and torn tail is reported on stderr with its offset and\n"
-    "length. OUT must not exist; it appears only when it is complete and synced.\n"
+    "length. OUT must not exist; it appears only when it is complete and synced,\n"
+    "with DAMAGED's permission bits (less the umask).\n"
     "\n"
     "Exit status: 0 nothing was dropped, 1 something was, 2 error.\n",
     cli_salvage },
@@ -77,7 +78,8 @@ static const cli_verb verbs[] = {
     "complete entry, are appended to DST and synced. When SRC is another file\n"
     "(it was compacted or replaced: its log_id changed), when it shrank, or when\n"
     "the bytes copied last changed, DST is copied again: to DST.tmp, synced,\n"
-    "renamed over DST. An existing DST that is a prefix of SRC is appended to.\n"
+    "renamed over DST, with SRC's permission bits (less the umask). An existing\n"
+    "DST that is a prefix of SRC is appended to.\n"
     "This is how a standby on another machine follows a log through a shared\n"
     "or network file system: it restores from DST. Stop it with SIGINT or\n"
     "SIGTERM.\n"

@@ -276,6 +276,12 @@ void cli_put_json_string(FILE *out, const unsigned char *p, size_t n){
   put_escaped(out, p, n, 1);
 }
 
+mode_t cli_copy_mode(int fd){
+  struct stat st;
+  if( fstat(fd, &st) != 0 ) return 0600;
+  return st.st_mode & 0666;
+}
+
 int cli_sync_dir_of(const char *path){
   char *copy = strdup(path);
   if( !copy ) return -1;
