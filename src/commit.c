@@ -166,7 +166,7 @@ int sio_commit_create(const char *cpath, const char *tmp, const sio_rec *r,
   sio_rec_encode(r, buf);
   int fd = -1;
   const char *bad = tmp;
-  int rc = sio_open_regular(tmp, STATEIO_FILE_COMMIT, O_RDWR | O_CREAT | O_TRUNC, 0644, &fd);
+  int rc = sio_create_fresh(tmp, STATEIO_FILE_COMMIT, 0644, &fd);
   /* Whoever may read or write the log may read or write its commit file. */
   if( rc == STATEIO_OK ) rc = sio_match_owner(fd, STATEIO_FILE_COMMIT, tmp, log_st, 0666);
   if( rc == STATEIO_OK ) rc = sio_pwrite_full(fd, STATEIO_FILE_COMMIT, tmp, buf, sizeof(buf), 0);

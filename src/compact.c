@@ -198,8 +198,7 @@ int stateio_compact_wait(const char *path, unsigned keep, int timeout_ms,
     goto done;
   }
 
-  rc = sio_open_regular(tmp, STATEIO_FILE_COMPACT, O_RDWR | O_CREAT | O_TRUNC,
-                        (int)(st.st_mode & 07777), &tfd);
+  rc = sio_create_fresh(tmp, STATEIO_FILE_COMPACT, (int)(st.st_mode & 07777), &tfd);
   if( rc ){ info->errfile = STATEIO_FILE_COMPACT; goto done; }
   /* The new log replaces the old: the same permissions, whatever the umask, and as root the same owner. */
   rc = sio_match_owner(tfd, STATEIO_FILE_COMPACT, tmp, &st, 07777);

@@ -210,6 +210,15 @@ int sio_unlink(int file, const char *path){
   return STATEIO_OK;
 }
 
+int sio_create_fresh(const char *path, int file, int mode, int *pfd){
+  struct stat st;
+  if( lstat(path, &st) == 0 ){
+    int rc = sio_unlink(file, path);
+    if( rc ) return rc;
+  }
+  return sio_open_regular(path, file, O_RDWR | O_CREAT | O_EXCL, mode, pfd);
+}
+
 int sio_sync_dir(const char *path){
   char *copy = sio_strdup(path);
   if( !copy ) return STATEIO_NOMEM;

@@ -38,6 +38,13 @@ int sio_fsync(int fd, int file, const char *name);
 int sio_ftruncate(int fd, int file, const char *name, uint64_t len);
 int sio_rename(int file, const char *from, const char *to);
 int sio_unlink(int file, const char *path);
+/*
+** Create path anew, read-write (PATH-commit.tmp, PATH.compact: names only
+** stateio makes): one that a crashed run left is removed first, and
+** O_EXCL makes sure a symbolic link planted at the name is replaced, never
+** followed (an open with O_TRUNC would write into the file it names).
+*/
+int sio_create_fresh(const char *path, int file, int mode, int *pfd);
 /* fsync the directory that holds path. */
 int sio_sync_dir(const char *path);
 /*

@@ -495,6 +495,65 @@ static void test_symlink(void){
 }
 
 /*
+** Names only stateio makes, PATH-commit.tmp and PATH.compact, with a
+** symbolic link planted there (another user of a shared directory), or a
+** file a crashed run left: the link is replaced, never written through,
+** and the file it names keeps its bytes. 2026-12-01: both were opened with
+** O_TRUNC, which follows a link: the file it named was truncated, filled
+** with the commit file's or the new log's bytes, and given the log's mode.
+*/
+static void test_planted(void){
+  char log[512], ctmp[530], ctmp2[530], victim[520], cpath[520];
+  snprintf(log, sizeof(log), "%s/pl.log", tmpdir);
+  snprintf(ctmp, sizeof(ctmp), "%s-commit.tmp", log);
+  snprintf(ctmp2, sizeof(ctmp2), "%s.compact", log);
+  snprintf(cpath, sizeof(cpath), "%s-commit", log);
+  snprintf(victim, sizeof(victim), "%s/victim.txt", tmpdir);
+  unlink(cpath);
+  write_epochs(log, 3, 2);
+  FILE *f = fopen(victim, "w");
+  CHECK(f && fputs("keep me", f) >= 0);
+  if( f ) fclose(f);
+  chmod(victim, 0600);
+  struct stat vst, st;
+  CHECK(stat(victim, &vst) == 0);
+  /* The commit file's temporary name. */
+  unlink(ctmp);
+  CHECK(symlink(victim, ctmp) == 0);
+  stateio_writer *w;
+  CHECK(stateio_writer_open(&w, log, STATEIO_SYNC) == STATEIO_OK);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  CHECK(stateio_update(w, "t1", 2) == STATEIO_OK);
+  CHECK(stateio_update(w, "t2", 2) == STATEIO_OK);
+  int rc = stateio_writer_commit(w);
+  stateio_writer_close(w);
+  CHECK_MSG(rc == STATEIO_OK, "a transaction with a link at PATH-commit.tmp commits (%s)", stateio_errstr(rc));
+  CHECK_MSG(stat(victim, &st) == 0 && st.st_size == 7 && st.st_mode == vst.st_mode,
+            "the file the link named is untouched (%lld bytes, mode %o)", (long long)st.st_size, (unsigned)st.st_mode);
+  CHECK(lstat(cpath, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 1024 && !exists(ctmp));
+  CHECK(has_update(log, "t2"));
+  /* Compaction's new log. */
+  CHECK(symlink(victim, ctmp2) == 0);
+  stateio_compact_info info;
+  rc = stateio_compact(log, 1, &info);
+  CHECK_MSG(rc == STATEIO_OK && info.compacted, "compaction with a link at PATH.compact (%s)", stateio_errstr(rc));
+  CHECK_MSG(stat(victim, &st) == 0 && st.st_size == 7 && st.st_mode == vst.st_mode,
+            "the file the link named is untouched (%lld bytes, mode %o)", (long long)st.st_size, (unsigned)st.st_mode);
+  CHECK(lstat(log, &st) == 0 && S_ISREG(st.st_mode) && !exists(ctmp2) && epoch_count(log) == 1);
+  /* A PATH.compact a crashed compaction left: replaced. */
+  write_epochs(log, 3, 2);
+  f = fopen(ctmp2, "w");
+  CHECK(f && fputs("half a log", f) >= 0);
+  if( f ) fclose(f);
+  rc = stateio_compact(log, 1, &info);
+  CHECK_MSG(rc == STATEIO_OK && info.compacted && !exists(ctmp2) && epoch_count(log) == 1,
+            "compaction over a PATH.compact left by a crash (%s)", stateio_errstr(rc));
+  unlink(victim);
+  unlink(cpath);
+  unlink(log);
+}
+
+/*
 ** A writer opened by a relative name goes on in the same log after the
 ** program changes its working directory (daemons chdir("/")): its commit
 ** file, and the new file when the log is compacted, are found where the
@@ -745,6 +804,7 @@ int main(int argc, char **argv){
   test_hard_link();
   test_hard_link_race();
   test_symlink();
+  test_planted();
   test_chdir();
   test_owner();
   test_group();
