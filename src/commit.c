@@ -523,18 +523,14 @@ static int write_waiter(int cfd, const char *cpath, uint64_t token, uint64_t sin
   return sio_pwrite_full(cfd, STATEIO_FILE_COMMIT, cpath, m, sizeof(m), SIO_WAIT_OFF);
 }
 
+/*
+** The waiter's mark of the commit file open on cfd, read with its record:
+** a file whose record does not decode is not a commit file, and nothing
+** is ever written to it.
+*/
 static int read_waiter(int cfd, sio_waiter *wt){
-  unsigned char m[SIO_WAIT_SIZE];
-  memset(wt, 0, sizeof(*wt));
-  ssize_t got;
-  while( (got = pread(cfd, m, sizeof(m), SIO_WAIT_OFF)) < 0 && errno == EINTR ){}
-  if( got != (ssize_t)sizeof(m) ) return got < 0 ? STATEIO_IOERR : STATEIO_CORRUPT_COMMIT;
-  if( get32(m) == WAIT_MAGIC ){
-    wt->token = sio_get64(m + 8);
-    wt->since = sio_get64(m + 16);
-    wt->until = sio_get64(m + 24);
-  }
-  return STATEIO_OK;
+  sio_rec r;
+  return sio_commit_read(cfd, &r, wt);
 }
 
 /* How long a waiter's mark lasts unless renewed (it is renewed at every poll). */
@@ -551,9 +547,14 @@ int sio_commit_open(const char *cpath, int flags, int *pcfd){
   struct stat st;
   if( stat(cpath, &st) != 0 && (errno == ENOENT || errno == ENAMETOOLONG) ) return STATEIO_OK;
   int cfd;
-  int rc = sio_open_regular_st(cpath, STATEIO_FILE_COMMIT, flags, 0, &cfd, &st);
+  /*
+  ** O_NOFOLLOW: stateio makes it by a rename of a file of its own, so a
+  ** symbolic link there was put by someone else, and the file it names
+  ** is not to be written (the waiter's mark would be): damage.
+  */
+  int rc = sio_open_regular_st(cpath, STATEIO_FILE_COMMIT, flags | O_NOFOLLOW, 0, &cfd, &st);
   if( rc == STATEIO_IOERR && (errno == ENOENT || errno == ENAMETOOLONG) ) return STATEIO_OK;
-  if( rc == STATEIO_NOTLOG || (rc == STATEIO_IOERR && errno == EISDIR) ) return STATEIO_CORRUPT_COMMIT;
+  if( rc == STATEIO_NOTLOG || (rc == STATEIO_IOERR && (errno == EISDIR || errno == ELOOP)) ) return STATEIO_CORRUPT_COMMIT;
   if( rc ) return rc;
   if( st.st_size != SIO_COMMIT_FILE_SIZE ){
     close(cfd);

@@ -540,6 +540,49 @@ static void test_planted(void){
   CHECK_MSG(stat(victim, &st) == 0 && st.st_size == 7 && st.st_mode == vst.st_mode,
             "the file the link named is untouched (%lld bytes, mode %o)", (long long)st.st_size, (unsigned)st.st_mode);
   CHECK(lstat(log, &st) == 0 && S_ISREG(st.st_mode) && !exists(ctmp2) && epoch_count(log) == 1);
+  /*
+  ** The commit file itself a link (to a file of its size): damage, named,
+  ** and nothing is written to the file it names, not even the mark of a
+  ** writer that waits for the lock (2026-12-01: 32 bytes at offset 512).
+  */
+  {
+    char v2[530], saved[530];
+    snprintf(v2, sizeof(v2), "%s/victim1024", tmpdir);
+    snprintf(saved, sizeof(saved), "%s.saved", cpath);
+    unsigned char vb[1024];
+    memset(vb, 'v', sizeof(vb));
+    f = fopen(v2, "wb");
+    CHECK(f && fwrite(vb, 1, sizeof(vb), f) == sizeof(vb));
+    if( f ) fclose(f);
+    stateio_writer *a, *b;
+    CHECK(stateio_writer_open(&a, log, 0) == STATEIO_OK);
+    CHECK(stateio_writer_open(&b, log, 0) == STATEIO_OK);
+    CHECK(stateio_writer_begin(a) == STATEIO_OK);
+    CHECK(stateio_update(a, "held", 4) == STATEIO_OK);   /* a holds the lock now */
+    CHECK(rename(cpath, saved) == 0 && symlink(v2, cpath) == 0);
+    stateio_writer_set_timeout(b, 60);
+    rc = stateio_update(b, "waits", 5);
+    CHECK_MSG(rc == STATEIO_BUSY, "a writer that waits for the lock: %s", stateio_errstr(rc));
+    stateio_writer_rollback(a);
+    rc = stateio_update(b, "now", 3);
+    const char *ef = stateio_writer_errfile(b);
+    CHECK_MSG(rc == STATEIO_CORRUPT_COMMIT && ef && strcmp(ef, cpath) == 0,
+              "a commit file that is a link: %s, naming %s", stateio_errstr(rc), ef ? ef : "NULL");
+    stateio_image img;
+    rc = stateio_open_image(log, &img);
+    CHECK_MSG(rc == STATEIO_CORRUPT_COMMIT, "... for a reader too (%s)", stateio_errstr(rc));
+    if( rc == STATEIO_OK ) stateio_close_image(&img);
+    unsigned char now[1100];
+    f = fopen(v2, "rb");
+    size_t got = f ? fread(now, 1, sizeof(now), f) : 0;
+    if( f ) fclose(f);
+    CHECK_MSG(got == sizeof(vb) && memcmp(now, vb, sizeof(vb)) == 0, "the file the link names is untouched");
+    stateio_writer_close(a);
+    stateio_writer_close(b);
+    CHECK(unlink(cpath) == 0 && rename(saved, cpath) == 0);
+    CHECK(has_update(log, "t2") && !has_update(log, "held"));
+    unlink(v2);
+  }
   /* A PATH.compact a crashed compaction left: replaced. */
   write_epochs(log, 3, 2);
   f = fopen(ctmp2, "w");
