@@ -333,6 +333,15 @@ int sioFilter(
       sioErrMsg(pzErr, "stateio: %s needs a log file, not null", pTab->pKind->zFunc);
       return SQLITE_ERROR;
     }
+    if( (size_t)sqlite3_value_bytes(aArg[SIO_BIT_FILE])!=strlen(zFile) ){
+      /* A BLOB with a zero byte in it: the name would end there, at another file. */
+      sioErrMsg(pzErr, "stateio: %s: the log file's name holds a zero byte", pTab->pKind->zFunc);
+      return SQLITE_ERROR;
+    }
+    if( zFile[0]==0 ){
+      sioErrMsg(pzErr, "stateio: %s needs a log file, not an empty name", pTab->pKind->zFunc);
+      return SQLITE_ERROR;
+    }
     pCur->zFuncPath = sqlite3_mprintf("%s", zFile);
     if( pCur->zFuncPath==0 ) return SQLITE_NOMEM;
     pCur->zPath = pCur->zFuncPath;
