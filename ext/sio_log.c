@@ -65,9 +65,10 @@ static uint64_t sio_birth(const char *zPath){
 ** when its path names nothing now. That file may be gone, and its inode
 ** number given to a new file: the birth time tells them apart, or, where
 ** the file system keeps none, an open writer (which keeps the old inode
-** from being reused). 2026-12-01: a table dropped while a cached statement
-** still held its log made a new file that got the old one's inode read as
-** the old path ("cannot open OLD: No such file or directory").
+** from being reused). 2026-12-01: a table over a new file that got the
+** inode number of a deleted one, which another table still held, shared
+** that table's log and read the deleted path ("cannot open NEW: No such
+** file or directory").
 */
 static SioLog *sio_log_find(SioConn *pConn, dev_t dev, ino_t ino, uint64_t birth){
   SioLog *p;
