@@ -536,6 +536,19 @@ static int read_waiter(int cfd, sio_waiter *wt){
 /* How long a waiter's mark lasts unless renewed (it is renewed at every poll). */
 #define WAIT_MARK_MS 1000
 
+/*
+** Whether wt is the mark of a waiter alive now (now: CLOCK_MONOTONIC ms).
+** The clock starts again at boot, and is another one on another machine
+** (over a network file system): a mark left by a waiter when the power
+** went can hold times far ahead of this clock. A live mark began in the
+** past and ends at most WAIT_MARK_MS after its last renewal; any other is
+** from a clock not ours, and counts as no mark (a writer without a
+** timeout yielded to it at every try, for as long as the old boot had run).
+*/
+static int mark_live(const sio_waiter *wt, uint64_t now){
+  return wt->token != 0 && wt->since <= now && wt->until > now && wt->until <= now + WAIT_MARK_MS;
+}
+
 int sio_commit_open(const char *cpath, int flags, int *pcfd){
   if( *pcfd >= 0 ) return STATEIO_OK;
   /*
@@ -592,7 +605,7 @@ int sio_lock_wait(int fd, const char *path, const char *cpath, int *pcfd,
         return rc;
       }
       if( *pcfd < 0 ) return STATEIO_OK;
-      if( wt.token && wt.token != token && wt.until > now_ms() && (!waited || wt.since < t0) ){
+      if( wt.token != token && mark_live(&wt, now_ms()) && (!waited || wt.since < t0) ){
         /* Someone waits, and longer than we do: let it in. */
         (void)sio_flock(fd, STATEIO_FILE_LOG, path, LOCK_UN);
         rc = STATEIO_BUSY;
@@ -627,7 +640,7 @@ int sio_lock_wait(int fd, const char *path, const char *cpath, int *pcfd,
     if( cpath && sio_commit_open(cpath, O_RDWR, pcfd) == STATEIO_OK && *pcfd >= 0 ){
       sio_waiter wt;
       if( read_waiter(*pcfd, &wt) == STATEIO_OK
-       && (wt.token == 0 || wt.token == token || wt.until <= now || wt.since > t0) ){
+       && (wt.token == token || !mark_live(&wt, now) || wt.since > t0) ){
         if( write_waiter(*pcfd, cpath, token, t0, now + WAIT_MARK_MS) == STATEIO_OK ) marked = 1;
       }
     }

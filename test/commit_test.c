@@ -1075,6 +1075,75 @@ static void test_commit_tmp_fails(void){
   }
 }
 
+/* ------------------------------------------------------------ a mark from another clock */
+
+/* CLOCK_MONOTONIC in ms, the clock of the waiter's mark. */
+static uint64_t mono_ms(void){
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void put_le(unsigned char *p, uint64_t v, int n){
+  for(int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Write a waiter's mark (nobody's token) into the commit file cpath. */
+static void put_mark(const char *cpath, uint64_t since, uint64_t until){
+  unsigned char m[32];
+  memset(m, 0, sizeof(m));
+  put_le(m, 0x74696177u, 4);                            /* "wait" */
+  put_le(m + 8, 0x1234567u, 8);
+  put_le(m + 16, since, 8);
+  put_le(m + 24, until, 8);
+  int fd = open(cpath, O_RDWR);
+  CHECK(fd >= 0 && pwrite(fd, m, sizeof(m), 512) == (ssize_t)sizeof(m));
+  if( fd >= 0 ) close(fd);
+}
+
+/*
+** A waiter's mark left by a process that waited when the machine lost its
+** power (or on another machine over a network file system) holds times
+** of a clock this one cannot compare with: CLOCK_MONOTONIC starts again at
+** boot. A mark that says it lasts longer than any mark can (a second from
+** its last renewal) is not a live waiter's. 2026-12-01: a writer without a
+** timeout yielded to it at every try and got STATEIO_BUSY, for as long as
+** the old machine had been up.
+*/
+static void test_foreign_mark(void){
+  const char *path = tpath("mark.log");
+  char cpath[620];
+  snprintf(cpath, sizeof(cpath), "%s-commit", path);
+  rm_log(path);
+  stateio_writer *w;
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(put_txn(w, 1, 2, 40, 0) == STATEIO_OK);         /* makes the commit file */
+  stateio_writer_close(w);
+  static const struct { int64_t since, until; const char *what; } marks[] = {
+    { 5 * 86400000LL, 5 * 86400000LL + 1000, "from before a reboot (its clock 5 days ahead)" },
+    { -1000, 3 * 86400000LL, "lasting three days" },
+    { 10000, 11000, "from a clock ahead of this one" },
+  };
+  for(size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++){
+    uint64_t now = mono_ms();
+    put_mark(cpath, (uint64_t)((int64_t)now + marks[i].since), (uint64_t)((int64_t)now + marks[i].until));
+    CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
+    int rc = put_txn(w, 2 + i, 1, 40, 0);
+    stateio_writer_close(w);
+    CHECK_MSG(rc == STATEIO_OK, "a mark %s: a writer without a timeout commits (%s)", marks[i].what, stateio_errstr(rc));
+  }
+  /* A live mark (a waiter that renews it) is still let in first. */
+  {
+    uint64_t now = mono_ms();
+    put_mark(cpath, now - 50, now + 900);
+    CHECK(stateio_writer_open(&w, path, 0) == STATEIO_OK);
+    int rc = put_txn(w, 9, 1, 40, 0);
+    stateio_writer_close(w);
+    CHECK_MSG(rc == STATEIO_BUSY, "a live mark: a writer without a timeout lets the waiter in (%s)", stateio_errstr(rc));
+  }
+  rm_log(path);
+}
+
 /* ------------------------------------------------------------ a failure at every step */
 
 /*
@@ -1639,6 +1708,7 @@ int main(void){
     { test_fork, "a writer carried across fork" },
     { test_commit_tmp_fails, "the commit file cannot be made" },
     { test_long_name, "long names" },
+    { test_foreign_mark, "a mark from another clock" },
     { test_fault_sweep, "a failure at every step" },
   };
   for(size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++){
