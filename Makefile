@@ -191,16 +191,16 @@ build/commit_test build/san/commit_test: TEST_LDFLAGS = -Wl,--wrap=stat
 
 # ext_fault_test has the extension compiled in (SQLITE_CORE: its calls go to
 # libsqlite3 itself), so that the library's os hook reaches its tables' files.
-build/ext_fault_test: test/ext_fault_test.c test/testhelp.h $(EXT_SRC) $(EXT_HDR) build/libstateio.a | build $(PKG_STEP)
+build/ext_fault_test: test/ext_fault_test.c test/testhelp.h test/sweep.h $(EXT_SRC) $(EXT_HDR) build/libstateio.a | build $(PKG_STEP)
 	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -Iext -Itest -DSQLITE_CORE -o $@ $< $(EXT_SRC) build/libstateio.a $(LDLIBS) -lsqlite3 -lpthread
 
-build/san/ext_fault_test: test/ext_fault_test.c test/testhelp.h $(EXT_SRC) $(EXT_HDR) build/san/libstateio.a | build/san $(PKG_STEP)
+build/san/ext_fault_test: test/ext_fault_test.c test/testhelp.h test/sweep.h $(EXT_SRC) $(EXT_HDR) build/san/libstateio.a | build/san $(PKG_STEP)
 	$(CC) -O1 -g $(SANFLAGS) $(WARN) $(CPPFLAGS) -Iext -Itest -DSQLITE_CORE -o $@ $< $(EXT_SRC) build/san/libstateio.a $(LDLIBS) -lsqlite3 -lpthread
 
-build/%_test: test/%_test.c test/testhelp.h test/layout.h build/libstateio.a | build $(PKG_STEP)
+build/%_test: test/%_test.c test/testhelp.h test/layout.h test/sweep.h build/libstateio.a | build $(PKG_STEP)
 	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -Itest -o $@ $< build/libstateio.a $(LDLIBS) -lcrypto $(TEST_LDFLAGS)
 
-build/san/%_test: test/%_test.c test/testhelp.h test/layout.h build/san/libstateio.a | build/san $(PKG_STEP)
+build/san/%_test: test/%_test.c test/testhelp.h test/layout.h test/sweep.h build/san/libstateio.a | build/san $(PKG_STEP)
 	$(CC) -O1 -g $(SANFLAGS) $(WARN) $(CPPFLAGS) -Itest -o $@ $< build/san/libstateio.a $(LDLIBS) -lcrypto $(TEST_LDFLAGS)
 
 .PHONY: test

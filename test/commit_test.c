@@ -46,6 +46,7 @@
 
 #include "stateio.h"
 #include "logio.h"
+#include "sweep.h"
 #include "testhelp.h"
 
 static char tmpdir[256];
@@ -1158,27 +1159,6 @@ static void test_foreign_mark(void){
 ** a freed one); nothing is left beside the log but its commit file; and a
 ** new writer can commit.
 */
-static struct { int count, fail_at, err, fired, full; } sweep;
-
-static int sweep_hook(void *arg, stateio_os_op *o){
-  (void)arg;
-  if( o->after ) return 0;
-  ++sweep.count;
-  /* full: the disk fills at operation fail_at, and every write from there on fails. */
-  if( sweep.full ){
-    if( sweep.fail_at && sweep.count >= sweep.fail_at && strcmp(o->op, "write") == 0 ){
-      sweep.fired = 1;
-      return sweep.err;
-    }
-    return 0;
-  }
-  if( sweep.count == sweep.fail_at ){
-    sweep.fired = 1;
-    return sweep.err;
-  }
-  return 0;
-}
-
 /* Whether the writer's error file is one of the log's own names. */
 static int known_errfile(stateio_writer *w, const char *path){
   const char *ef = stateio_writer_errfile(w);
@@ -1230,21 +1210,15 @@ static void test_fault_sweep(void){
   for(size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++){
     /* A dry run counts the operations. */
     rm_log(path);
-    memset(&sweep, 0, sizeof(sweep));
-    stateio_set_os_hook(sweep_hook, NULL);
+    sweep_arm(0, 0, 0);
     sweep_run(path, modes[m][0], acked, why, sizeof(why));
-    stateio_set_os_hook(NULL, NULL);
-    int total = sweep.count;
+    int total = sweep_disarm();
     CHECK_MSG(total > 50 && acked[1] == 1 && acked[6] == 1, "the workload runs (%d operations)", total);
     for(int k = 1; k <= total; k++){
       rm_log(path);
-      memset(&sweep, 0, sizeof(sweep));
-      sweep.fail_at = k;
-      sweep.err = modes[m][1];
-      sweep.full = modes[m][2];
-      stateio_set_os_hook(sweep_hook, NULL);
+      sweep_arm(k, modes[m][1], modes[m][2]);
       sweep_run(path, modes[m][0], acked, why, sizeof(why));
-      stateio_set_os_hook(NULL, NULL);
+      sweep_disarm();
       runs++;
       uint64_t txns[16];
       int n = access(path, F_OK) == 0 ? read_txns(path, txns, 16, NULL) : 0;

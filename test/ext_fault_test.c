@@ -27,24 +27,13 @@
 #include <sqlite3.h>
 
 #include "stateio.h"
+#include "sweep.h"
 #include "testhelp.h"
 
 int sqlite3_stateio_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi);
 
 static char tmpdir[256];
 static char logpath[320];
-
-static struct { int count, fail_at, err, full; } sweep;
-
-static int sweep_hook(void *arg, stateio_os_op *o){
-  (void)arg;
-  if( o->after ) return 0;
-  ++sweep.count;
-  if( sweep.full ){
-    return sweep.fail_at && sweep.count >= sweep.fail_at && strcmp(o->op, "write") == 0 ? sweep.err : 0;
-  }
-  return sweep.count == sweep.fail_at ? sweep.err : 0;
-}
 
 /* Why a message is wrong, or NULL: printable, and naming no file but the log's own. */
 static const char *bad_message(const char *m){
@@ -148,11 +137,9 @@ int main(void){
   for(size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++){
     unlink(logpath);
     unlink(cpath);
-    memset(&sweep, 0, sizeof(sweep));
-    stateio_set_os_hook(sweep_hook, NULL);
+    sweep_arm(0, 0, 0);
     workload(u, why, sizeof(why));
-    stateio_set_os_hook(NULL, NULL);
-    int total = sweep.count;
+    int total = sweep_disarm();
     int n[8], rb;
     int all = read_units(n, &rb) == 0;
     for(int k = 1; k <= 7; k++) all = all && u[k].ok;
@@ -160,13 +147,9 @@ int main(void){
     for(int k = 1; k <= total; k++){
       unlink(logpath);
       unlink(cpath);
-      memset(&sweep, 0, sizeof(sweep));
-      sweep.fail_at = k;
-      sweep.err = modes[m][0];
-      sweep.full = modes[m][1];
-      stateio_set_os_hook(sweep_hook, NULL);
+      sweep_arm(k, modes[m][0], modes[m][1]);
       workload(u, why, sizeof(why));
-      stateio_set_os_hook(NULL, NULL);
+      sweep_disarm();
       runs++;
       for(int j = 1; j <= 7; j++){
         if( u[j].tried && !u[j].ok ){ failing++; break; }
