@@ -185,9 +185,10 @@ build/san/stateio: $(CLI_OBJ_SAN) build/san/libstateio.a
 	$(CC) -O1 -g $(SANFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ_SAN) build/san/libstateio.a $(LDLIBS) -lpthread
 
 # ---------------------------------------------------------------- tests
-# commit_test runs code inside the library's look for the commit file, a stat() (--wrap).
+# commit_test runs code inside the library's look for the commit file, a stat(),
+# and between a reader's reads of the commit record, pread()s (--wrap).
 TEST_LDFLAGS =
-build/commit_test build/san/commit_test: TEST_LDFLAGS = -Wl,--wrap=stat
+build/commit_test build/san/commit_test: TEST_LDFLAGS = -Wl,--wrap=stat -Wl,--wrap=pread
 
 # ext_fault_test has the extension compiled in (SQLITE_CORE: its calls go to
 # libsqlite3 itself), so that the library's os hook reaches its tables' files.

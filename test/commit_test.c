@@ -1076,6 +1076,78 @@ static void test_commit_tmp_fails(void){
   }
 }
 
+/* ------------------------------------------------------------ a reader between two commits */
+
+/*
+** A reader finds a commit in flight; reading the record once more it sees
+** the commit done; and before it reads the log's size, the writer has
+** begun its next batch and spilled a chunk of it. The size must come with
+** the record it belongs to (the seqlock), not after it: 2026-12-01, under
+** valgrind a reader saw part of a spilled transaction this way.
+**
+** commit_test is linked with --wrap=pread: the reader's third read of the
+** record (72 bytes at offset 0; the seqlock's two, then the look once
+** more) is where the writer, in this process on its own descriptor, does
+** the two steps, before and after that read.
+*/
+#define SIO_TEST_REC_SIZE 72          /* the commit record (doc/COMMIT.md); its state is the u16 at 12 */
+static struct { int armed, n, reached; stateio_writer *w; } race;
+
+static void race_next_batch(void){
+  unsigned char buf[1000];
+  CHECK(stateio_writer_begin(race.w) == STATEIO_OK);
+  for(uint32_t k = 0; k < 8; k++){
+    fill(buf, sizeof(buf), 3, k, 8);
+    CHECK(stateio_update(race.w, buf, sizeof(buf)) == STATEIO_OK);
+  }
+}
+
+ssize_t __real_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t __wrap_pread(int fd, void *buf, size_t n, off_t off){
+  if( !race.armed || n != SIO_TEST_REC_SIZE || off != 0 || ++race.n != 3 ) return __real_pread(fd, buf, n, off);
+  race.armed = 0;
+  CHECK(stateio_writer_commit(race.w) == STATEIO_OK);          /* the commit in flight is done */
+  ssize_t got = __real_pread(fd, buf, n, off);
+  race.reached = got == (ssize_t)n && ((unsigned char*)buf)[12] == 2;   /* and the reader saw it done */
+  race_next_batch();                                           /* the next batch spills a chunk */
+  return got;
+}
+
+static void test_view_race(void){
+  const char *path = tpath("race.log");
+  rm_log(path);
+  stateio_writer *w;
+  CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
+  CHECK(put_txn(w, 1, 8, 40, 1) == STATEIO_OK);
+  stateio_writer_set_spill(w, 4096);
+  CHECK(stateio_writer_begin(w) == STATEIO_OK);
+  unsigned char buf[100];
+  for(uint32_t k = 0; k < 2; k++){
+    fill(buf, sizeof(buf), 2, k, 2);
+    CHECK(stateio_update(w, buf, sizeof(buf)) == STATEIO_OK);
+  }
+  CHECK(stateio_writer_prepare(w) == STATEIO_OK);     /* transaction 2 in flight, its end known */
+  uint64_t end2 = fsize(path);
+  memset(&race, 0, sizeof(race));
+  race.w = w;
+  race.armed = 1;
+  stateio_image img;
+  int rc = stateio_open_image(path, &img);
+  race.armed = 0;
+  uint64_t seen = rc == STATEIO_OK ? img.file_size : 0;
+  if( rc == STATEIO_OK ) stateio_close_image(&img);
+  CHECK_MSG(race.reached, "the interleaving is reached: the reader's third read of the record saw it done (%d reads)", race.n);
+  CHECK_MSG(fsize(path) > end2, "the next batch has spilled (%llu bytes, %llu committed)",
+            (unsigned long long)fsize(path), (unsigned long long)end2);
+  CHECK_MSG(rc == STATEIO_OK && seen == end2, "the reader sees the log up to the commit done (%s, %llu bytes, want %llu)",
+            stateio_errstr(rc), (unsigned long long)seen, (unsigned long long)end2);
+  stateio_writer_rollback(w);
+  stateio_writer_close(w);
+  uint64_t txns[8];
+  CHECK(read_txns(path, txns, 8, NULL) == 2);
+  rm_log(path);
+}
+
 /* ------------------------------------------------------------ a mark from another clock */
 
 /* CLOCK_MONOTONIC in ms, the clock of the waiter's mark. */
@@ -1682,6 +1754,7 @@ int main(void){
     { test_fork, "a writer carried across fork" },
     { test_commit_tmp_fails, "the commit file cannot be made" },
     { test_long_name, "long names" },
+    { test_view_race, "a reader between two commits" },
     { test_foreign_mark, "a mark from another clock" },
     { test_fault_sweep, "a failure at every step" },
   };
