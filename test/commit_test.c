@@ -1093,12 +1093,13 @@ static void test_commit_tmp_fails(void){
 #define SIO_TEST_REC_SIZE 72          /* the commit record (doc/COMMIT.md); its state is the u16 at 12 */
 static struct { int armed, n, reached; stateio_writer *w; } race;
 
-static void race_next_batch(void){
-  unsigned char buf[1000];
-  CHECK(stateio_writer_begin(race.w) == STATEIO_OK);
-  for(uint32_t k = 0; k < 8; k++){
-    fill(buf, sizeof(buf), 3, k, 8);
-    CHECK(stateio_update(race.w, buf, sizeof(buf)) == STATEIO_OK);
+/* Begin transaction t and append its n entries of len bytes, leaving it open. */
+static void open_txn(stateio_writer *w, uint64_t t, uint32_t n, size_t len){
+  unsigned char buf[4096];
+  CHECK(len <= sizeof(buf) && stateio_writer_begin(w) == STATEIO_OK);
+  for(uint32_t k = 0; k < n; k++){
+    fill(buf, len, t, k, n);
+    CHECK(stateio_update(w, buf, len) == STATEIO_OK);
   }
 }
 
@@ -1109,7 +1110,7 @@ ssize_t __wrap_pread(int fd, void *buf, size_t n, off_t off){
   CHECK(stateio_writer_commit(race.w) == STATEIO_OK);          /* the commit in flight is done */
   ssize_t got = __real_pread(fd, buf, n, off);
   race.reached = got == (ssize_t)n && ((unsigned char*)buf)[12] == 2;   /* and the reader saw it done */
-  race_next_batch();                                           /* the next batch spills a chunk */
+  open_txn(race.w, 3, 8, 1000);                                /* the next batch spills a chunk */
   return got;
 }
 
@@ -1120,12 +1121,7 @@ static void test_view_race(void){
   CHECK(stateio_writer_open(&w, path, STATEIO_CREATE) == STATEIO_OK);
   CHECK(put_txn(w, 1, 8, 40, 1) == STATEIO_OK);
   stateio_writer_set_spill(w, 4096);
-  CHECK(stateio_writer_begin(w) == STATEIO_OK);
-  unsigned char buf[100];
-  for(uint32_t k = 0; k < 2; k++){
-    fill(buf, sizeof(buf), 2, k, 2);
-    CHECK(stateio_update(w, buf, sizeof(buf)) == STATEIO_OK);
-  }
+  open_txn(w, 2, 2, 100);
   CHECK(stateio_writer_prepare(w) == STATEIO_OK);     /* transaction 2 in flight, its end known */
   uint64_t end2 = fsize(path);
   memset(&race, 0, sizeof(race));
