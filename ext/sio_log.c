@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "stateio_ext.h"
@@ -51,11 +52,21 @@ static char *sio_absolute(const char *zPath){
   return zAbs;
 }
 
-/* The birth time of the file at zPath in ns, 0 when its file system keeps none. */
-static uint64_t sio_birth(const char *zPath){
+/*
+** What the registry knows a file by, in one statx(): its mode, device and
+** inode (the only fields of *pSt filled), and *pBirth its birth time in
+** ns, 0 when its file system keeps none. 0, or -1 with errno, as stat().
+*/
+static int sio_stat_id(const char *zPath, struct stat *pSt, uint64_t *pBirth){
   struct statx sx;
-  if( statx(AT_FDCWD, zPath, 0, STATX_BTIME, &sx)!=0 || !(sx.stx_mask & STATX_BTIME) ) return 0;
-  return (uint64_t)sx.stx_btime.tv_sec * 1000000000u + sx.stx_btime.tv_nsec;
+  if( statx(AT_FDCWD, zPath, 0, STATX_TYPE | STATX_MODE | STATX_INO | STATX_BTIME, &sx)!=0 ) return -1;
+  memset(pSt, 0, sizeof(*pSt));
+  pSt->st_mode = sx.stx_mode;
+  pSt->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+  pSt->st_ino = sx.stx_ino;
+  *pBirth = (sx.stx_mask & STATX_BTIME)
+          ? (uint64_t)sx.stx_btime.tv_sec * 1000000000u + sx.stx_btime.tv_nsec : 0;
+  return 0;
 }
 
 /*
@@ -74,11 +85,12 @@ static SioLog *sio_log_find(SioConn *pConn, dev_t dev, ino_t ino, uint64_t birth
   SioLog *p;
   for(p=pConn->pLogs; p; p=p->pNext){
     struct stat st;
-    int bNamed = stat(p->zAbs, &st)==0;
+    uint64_t b;
+    int bNamed = sio_stat_id(p->zAbs, &st, &b)==0;
     if( bNamed ){
       p->dev = st.st_dev;
       p->ino = st.st_ino;
-      p->birth = sio_birth(p->zAbs);
+      p->birth = b;
     }
     if( p->dev!=dev || p->ino!=ino ) continue;
     if( p->birth && birth ){
@@ -94,6 +106,7 @@ int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
                sqlite3_int64 nSpill, const char *zTable, SioLog **ppLog, char **pzErr){
   SioLog *pLog;
   struct stat st;
+  uint64_t birth;
   char *zAbs;
   int rc;
 
@@ -106,7 +119,7 @@ int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
     }
     return sioOpenStatus(pzErr, STATEIO_IOERR, zFile);
   }
-  if( stat(zAbs, &st)!=0 ){
+  if( sio_stat_id(zAbs, &st, &birth)!=0 ){
     int e = errno;
     rc = sioOpenStatus(pzErr, STATEIO_IOERR, zFile);
     if( e==ENOENT && zTable ){
@@ -125,7 +138,7 @@ int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
     sqlite3_free(zAbs);
     return rc;
   }
-  pLog = sio_log_find(pConn, st.st_dev, st.st_ino, sio_birth(zAbs));
+  pLog = sio_log_find(pConn, st.st_dev, st.st_ino, birth);
   if( pLog && bWrite && pLog->bFlagsSet && pLog->nWriteRef==0 && !pLog->bBatch && !pLog->bPrepared ){
     /*
     ** The tables that set the writer's options are gone (only functions or
@@ -171,7 +184,7 @@ int sioLogOpen(SioConn *pConn, const char *zFile, int bWrite, int flags,
     pLog->zAbs = zAbs;
     pLog->dev = st.st_dev;
     pLog->ino = st.st_ino;
-    pLog->birth = sio_birth(zAbs);
+    pLog->birth = birth;
     pLog->nRef = 1;
     pLog->pNext = pConn->pLogs;
     pConn->pLogs = pLog;
@@ -288,10 +301,11 @@ int sioPathImage(SioConn *pConn, const char *zPath, SioImage *pImg, char **pzErr
   SioLog *pLog;
   int rc;
   sioImageInit(pImg);
-  if( stat(zPath, &st)!=0 ) return sioOpenStatus(pzErr, STATEIO_IOERR, zPath);
+  uint64_t birth;
+  if( sio_stat_id(zPath, &st, &birth)!=0 ) return sioOpenStatus(pzErr, STATEIO_IOERR, zPath);
   rc = sioRegularFile(pzErr, st.st_mode, zPath);
   if( rc!=SQLITE_OK ) return rc;
-  pLog = sio_log_find(pConn, st.st_dev, st.st_ino, sio_birth(zPath));
+  pLog = sio_log_find(pConn, st.st_dev, st.st_ino, birth);
   if( pLog && pLog->pWriter && stateio_writer_locked(pLog->pWriter) ){
     /* A transaction of this connection has written the file: see what it sees. */
     return sioLogImage(pLog, zPath, pImg, pzErr);
